@@ -1,0 +1,35 @@
+/* config.h — settings from the environment and secrets from systemd credentials, validated
+ * once at start. A bad setting fails with one line naming it, before any work. */
+#pragma once
+
+#include <stdbool.h>
+
+typedef enum BusScope {
+        BUS_SYSTEM,
+        BUS_USER,
+} BusScope;
+
+typedef struct Config {
+        BusScope bus;
+        char *state_dir;           /* $STATE_DIRECTORY | $XDG_STATE_HOME/gazelle-scheduler | ~/.local/state/… */
+        char *sqlite_path;         /* <state_dir>/gazelle-scheduler.sqlite */
+        char *database_url;        /* secret: credential database-url | $DATABASE_URL; NULL → SQLite */
+        char *backup_dir;          /* $BACKUP_DIR | <state_dir>/backups */
+        unsigned backup_keep;      /* $BACKUP_KEEP, 1…1000, default 10 */
+        char *backup_sqlite_path;  /* $BACKUP_SQLITE_PATH: another SQLite file to back up */
+        char *admin_group;         /* $GAZELLE_ADMIN_GROUP, default gazelle-admin */
+        unsigned idle_exit_sec;    /* $GAZELLE_IDLE_EXIT_SEC, daemon idle exit, default 30 */
+        char error[256];           /* the one line that says what is wrong */
+} Config;
+
+/* Fills *c; returns 0 or -EINVAL with c->error set ("BACKUP_KEEP=abc: expected …"). */
+int config_load(Config *c, BusScope bus);
+void config_clear(Config *c);
+
+/* A secret from $CREDENTIALS_DIRECTORY/<credential>, else the environment variable; NULL
+ * when neither is set. Trailing newlines are stripped. -errno on unreadable credential. */
+int config_read_secret(const char *credential, const char *env, char **ret);
+
+/* The bus scope the process was started for: an explicit flag wins, then $GAZELLE_BUS, then
+ * the system bus for root on a systemd-booted host, the user bus otherwise. */
+BusScope config_default_bus(void);

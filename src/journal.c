@@ -1,0 +1,78 @@
+/* journal.c — sd_journal_sendv() with our structured fields; terminal echo; sd_notify STATUS.
+ * The identifier is set once in main() before anything logs: it is the process's name, the
+ * one piece of logging state that is process-wide by nature. */
+#include "journal.h"
+
+#include <stdarg.h>
+#include <sys/uio.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+
+#define MESSAGE_MAX 2048
+#define MAX_FIELDS 24
+
+static const char *identifier = "gazelle-scheduler";
+
+void log_set_identifier(const char *ident) {
+        identifier = ident;
+}
+
+static void add(struct iovec *iov, size_t *n, char *field) {
+        if (*n < MAX_FIELDS)
+                iov[(*n)++] = (struct iovec) { .iov_base = field, .iov_len = strlen(field) };
+}
+
+static bool want_terminal(void) {
+        return isatty(STDERR_FILENO) || getenv("GAZELLE_LOG_STDERR");
+}
+
+int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
+             const char *const *extra, const char *fmt, ...) {
+        char message[MESSAGE_MAX];
+        va_list ap;
+
+        int saved_errno = errno;
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+        errno = saved_errno;
+
+        struct iovec iov[MAX_FIELDS];
+        size_t n = 0;
+        _cleanup_free_ char *f_msg = xasprintf("MESSAGE=%s", message);
+        _cleanup_free_ char *f_prio = xasprintf("PRIORITY=%d", priority);
+        _cleanup_free_ char *f_ident = xasprintf("SYSLOG_IDENTIFIER=%s", identifier);
+        _cleanup_free_ char *f_id = message_id ? xasprintf("MESSAGE_ID=%s", message_id) : NULL;
+        _cleanup_free_ char *f_task = ctx && ctx->task ? xasprintf("GAZELLE_TASK=%s", ctx->task) : NULL;
+        _cleanup_free_ char *f_run = ctx && ctx->run_id ? xasprintf("GAZELLE_RUN_ID=%s", ctx->run_id) : NULL;
+        _cleanup_free_ char *f_trig = ctx && ctx->trigger ? xasprintf("GAZELLE_TRIGGER=%s", ctx->trigger) : NULL;
+        _cleanup_free_ char *f_status = status ? xasprintf("GAZELLE_STATUS=%s", status) : NULL;
+        _cleanup_free_ char *f_errno = error ? xasprintf("ERRNO=%d", abs(error)) : NULL;
+
+        add(iov, &n, f_msg);
+        add(iov, &n, f_prio);
+        add(iov, &n, f_ident);
+        char *optional[] = { f_id, f_task, f_run, f_trig, f_status, f_errno };
+        for (size_t i = 0; i < ELEMENTSOF(optional); i++)
+                if (optional[i])
+                        add(iov, &n, optional[i]);
+        for (const char *const *e = extra; e && *e; e++)
+                add(iov, &n, (char *) *e);
+
+        int r = sd_journal_sendv(iov, (int) n);
+        if (r < 0 || want_terminal())
+                fprintf(stderr, "%s\n", message);
+
+        return error ? -abs(error) : 0;
+}
+
+void log_progress(const LogContext *ctx, const char *fmt, ...) {
+        char message[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(message, sizeof message, fmt, ap);
+        va_end(ap);
+
+        (void) sd_notifyf(false, "STATUS=%s", message);
+        log_full(ctx, LOG_INFO, 0, NULL, NULL, NULL, "%s", message);
+}

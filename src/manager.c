@@ -1,0 +1,90 @@
+/* manager.c — reads unit and timer properties from org.freedesktop.systemd1. */
+#include "manager.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* A start counts as timer-made when it began within this distance of the timer's trigger:
+ * systemd enqueues the start job in the same event-loop iteration, so milliseconds apart. */
+#define TIMER_START_TOLERANCE_USEC (3 * USEC_PER_SEC)
+
+#define SD_DEST "org.freedesktop.systemd1"
+
+int manager_bus_open(BusScope scope, sd_bus **ret) {
+        return scope == BUS_SYSTEM ? sd_bus_open_system(ret) : sd_bus_open_user(ret);
+}
+
+static int unit_path(const char *unit, char **ret) {
+        return sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, ret);
+}
+
+static int get_u64(sd_bus *bus, const char *unit, const char *iface, const char *prop, uint64_t *ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        int r = unit_path(unit, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_get_property_trivial(bus, SD_DEST, path, iface, prop, &error, 't', ret);
+}
+
+int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, bool *ret) {
+        uint64_t started = 0, triggered = 0;
+
+        int r = get_u64(bus, unit, "org.freedesktop.systemd1.Unit", "InactiveExitTimestamp", &started);
+        if (r < 0)
+                return r;
+        r = get_u64(bus, timer, "org.freedesktop.systemd1.Timer", "LastTriggerUSec", &triggered);
+        if (r < 0)
+                return r;
+        *ret = started > 0 && triggered > 0 &&
+               (started > triggered ? started - triggered : triggered - started) <= TIMER_START_TOLERANCE_USEC;
+        return 0;
+}
+
+int manager_unit_active_state(sd_bus *bus, const char *unit, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+
+        int r = unit_path(unit, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_get_property_string(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", "ActiveState",
+                                          &error, ret);
+}
+
+int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret) {
+        uint64_t t = 0;
+        int r = get_u64(bus, timer, "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime", &t);
+        if (r < 0)
+                return r;
+        *ret = t == UINT64_MAX ? 0 : t;
+        return 0;
+}
+
+int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const void *p;
+        size_t n;
+
+        int r = unit_path(unit, &path);
+        if (r < 0)
+                return r;
+        r = sd_bus_get_property(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", "InvocationID", &error,
+                                &reply, "ay");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read_array(reply, 'y', &p, &n);
+        if (r < 0)
+                return r;
+        if (n != 16)
+                return -ENODATA;
+        for (size_t i = 0; i < 16; i++)
+                snprintf(ret + 2 * i, 3, "%02x", ((const uint8_t *) p)[i]);
+        return 0;
+}

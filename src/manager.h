@@ -1,0 +1,25 @@
+/* manager.h — what we ask the service manager (systemd, over D-Bus): the bus for our scope,
+ * whether a start came from the unit's timer, unit and timer state. Library layer: -errno, no
+ * logging; the bus error's text is returned through *error when given. */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-bus.h>
+
+#include "config.h"
+#include "timeutil.h"
+
+/* The bus of the scope: system bus for BUS_SYSTEM, the user's session bus for BUS_USER. */
+int manager_bus_open(BusScope scope, sd_bus **ret);
+
+/* True when the unit's current activation was started by its timer: the timer's
+ * LastTriggerUSec (reliable, unlike the stale TRIGGER_* variables of systemd 252) matches the
+ * moment the unit left the inactive state. */
+int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, bool *ret);
+
+/* ActiveState of a unit ("active", "activating", "inactive", "failed", …); newly allocated. */
+int manager_unit_active_state(sd_bus *bus, const char *unit, char **ret);
+/* NextElapseUSecRealtime of a timer; 0 when it has none (disabled, not loaded). */
+int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret);
+/* InvocationID of the unit's current activation, as 32 hex characters. */
+int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]);

@@ -1,0 +1,20 @@
+/* migrate.h — numbered schema migrations compiled in from sql/ (see embed-sql.py). */
+#pragma once
+
+#include "db.h"
+
+typedef struct Migration {
+        int version;
+        const char *name;
+        const char *sql;
+} Migration;
+
+extern const Migration sqlite_migrations[];
+extern const Migration postgresql_migrations[];
+
+/* Applies every migration not yet recorded in schema_migrations, in order, each exactly once
+ * even when several processes start together. Returns the number applied or -errno (the
+ * engine's message in db_error()). */
+int migrate_apply(Db *db);
+/* Highest version this binary knows for the engine. */
+int migrate_latest(const Db *db);

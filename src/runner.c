@@ -1,0 +1,299 @@
+/* runner.c — the task runner. Whoever started it (timer, daemon, systemctl, a terminal), the
+ * runner owns its scheduler_logs row from `running` to a final status, and a run can never be
+ * left `running` by a dead process for longer than the next run of the same task. */
+#include "runner.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "backup.h"
+#include "manager.h"
+
+/* A daemon's pending row is adopted only if recent; older ones are reaped (the start never
+ * reached a runner). */
+#define PENDING_ADOPT_WINDOW_USEC (10 * 60 * USEC_PER_SEC)
+
+static int task_not_implemented(RunContext *ctx, TaskResult *result) {
+        task_result_set(result, "error", "%s n'est pas encore disponible dans cette version (non implémentée)",
+                        ctx->task->label);
+        return -EOPNOTSUPP;
+}
+
+static const TaskRunFunc task_functions[_TASK_MAX] = {
+        [TASK_SYNC_GAZELLE] = task_not_implemented,
+        [TASK_RAPPORT_TIMELINE] = task_not_implemented,
+        [TASK_BACKUP] = backup_task_run,
+        [TASK_RV_ALERTS] = task_not_implemented,
+};
+
+/* Signal-handler state is the one process-wide mutable thing: handlers can reach nothing else. */
+static volatile sig_atomic_t cancel_requested;
+
+static void on_cancel_signal(int sig) {
+        cancel_requested = sig;
+}
+
+bool run_cancelled(const RunContext *ctx) {
+        return ctx->cancelled && *ctx->cancelled;
+}
+
+void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) {
+        va_list ap;
+        char *m;
+
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+        free(result->message);
+        result->message = m;
+        result->status = status;
+}
+
+static int take_task_lock(const Config *config, const Task *task, int *ret_fd) {
+        _cleanup_free_ char *dir = xasprintf("%s/locks", config->state_dir);
+        int r = mkdir_p(dir, 0700);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = xasprintf("%s/%s.lock", dir, task->name);
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        /* flock dies with the process, however it dies: exactly the liveness we need. */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static const char *status_message_id(const char *status) {
+        if (streq(status, "success"))
+                return MESSAGE_ID_TASK_SUCCEEDED;
+        if (streq(status, "warning"))
+                return MESSAGE_ID_TASK_WARNING;
+        if (streq(status, "skipped"))
+                return MESSAGE_ID_TASK_SKIPPED;
+        return MESSAGE_ID_TASK_FAILED;
+}
+
+static int status_priority(const char *status) {
+        return streq(status, "error") ? LOG_ERR : streq(status, "warning") ? LOG_WARNING : LOG_NOTICE;
+}
+
+/* Under systemd: adopt the daemon's pending row, else ask whether our timer started us. */
+static const char *detect_trigger(const Config *config, const Task *task, Db *db, const char *host,
+                                  RunRow *adopted, int *adopt_result) {
+        const char *invocation = getenv("INVOCATION_ID");
+        *adopt_result = 0;
+        if (isempty(invocation))
+                return "cli";
+
+        usec_t now = now_realtime();
+        *adopt_result = store_run_adopt(db, task->name, now - PENDING_ADOPT_WINDOW_USEC, invocation, host,
+                                        getpid(), adopted);
+        if (*adopt_result > 0)
+                return adopted->triggered_by;
+
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        bool by_timer = false;
+        int r = manager_bus_open(config->bus, &bus);
+        if (r >= 0)
+                r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
+        if (r < 0)
+                log_warning("Cannot ask the service manager whether %s was started by %s, counting the run "
+                            "as manual: %s", task->unit, task->timer, strerror(-r));
+        return by_timer ? "scheduler" : "manual";
+}
+
+static int begin_run(RunContext *ctx, const char *host) {
+        RunRow adopted = { .duration_seconds = -1 };
+        int adopt_result;
+
+        ctx->log.trigger = detect_trigger(ctx->config, ctx->task, ctx->db, host, &adopted, &adopt_result);
+        if (adopt_result < 0) {
+                run_row_clear(&adopted);
+                return log_error_errno(adopt_result, "Failed to look for a pending run of %s: %s", ctx->task->name,
+                                       db_error(ctx->db));
+        }
+        if (adopt_result > 0) {
+                snprintf(ctx->run_id, sizeof ctx->run_id, "%s", adopted.id);
+                ctx->started_at = adopted.started_at;
+                /* ctx->log.trigger points into adopted: keep a stable copy. */
+                static const char *const triggers[] = { "scheduler", "manual", "api", "cli" };
+                const char *t = "manual";
+                for (size_t i = 0; i < ELEMENTSOF(triggers); i++)
+                        if (streq_ptr(adopted.triggered_by, triggers[i]))
+                                t = triggers[i];
+                ctx->log.trigger = t;
+                log_full(&ctx->log, LOG_NOTICE, 0, MESSAGE_ID_TASK_STARTED, "running", NULL,
+                         "%s: démarrage (exécution %s, %s%s%s)", ctx->task->label, ctx->run_id, t,
+                         adopted.triggered_by_user ? " par " : "", strempty(adopted.triggered_by_user));
+                run_row_clear(&adopted);
+                return 0;
+        }
+
+        run_id_new(ctx->run_id);
+        ctx->started_at = now_realtime();
+        RunRow row = {
+                .id = ctx->run_id,
+                .task_name = (char *) ctx->task->name,
+                .task_label = (char *) ctx->task->label,
+                .started_at = ctx->started_at,
+                .status = (char *) "running",
+                .triggered_by = (char *) ctx->log.trigger,
+                .triggered_by_user = streq(ctx->log.trigger, "cli") ? getenv("USER") : NULL,
+                .invocation_id = getenv("INVOCATION_ID"),
+                .host = (char *) host,
+                .pid = getpid(),
+        };
+        int r = store_run_insert(ctx->db, &row);
+        if (r < 0)
+                return log_error_errno(r, "Failed to record the start of %s in scheduler_logs: %s",
+                                       ctx->task->name, db_error(ctx->db));
+        log_full(&ctx->log, LOG_NOTICE, 0, MESSAGE_ID_TASK_STARTED, "running", NULL,
+                 "%s: démarrage (exécution %s, %s)", ctx->task->label, ctx->run_id, ctx->log.trigger);
+        return 0;
+}
+
+static void reap_interrupted(RunContext *ctx, const char *host) {
+        usec_t now = now_realtime();
+        int r = store_run_reap(ctx->db, ctx->task->name, host, ctx->run_id[0] ? ctx->run_id : NULL,
+                               now - PENDING_ADOPT_WINDOW_USEC, now,
+                               "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé, "
+                               "redémarrage ou panne). Relancez la tâche.");
+        if (r < 0)
+                log_warning("Failed to mark interrupted runs of %s, ignoring: %s", ctx->task->name, db_error(ctx->db));
+        else if (r > 0)
+                log_run(&ctx->log, LOG_WARNING, "%d exécution(s) interrompue(s) de %s marquée(s) en erreur", r,
+                        ctx->task->name);
+}
+
+static int finish_run(RunContext *ctx, TaskResult *result) {
+        usec_t now = now_realtime();
+        int64_t duration = (int64_t) ((now - ctx->started_at + USEC_PER_SEC / 2) / USEC_PER_SEC);
+        _cleanup_free_ char *stats = cJSON_PrintUnformatted(result->stats);
+
+        int r = store_run_finish(ctx->db, ctx->run_id, result->status, result->message, stats, now, duration);
+        if (r < 0)
+                log_error_errno(r, "Failed to record the end of run %s (%s) in scheduler_logs: %s", ctx->run_id,
+                                result->status, db_error(ctx->db));
+
+        log_full(&ctx->log, status_priority(result->status), 0, status_message_id(result->status), result->status,
+                 NULL, "%s: %s — %s (%" PRId64 " s)", ctx->task->label, result->status, result->message, duration);
+        if (r < 0)
+                return EXIT_TASK_FAILED;
+        return streq(result->status, "error") ? EXIT_TASK_FAILED : EXIT_TASK_OK;
+}
+
+static void install_cancel_handlers(void) {
+        struct sigaction sa = { .sa_handler = on_cancel_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+}
+
+int runner_run(const Config *config, const Task *task, const RunOptions *options) {
+        _cleanup_(db_closep) Db *db = NULL;
+        _cleanup_close_ int lock_fd = -1;
+        char host[256];
+        RunContext ctx = {
+                .config = config,
+                .task = task,
+                .options = *options,
+                .log = { .task = task->name },
+                .cancelled = &cancel_requested,
+        };
+
+        host_name(host);
+        install_cancel_handlers();
+
+        int r = store_open(config, &db);
+        if (r < 0) {
+                log_full(&ctx.log, LOG_ERR, r, MESSAGE_ID_TASK_FAILED, "error", NULL,
+                         "%s: impossible d'ouvrir la base de données (%s) : %s. Vérifiez DATABASE_URL ou le "
+                         "répertoire d'état %s.", task->label, strerror(-r), db ? db_error(db) : "?",
+                         config->state_dir);
+                return EXIT_TASK_FAILED;
+        }
+        ctx.db = db;
+
+        r = take_task_lock(config, task, &lock_fd);
+        if (r == -EBUSY) {
+                log_run(&ctx.log, LOG_ERR, "%s est déjà en cours sur cet hôte : rien n'a été lancé. Attendez la fin "
+                        "(journalctl GAZELLE_TASK=%s -f).", task->label, task->name);
+                return EXIT_TASK_FAILED;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to take the lock of %s in %s/locks: %s", task->name,
+                                       config->state_dir, strerror(-r)),
+                       EXIT_TASK_FAILED;
+
+        r = begin_run(&ctx, host);
+        if (r < 0)
+                return EXIT_TASK_FAILED;
+        ctx.log.run_id = ctx.run_id;
+        reap_interrupted(&ctx, host);
+
+        TaskResult result = { .stats = cJSON_CreateObject() };
+        r = task_functions[task->id](&ctx, &result);
+        if (r < 0 || !result.status) {
+                if (!result.message)
+                        task_result_set(&result, "error", "Échec : %s", strerror(-r));
+                result.status = "error";
+        }
+        if (cancel_requested && !streq(result.status, "error"))
+                task_result_set(&result, "error", "Interrompue par le signal %s avant la fin",
+                                sigabbrev_np(cancel_requested));
+        int exit_code = finish_run(&ctx, &result);
+        free(result.message);
+        cJSON_Delete(result.stats);
+        return exit_code;
+}
+
+int runner_should_run(const Config *config, const Task *task) {
+        LogContext log = { .task = task->name, .trigger = "scheduler" };
+
+        /* Only the timer's starts are guarded: a person asking for a run always gets one. */
+        if (isempty(getenv("INVOCATION_ID")))
+                return 0;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        bool by_timer = false;
+        int r = manager_bus_open(config->bus, &bus);
+        if (r >= 0)
+                r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
+        if (r < 0) {
+                log_warning("Cannot ask the service manager who started %s, running it: %s", task->unit,
+                            strerror(-r));
+                return 0;
+        }
+        if (!by_timer)
+                return 0;
+
+        _cleanup_(db_closep) Db *db = NULL;
+        r = store_open(config, &db);
+        if (r < 0) {
+                /* Let the run happen: it fails loudly and records why. */
+                log_warning("Cannot open the store to check the slot of %s, running it: %s", task->name,
+                            db ? db_error(db) : strerror(-r));
+                return 0;
+        }
+        usec_t now = now_realtime();
+        LocalDate day = slot_day_of(now, task->slot_hour, task->slot_minute);
+        usec_t from = local_to_utc(day, task->slot_hour, task->slot_minute);
+        usec_t to = local_to_utc(local_date_add_days(day, 1), task->slot_hour, task->slot_minute);
+        r = store_scheduled_success_between(db, task->name, from, to);
+        if (r < 0) {
+                log_warning("Cannot check the slot of %s, running it: %s", task->name, db_error(db));
+                return 0;
+        }
+        if (r == 0)
+                return 0;
+        char d[16];
+        log_full(&log, LOG_NOTICE, 0, MESSAGE_ID_TASK_SKIPPED, "skipped", NULL,
+                 "%s : le créneau du %s a déjà réussi, déclenchement ignoré", task->label,
+                 format_local_date(day, d));
+        return 1;
+}

@@ -1,0 +1,51 @@
+/* runner.h — `gazelle-scheduler run TASK` and `should-run TASK`: the run lifecycle of SPEC §5
+ * (lock, reap the dead, adopt or insert the row, run, finish, journal) around a task function. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "db.h"
+#include "journal.h"
+#include "store.h"
+#include "tasks.h"
+
+/* Exit codes, documented in --help. */
+#define EXIT_TASK_OK 0
+#define EXIT_TASK_FAILED 1
+#define EXIT_USAGE 2
+
+typedef struct RunOptions {
+        bool full;
+        bool dry_run;
+} RunOptions;
+
+typedef struct RunContext {
+        const Config *config;
+        Db *db;
+        const Task *task;
+        RunOptions options;
+        LogContext log;
+        char run_id[RUN_ID_MAX];
+        usec_t started_at;
+        const volatile sig_atomic_t *cancelled; /* set by SIGTERM/SIGINT: stop at the next step */
+} RunContext;
+
+typedef struct TaskResult {
+        const char *status;  /* success, warning, error, skipped */
+        char *message;       /* one French line */
+        cJSON *stats;
+} TaskResult;
+
+/* A task fills *result (status, message, stats) and returns 0, or returns -errno after
+ * setting at least result->message; the runner then records status error. */
+typedef int (*TaskRunFunc)(RunContext *ctx, TaskResult *result);
+
+void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) _printf_(3, 4);
+bool run_cancelled(const RunContext *ctx);
+
+/* Both return a process exit code. */
+int runner_run(const Config *config, const Task *task, const RunOptions *options);
+int runner_should_run(const Config *config, const Task *task);

@@ -1,0 +1,65 @@
+/* store.h — the product's data store: opening the configured engine (SQLite by default,
+ * PostgreSQL when DATABASE_URL is set) with its migrations applied, and the scheduler_logs
+ * run lifecycle (SPEC §5) on top of db.h. Library layer: -errno, messages in db_error(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "db.h"
+#include "timeutil.h"
+
+#define RUN_ID_MAX 37 /* UUID text + NUL */
+
+typedef struct RunRow {
+        char *id;
+        char *task_name;
+        char *task_label;
+        usec_t started_at;
+        usec_t completed_at;       /* 0 when NULL */
+        int64_t duration_seconds;  /* -1 when NULL */
+        char *status;
+        char *message;
+        char *stats;               /* JSON text */
+        char *triggered_by;
+        char *triggered_by_user;
+        usec_t created_at;
+        char *invocation_id;
+        char *host;
+        int64_t pid;               /* 0 when NULL */
+} RunRow;
+
+void run_row_clear(RunRow *row);
+
+/* Opens the store the configuration names and applies pending migrations. The SQLite file's
+ * directory is created (0700) when missing. */
+int store_open(const Config *c, Db **ret);
+
+/* A new random (v4) UUID in text form. */
+void run_id_new(char buf[static RUN_ID_MAX]);
+bool run_id_valid(const char *s);
+
+int store_run_insert(Db *db, const RunRow *row);
+/* Claims the newest pending row for task (status running, no pid, no invocation, started
+ * after not_before) made by the daemon for this start: sets invocation_id, host and pid and
+ * fills *row. 1 when adopted, 0 when there is none. */
+int store_run_adopt(Db *db, const char *task, usec_t not_before, const char *invocation_id, const char *host,
+                    pid_t pid, RunRow *row);
+int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
+                     usec_t completed_at, int64_t duration_seconds);
+/* Marks the task's other running rows on this host error ("interrupted"): rows with a pid (a
+ * runner that died: the caller holds the task lock, so none is alive) and pending rows older
+ * than pending_before (a start that never reached the runner). Returns how many. */
+int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, usec_t pending_before,
+                   usec_t now, const char *message);
+/* A successful (success or warning) scheduler-triggered run started in [from, to)? 1/0/-errno. */
+int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to);
+
+/* Streams rows newest first: limit rows, optionally only one task. Read them with
+ * store_run_read(). */
+int store_runs_query(Db *db, unsigned limit, const char *task, DbCursor **ret);
+int store_run_read(DbCursor *c, RunRow *row);
+/* The newest run of a task (status filter optional); 1 found, 0 none. */
+int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row);

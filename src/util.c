@@ -1,0 +1,87 @@
+/* util.c — the shared helpers declared in util.h: allocation that aborts, mkdir -p,
+ * directory fsync, bounded file reads. */
+#include "util.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+void *xmalloc(size_t n) {
+        void *p = malloc(n ? n : 1);
+        if (!p) {
+                fputs("Out of memory.\n", stderr);
+                abort();
+        }
+        return p;
+}
+
+char *xstrdup(const char *s) {
+        char *p = strdup(s);
+        if (!p) {
+                fputs("Out of memory.\n", stderr);
+                abort();
+        }
+        return p;
+}
+
+char *xasprintf(const char *fmt, ...) {
+        va_list ap;
+        char *p;
+
+        va_start(ap, fmt);
+        int r = vasprintf(&p, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                fputs("Out of memory.\n", stderr);
+                abort();
+        }
+        return p;
+}
+
+int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = xstrdup(path);
+
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int fsync_directory(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+
+        _cleanup_free_ char *buf = xmalloc(max + 1);
+        size_t n = fread(buf, 1, max + 1, f);
+        if (ferror(f))
+                return -EIO;
+        if (n > max)
+                return -EFBIG;
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        return (int) n;
+}
+
+const char *host_name(char buf[static 256]) {
+        if (gethostname(buf, 255) < 0 || !*buf)
+                strcpy(buf, "localhost");
+        buf[255] = 0;
+        return buf;
+}

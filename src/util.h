@@ -1,0 +1,88 @@
+/* util.h — scope-based cleanup, ownership transfer and the few helpers every module shares.
+ * Deliberately tiny: this is not a utility library. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _warn_unused_result_ __attribute__((warn_unused_result))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* Hand ownership over: returns the pointer and leaves NULL behind so the cleanup does nothing. */
+#define TAKE_PTR(p)                           \
+        ({                                    \
+                __typeof__(p) _ptr_ = (p);    \
+                (p) = NULL;                   \
+                _ptr_;                        \
+        })
+#define TAKE_FD(fd)                  \
+        ({                           \
+                int _fd_ = (fd);     \
+                (fd) = -1;           \
+                _fd_;                \
+        })
+
+/* Declares a cleanup function fooptr(Type **p) that calls func(*p) when *p is not NULL. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)          \
+        static inline void func##p(type *p) {            \
+                if (*p)                                  \
+                        func(*p);                        \
+        }
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+static inline void closep(int *fd) {
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+static inline const char *strempty(const char *s) {
+        return s ? s : "";
+}
+
+/* Allocation failure is not a condition we can report usefully from deep inside a task:
+ * abort loudly, like systemd's "Out of memory." paths do at the top. */
+void *xmalloc(size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+
+/* errno-preserving mkdir -p; 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+/* fsync a directory so a rename in it is durable; 0 or -errno. */
+int fsync_directory(const char *dir);
+/* Read a whole (small, bounded) file; -EFBIG when larger than max. */
+int read_file_bounded(const char *path, size_t max, char **ret);
+/* The host name, bounded; never fails (falls back to "localhost"). */
+const char *host_name(char buf[static 256]);
