@@ -223,3 +223,16 @@ int store_run_last(Db *db, const char *task, const char *status_a, const char *s
         r = store_run_read(c, row);
         return r < 0 ? r : 1;
 }
+
+int store_run_get(Db *db, const char *id, RunRow *row) {
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(db, "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE id = $1",
+                         DB_PARAMS(DBV_TEXT_OR_NULL(id)), &c);
+        if (r < 0)
+                return r;
+        r = db_cursor_next(c);
+        if (r <= 0)
+                return r;
+        r = store_run_read(c, row);
+        return r < 0 ? r : 1;
+}

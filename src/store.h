@@ -63,3 +63,5 @@ int store_runs_query(Db *db, unsigned limit, const char *task, DbCursor **ret);
 int store_run_read(DbCursor *c, RunRow *row);
 /* The newest run of a task (status filter optional); 1 found, 0 none. */
 int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row);
+/* One run by id; 1 found, 0 none. */
+int store_run_get(Db *db, const char *id, RunRow *row);

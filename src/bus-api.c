@@ -1,0 +1,460 @@
+/* bus-api.c — the com.piano_tek.GazelleScheduler1 object: RunTask, GetLogs, ListTasks and the
+ * TaskStarted/TaskFinished signals. Handlers follow one recipe: read → validate → authorize →
+ * act → reply; StartUnit is asynchronous so the bus loop never waits for systemd or a task. */
+#include <grp.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <fcntl.h>
+
+#include "bus-errors.h"
+#include "daemon.h"
+#include "journal.h"
+#include "manager.h"
+
+#define EMAIL_MAX 254
+#define GETLOGS_DEFAULT 20
+#define GETLOGS_MAX 1000
+
+static void touch(Context *c) {
+        c->last_activity = now_monotonic();
+}
+
+/* A plausible address: local@domain.tld, printable ASCII without spaces, at most 254 bytes. */
+static bool email_valid(const char *e) {
+        size_t n = strnlen(e, EMAIL_MAX + 1);
+        if (n == 0)
+                return true; /* no email: an API call */
+        if (n > EMAIL_MAX)
+                return false;
+        const char *at = strchr(e, '@');
+        if (!at || at == e || strchr(at + 1, '@') || !at[1])
+                return false;
+        const char *dot = strrchr(at + 1, '.');
+        if (!dot || dot == at + 1 || !dot[1])
+                return false;
+        for (const char *p = e; *p; p++)
+                if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f || strchr("<>()[]\\,;:\"", *p))
+                        return false;
+        return true;
+}
+
+static int caller_identity(sd_bus_message *m, uid_t *ret_uid, char **ret_name, bool *ret_admin, const char *admin_group) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t uid;
+
+        /* Credentials come from the bus daemon (SO_PEERCRED at connect time), never from /proc. */
+        int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID, &creds);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(creds, &uid);
+        if (r < 0)
+                r = sd_bus_creds_get_uid(creds, &uid);
+        if (r < 0)
+                return r;
+
+        struct passwd pw, *pwp = NULL;
+        char buf[4096];
+        (void) getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
+        *ret_uid = uid;
+        *ret_name = pwp ? xstrdup(pwp->pw_name) : xasprintf("uid %u", (unsigned) uid);
+        *ret_admin = uid == 0;
+        if (!*ret_admin && pwp) {
+                struct group gr, *grp = NULL;
+                char gbuf[8192];
+                if (getgrnam_r(admin_group, &gr, gbuf, sizeof gbuf, &grp) == 0 && grp) {
+                        gid_t groups[256];
+                        int ngroups = ELEMENTSOF(groups);
+                        if (getgrouplist(pwp->pw_name, pwp->pw_gid, groups, &ngroups) >= 0)
+                                for (int i = 0; i < ngroups; i++)
+                                        if (groups[i] == grp->gr_gid)
+                                                *ret_admin = true;
+                }
+        }
+        return 0;
+}
+
+static StartJob *job_for_task(Context *c, const Task *t) {
+        for (StartJob *j = c->jobs; j; j = j->next)
+                if (j->task == t)
+                        return j;
+        return NULL;
+}
+
+void job_free(Context *c, StartJob *j) {
+        for (StartJob **p = &c->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        sd_bus_slot_unref(j->start_slot);
+        sd_bus_message_unref(j->call);
+        free(j->job_path);
+        free(j);
+}
+
+static bool task_lock_held(Context *c, const Task *t) {
+        _cleanup_free_ char *path = xasprintf("%s/locks/%s.lock", c->config.state_dir, t->name);
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+        return fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0;
+}
+
+static bool unit_busy(Context *c, const Task *t) {
+        _cleanup_free_ char *state = NULL;
+        return manager_unit_active_state(c->bus, t->unit, &state) >= 0 &&
+               (streq(state, "activating") || streq(state, "active") || streq(state, "deactivating") ||
+                streq(state, "reloading"));
+}
+
+static void mark_unstarted(Context *c, const char *run_id, const char *status, const char *message) {
+        Db *db = context_store(c, NULL);
+        if (!db)
+                return;
+        int r = store_run_finish(db, run_id, status, message, "{}", now_realtime(), 0);
+        if (r < 0) {
+                log_warning("Failed to close run %s as %s: %s", run_id, status, db_error(db));
+                context_store_failed(c, r);
+        }
+}
+
+static void emit_finished(Context *c, const Task *t, const char *run_id, const char *status, const char *message) {
+        (void) sd_bus_emit_signal(c->bus, BUS_PATH, BUS_INTERFACE, "TaskFinished", "ssss", t->name, run_id, status,
+                                  strempty(message));
+}
+
+/* systemd finished the start job: the oneshot has run (or never started). Close what the
+ * runner could not, and tell subscribers how it ended. */
+static void job_completed(Context *c, StartJob *j, const char *result) {
+        LogContext log = { .task = j->task->name, .run_id = j->run_id };
+        _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
+        Db *db = context_store(c, NULL);
+        int r = db ? store_run_get(db, j->run_id, &row) : -EHOSTDOWN;
+
+        if (r > 0 && row.pid == 0 && streq(row.status, "running")) {
+                /* Never adopted: the runner did not start (condition, start limit, missing binary). */
+                _cleanup_free_ char *msg = streq(result, "done")
+                        ? xasprintf("Ignorée par systemd : %s n'a pas été exécutée (condition non remplie)", j->task->unit)
+                        : xasprintf("systemd n'a pas pu exécuter %s (résultat du job : %s) : voir journalctl "
+                                    "-u %s", j->task->unit, result, j->task->unit);
+                const char *status = streq(result, "done") ? "skipped" : "error";
+                mark_unstarted(c, j->run_id, status, msg);
+                log_full(&log, streq(status, "error") ? LOG_ERR : LOG_NOTICE, 0,
+                         streq(status, "error") ? MESSAGE_ID_TASK_FAILED : MESSAGE_ID_TASK_SKIPPED, status, NULL,
+                         "%s", msg);
+                emit_finished(c, j->task, j->run_id, status, msg);
+        } else if (r > 0 && streq(row.status, "running")) {
+                /* Adopted but the job is over: the runner died without closing its row. */
+                const char *msg = "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé ou panne). "
+                                  "Relancez la tâche.";
+                mark_unstarted(c, j->run_id, "error", msg);
+                emit_finished(c, j->task, j->run_id, "error", msg);
+        } else if (r > 0)
+                emit_finished(c, j->task, j->run_id, row.status, row.message);
+        else {
+                log_warning("Run %s of %s ended (job %s) but its row cannot be read", j->run_id, j->task->name, result);
+                emit_finished(c, j->task, j->run_id, "error", "résultat inconnu : base de données indisponible");
+        }
+        log_run(&log, LOG_INFO, "Job of %s for run %s removed: %s", j->task->unit, j->run_id, result);
+        job_free(c, j);
+        touch(c);
+}
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Context *c = userdata;
+        const char *path, *unit, *result;
+        uint32_t id;
+
+        if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+                return 0;
+        for (StartJob *j = c->jobs; j; j = j->next)
+                if (j->job_path && streq(j->job_path, path)) {
+                        job_completed(c, j, result);
+                        return 0;
+                }
+        if (!task_by_unit(unit))
+                return 0;
+        /* May have overtaken its StartUnit reply: keep it for on_start_reply(). */
+        unsigned i = c->stash_next++ % JOB_STASH_SIZE;
+        free(c->stash[i].path);
+        free(c->stash[i].result);
+        c->stash[i].path = xstrdup(path);
+        c->stash[i].result = xstrdup(result);
+        return 0;
+}
+
+static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        StartJob *j = userdata;
+        Context *c = j->context;
+        LogContext log = { .task = j->task->name, .run_id = j->run_id };
+        const char *path;
+
+        j->start_slot = sd_bus_slot_unref(j->start_slot);
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e || sd_bus_message_read(reply, "o", &path) < 0) {
+                _cleanup_free_ char *msg = xasprintf("systemd a refusé de démarrer %s : %s", j->task->unit,
+                                                     e && e->message ? e->message : "réponse invalide");
+                mark_unstarted(c, j->run_id, "error", msg);
+                log_full(&log, LOG_ERR, 0, MESSAGE_ID_TASK_FAILED, "error", NULL, "%s", msg);
+                (void) sd_bus_reply_method_errorf(j->call, BUS_ERROR_SYSTEMD_UNAVAILABLE,
+                                                  "systemd refused to start %s: %s", j->task->unit,
+                                                  e && e->message ? e->message : "invalid reply");
+                job_free(c, j);
+                return 0;
+        }
+        j->job_path = xstrdup(path);
+        (void) sd_bus_reply_method_return(j->call, "s", j->run_id);
+        j->call = sd_bus_message_unref(j->call);
+
+        _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
+        Db *db = context_store(c, NULL);
+        const char *trigger = db && store_run_get(db, j->run_id, &row) > 0 && row.triggered_by ? row.triggered_by : "api";
+        (void) sd_bus_emit_signal(c->bus, BUS_PATH, BUS_INTERFACE, "TaskStarted", "sss", j->task->name, j->run_id,
+                                  trigger);
+
+        for (unsigned i = 0; i < JOB_STASH_SIZE; i++)
+                if (c->stash[i].path && streq(c->stash[i].path, path)) {
+                        _cleanup_free_ char *result = TAKE_PTR(c->stash[i].result);
+                        c->stash[i].path = (free(c->stash[i].path), NULL);
+                        job_completed(c, j, result);
+                        break;
+                }
+        return 0;
+}
+
+static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        const char *name, *email;
+        _cleanup_free_ char *caller = NULL;
+        uid_t uid;
+        bool admin;
+
+        touch(c);
+        int r = sd_bus_message_read(m, "ss", &name, &email);
+        if (r < 0)
+                return r;
+
+        const Task *t = task_lookup(name);
+        if (!t)
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
+                                         name, task_valid_names());
+        if (!email_valid(email))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid email address '%.80s': expected name@domain.tld (at most %d bytes) "
+                                         "or an empty string.", email, EMAIL_MAX);
+
+        r = caller_identity(m, &uid, &caller, &admin, c->config.admin_group);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
+        LogContext log = { .task = t->name };
+        if (!admin) {
+                log_run(&log, LOG_WARNING, "RunTask %s refused: caller %s (uid %u) is neither root nor in group %s",
+                        t->name, caller, (unsigned) uid, c->config.admin_group);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Only root and members of group %s may run tasks (caller: %s).",
+                                         c->config.admin_group, caller);
+        }
+
+        StartJob *busy = job_for_task(c, t);
+        if (busy || unit_busy(c, t) || task_lock_held(c, t)) {
+                _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
+                Db *db = busy ? NULL : context_store(c, NULL);
+                const char *id = busy ? busy->run_id
+                                      : db && store_run_last(db, t->name, "running", NULL, &row) > 0 ? row.id : "inconnu";
+                log_run(&log, LOG_INFO, "RunTask %s by %s (uid %u, email %s) refused: already running (run %s)",
+                        t->name, caller, (unsigned) uid, isempty(email) ? "-" : email, id);
+                return sd_bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running (run %s).", t->name, id);
+        }
+
+        Db *db = context_store(c, error);
+        if (!db)
+                return -EHOSTDOWN;
+
+        StartJob *j = xmalloc(sizeof *j);
+        *j = (StartJob) { .context = c, .task = t, .call = sd_bus_message_ref(m) };
+        run_id_new(j->run_id);
+        usec_t now = now_realtime();
+        RunRow row = {
+                .id = j->run_id,
+                .task_name = (char *) t->name,
+                .task_label = (char *) t->label,
+                .started_at = now,
+                .status = (char *) "running",
+                .message = (char *) "En attente du démarrage par systemd",
+                .triggered_by = (char *) (isempty(email) ? "api" : "manual"),
+                .triggered_by_user = isempty(email) ? caller : (char *) email,
+                .host = c->host,
+        };
+        r = store_run_insert(db, &row);
+        if (r < 0) {
+                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
+                                  "Cannot record the run in scheduler_logs (%s): retry later.", db_error(db));
+                context_store_failed(c, r);
+                sd_bus_message_unref(j->call);
+                free(j);
+                return r;
+        }
+        r = sd_bus_call_method_async(c->bus, &j->start_slot, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                     "org.freedesktop.systemd1.Manager", "StartUnit", on_start_reply, j, "ss",
+                                     t->unit, "replace");
+        if (r < 0) {
+                mark_unstarted(c, j->run_id, "error", "systemd injoignable : la tâche n'a pas été démarrée");
+                sd_bus_message_unref(j->call);
+                free(j);
+                return sd_bus_error_setf(error, BUS_ERROR_SYSTEMD_UNAVAILABLE,
+                                         "Cannot ask systemd to start %s: %s", t->unit, strerror(-r));
+        }
+        j->next = c->jobs;
+        c->jobs = j;
+        log_full(&(LogContext) { .task = t->name, .run_id = j->run_id, .trigger = row.triggered_by }, LOG_NOTICE, 0,
+                 NULL, NULL, NULL, "RunTask %s by %s (uid %u, email %s): run %s, starting %s", t->name, caller,
+                 (unsigned) uid, isempty(email) ? "-" : email, j->run_id, t->unit);
+        return 1; /* replied from on_start_reply() */
+}
+
+static int append_str(sd_bus_message *reply, const char *key, const char *value) {
+        if (!value)
+                return 0;
+        return sd_bus_message_append(reply, "{sv}", key, "s", value);
+}
+
+static int append_time(sd_bus_message *reply, const char *key, usec_t t) {
+        char buf[RFC3339_MAX];
+        return t ? append_str(reply, key, format_local_rfc3339(t, buf)) : 0;
+}
+
+static int append_run(sd_bus_message *reply, const RunRow *row) {
+        int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        struct { const char *key, *value; } strs[] = {
+                { "id", row->id }, { "task_name", row->task_name }, { "task_label", row->task_label },
+                { "status", row->status }, { "message", row->message }, { "stats", row->stats },
+                { "triggered_by", row->triggered_by }, { "triggered_by_user", row->triggered_by_user },
+                { "invocation_id", row->invocation_id }, { "host", row->host },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(strs) && r >= 0; i++)
+                r = append_str(reply, strs[i].key, strs[i].value);
+        if (r >= 0)
+                r = append_time(reply, "started_at", row->started_at);
+        if (r >= 0)
+                r = append_time(reply, "completed_at", row->completed_at);
+        if (r >= 0)
+                r = append_time(reply, "created_at", row->created_at);
+        if (r >= 0 && row->duration_seconds >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "duration_seconds", "x", row->duration_seconds);
+        if (r >= 0 && row->pid > 0)
+                r = sd_bus_message_append(reply, "{sv}", "pid", "x", row->pid);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(db_cursor_freep) DbCursor *cur = NULL;
+        uint32_t limit;
+
+        touch(c);
+        int r = sd_bus_message_read(m, "u", &limit);
+        if (r < 0)
+                return r;
+        if (limit == 0)
+                limit = GETLOGS_DEFAULT;
+        if (limit > GETLOGS_MAX)
+                limit = GETLOGS_MAX;
+
+        Db *db = context_store(c, error);
+        if (!db)
+                return -EHOSTDOWN;
+        r = store_runs_query(db, limit, NULL, &cur);
+        if (r >= 0)
+                r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
+        while (r >= 0 && (r = db_cursor_next(cur)) > 0) {
+                r = store_run_read(cur, &row);
+                if (r >= 0)
+                        r = append_run(reply, &row);
+        }
+        if (r < 0) {
+                if (db_cursor_free(TAKE_PTR(cur)), sd_bus_error_is_set(error))
+                        return r;
+                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s", db_error(db));
+                context_store_failed(c, r);
+                return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int append_task(Context *c, Db *db, sd_bus_message *reply, const Task *t) {
+        _cleanup_(run_row_clear) RunRow last = { .duration_seconds = -1 };
+        _cleanup_(run_row_clear) RunRow ok = { .duration_seconds = -1 };
+        usec_t next = 0;
+
+        int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}{sv}{sv}{sv}", "name", "s", t->name, "label", "s", t->label,
+                                          "unit", "s", t->unit, "schedule", "s", t->schedule);
+        if (r >= 0 && manager_timer_next_elapse(c->bus, t->timer, &next) >= 0)
+                r = append_time(reply, "next_run", next);
+        if (r >= 0 && store_run_last(db, t->name, NULL, NULL, &last) > 0) {
+                r = append_str(reply, "last_status", last.status);
+                if (r >= 0)
+                        r = append_str(reply, "last_run_id", last.id);
+        }
+        if (r >= 0 && store_run_last(db, t->name, "success", "warning", &ok) > 0)
+                r = append_time(reply, "last_success_at", ok.started_at);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "{sv}", "running", "b",
+                                          job_for_task(c, t) || unit_busy(c, t) || task_lock_held(c, t));
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+
+        touch(c);
+        Db *db = context_store(c, error);
+        if (!db)
+                return -EHOSTDOWN;
+        int r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "a{sv}");
+        for (int i = 0; r >= 0 && i < _TASK_MAX; i++)
+                r = append_task(c, db, reply, task_get((TaskId) i));
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static const sd_bus_vtable scheduler_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        /* Unprivileged on purpose: the bus policy and method_run_task() decide who may run. */
+        SD_BUS_METHOD_WITH_ARGS("RunTask", SD_BUS_ARGS("s", task, "s", user_email), SD_BUS_RESULT("s", run_id),
+                                method_run_task, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetLogs", SD_BUS_ARGS("u", limit), SD_BUS_RESULT("aa{sv}", logs), method_get_logs,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListTasks", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", tasks), method_list_tasks,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("TaskStarted", SD_BUS_ARGS("s", task, "s", run_id, "s", triggered_by), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("TaskFinished", SD_BUS_ARGS("s", task, "s", run_id, "s", status, "s", message), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int bus_api_register(Context *c) {
+        int r = sd_bus_add_object_vtable(c->bus, NULL, BUS_PATH, BUS_INTERFACE, scheduler_vtable, c);
+        if (r < 0)
+                return r;
+        /* Before any StartUnit: a JobRemoved must never arrive unheard. */
+        return sd_bus_match_signal(c->bus, NULL, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                                   "org.freedesktop.systemd1.Manager", "JobRemoved", on_job_removed, c);
+}

@@ -1,0 +1,49 @@
+/* daemon.h — gazelle-schedulerd's context: one struct passed to every handler. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "db.h"
+#include "store.h"
+#include "tasks.h"
+#include "timeutil.h"
+
+#define JOB_STASH_SIZE 32
+
+/* A RunTask whose StartUnit job systemd has not finished yet. */
+typedef struct StartJob {
+        struct StartJob *next;
+        struct Context *context;
+        const Task *task;
+        char run_id[RUN_ID_MAX];
+        char *job_path;              /* NULL until StartUnit replied */
+        sd_bus_message *call;        /* the RunTask call, until answered */
+        sd_bus_slot *start_slot;
+} StartJob;
+
+typedef struct Context {
+        Config config;
+        sd_event *event;
+        sd_bus *bus;
+        Db *db;                      /* opened lazily; dropped and reopened when it fails */
+        char host[256];
+        StartJob *jobs;
+        usec_t last_activity;        /* monotonic */
+        sd_event_source *idle_source;
+        /* JobRemoved signals that overtook their StartUnit reply: path and result. */
+        struct {
+                char *path;
+                char *result;
+        } stash[JOB_STASH_SIZE];
+        unsigned stash_next;
+} Context;
+
+/* The store, (re)opened on demand: NULL with *error set when unavailable. */
+Db *context_store(Context *c, sd_bus_error *error);
+/* Called when a store operation failed: a dead connection is dropped for the next call. */
+void context_store_failed(Context *c, int r);
+
+int bus_api_register(Context *c);
+void job_free(Context *c, StartJob *j);
