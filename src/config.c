@@ -44,10 +44,14 @@ int config_read_secret(const char *credential, const char *env, char **ret) {
                         size_t n = strlen(s);
                         while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
                                 s[--n] = 0;
-                        *ret = s;
-                        return 0;
-                }
-                if (r != -ENOENT)
+                        if (n > 0) {
+                                *ret = s;
+                                return 0;
+                        }
+                        /* An empty credential is the units' "not configured" default
+                         * (SetCredential=): fall back to the environment. */
+                        free(s);
+                } else if (r != -ENOENT)
                         return r;
         }
         const char *v = env ? getenv(env) : NULL;
