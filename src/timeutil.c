@@ -84,9 +84,11 @@ int parse_iso_utc(const char *s, usec_t *ret) {
                 p++;
                 if (read_digits(&p, 2, &oh) < 0)
                         return -EINVAL;
-                if (*p == ':')
+                if (*p == ':') {
                         p++;
-                if (*p && read_digits(&p, 2, &om) < 0)
+                        if (read_digits(&p, 2, &om) < 0) /* "+hh:" promises minutes */
+                                return -EINVAL;
+                } else if (*p && read_digits(&p, 2, &om) < 0)
                         return -EINVAL;
         } else
                 return -EINVAL;
@@ -95,10 +97,14 @@ int parse_iso_utc(const char *s, usec_t *ret) {
         if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
                 return -EINVAL;
 
-        struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+        /* Seconds are added after the check so that a leap second (:60) stays accepted. */
+        struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi };
         time_t t = timegm(&tm);
         if (t == (time_t) -1)
                 return -EINVAL;
+        if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+                return -EINVAL; /* 2026-02-30: timegm() normalized it to another day */
+        t += sec;
         t -= sign * (oh * 3600 + om * 60);
         if (t < 0)
                 return -ERANGE;
