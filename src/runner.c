@@ -11,6 +11,8 @@
 #include "backup.h"
 #include "manager.h"
 
+#include <systemd/sd-daemon.h>
+
 /* A daemon's pending row is adopted only if recent; older ones are reaped (the start never
  * reached a runner). */
 #define PENDING_ADOPT_WINDOW_USEC (10 * 60 * USEC_PER_SEC)
@@ -180,6 +182,7 @@ static int finish_run(RunContext *ctx, TaskResult *result) {
                 log_error_errno(r, "Failed to record the end of run %s (%s) in scheduler_logs: %s", ctx->run_id,
                                 result->status, db_error(ctx->db));
 
+        (void) sd_notifyf(false, "STATUS=%s : %s", result->status, result->message);
         log_full(&ctx->log, status_priority(result->status), 0, status_message_id(result->status), result->status,
                  NULL, "%s: %s — %s (%" PRId64 " s)", ctx->task->label, result->status, result->message, duration);
         if (r < 0)

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Command 1's second half, run inside tests/sandbox.sh: the product on its embedded default
+# (SQLite) under a real systemd --user manager. Installs the units, lists the timers, runs the
+# backup once through systemd and shows its scheduler_logs row and the journal.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${GS_BUILD_DIR:-$src/build}
+unitdir=$XDG_CONFIG_HOME/systemd/user
+state=$XDG_STATE_HOME/gazelle-scheduler
+
+[ -x "$build/gazelle-scheduler" ] || { echo "demo: build first (meson setup build && meson compile -C build)"; exit 1; }
+mkdir -p "$unitdir" "$XDG_DATA_HOME/dbus-1/services"
+cp "$build"/units/test/* "$unitdir/"
+cp "$build/dbus/com.piano_tek.GazelleScheduler1.session.service" \
+   "$XDG_DATA_HOME/dbus-1/services/com.piano_tek.GazelleScheduler1.service"
+systemctl --user daemon-reload
+systemctl --user enable gazelle-schedulerd.service  # creates the dbus-com.piano_tek.GazelleScheduler1.service alias
+systemctl --user enable --now gazelle-sync.timer gazelle-report.timer gazelle-backup.timer gazelle-alerts.timer
+
+echo "== Timers (next elapse shown in America/Montreal)"
+TZ=America/Montreal systemctl --user list-timers 'gazelle-*' --all --no-pager
+
+echo
+echo "== systemctl --user start gazelle-backup.service"
+systemctl --user start gazelle-backup.service
+systemctl --user status gazelle-backup.service --no-pager --lines=0 || true
+
+echo
+echo "== scheduler_logs ($state/gazelle-scheduler.sqlite)"
+sqlite3 -header -column "$state/gazelle-scheduler.sqlite" \
+        "SELECT started_at, task_name, status, triggered_by, duration_seconds AS s, message FROM scheduler_logs ORDER BY started_at DESC LIMIT 5"
+
+echo
+echo "== Backups"
+ls -l "$state/backups"
+
+echo
+echo "== Journal of the run"
+for _ in $(seq 50); do
+        journalctl -t gazelle-scheduler GAZELLE_TASK=backup --no-pager -q -o cat | grep -q "Backup SQL: success" && break
+        sleep 0.1
+done
+journalctl -t gazelle-scheduler GAZELLE_TASK=backup --no-pager -o short-iso
+
+echo
+echo "== RunTask over D-Bus (bus-activates gazelle-schedulerd)"
+busctl --user call com.piano_tek.GazelleScheduler1 /com/piano_tek/GazelleScheduler1 \
+        com.piano_tek.GazelleScheduler1 RunTask ss backup admin@piano-tek.com || true
+sleep 2
+busctl --user call com.piano_tek.GazelleScheduler1 /com/piano_tek/GazelleScheduler1 \
+        com.piano_tek.GazelleScheduler1 GetLogs u 2 || true
