@@ -16,6 +16,7 @@
 #define BACKUP_NAME_LEN (sizeof(BACKUP_PREFIX) - 1 + 15 + sizeof(BACKUP_SUFFIX) - 1)
 #define BACKUP_NAME_MAX 64
 #define STEP_PAGES 256                 /* 1 MiB at 4 KiB pages: a few ms per step */
+#define SOURCE_BUSY_MAX_USEC (120 * USEC_PER_SEC)
 #define ROLLBACK_JOURNAL_PAUSE_MS 5    /* lets writers of a non-WAL source in between steps */
 #define EXPORT_BATCH_ROWS 5000
 
@@ -140,8 +141,18 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
                 return sqlite_errno(sqlite3_errcode(dest));
         }
         unsigned steps = 0;
+        usec_t busy_since = 0;
         do {
                 rc = sqlite3_backup_step(b, STEP_PAGES);
+                /* A source locked by someone else for minutes is a failure to report, not a
+                 * reason to wait until TimeoutStartSec= kills the run. */
+                if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+                        if (!busy_since)
+                                busy_since = now_monotonic();
+                        else if (now_monotonic() - busy_since > SOURCE_BUSY_MAX_USEC)
+                                break;
+                } else
+                        busy_since = 0;
                 if (++steps % 256 == 0) {
                         int total = sqlite3_backup_pagecount(b), left = sqlite3_backup_remaining(b);
                         log_progress(&ctx->log, "Sauvegarde : %d %% (%d/%d pages)",
@@ -160,6 +171,11 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
         if (rc == SQLITE_INTERRUPT) {
                 snprintf(reason, reason_size, "interrompue");
                 return -EINTR;
+        }
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+                snprintf(reason, reason_size, "la base source est verrouillée par un autre programme depuis plus "
+                                              "de %llu s", (unsigned long long) (SOURCE_BUSY_MAX_USEC / USEC_PER_SEC));
+                return -EBUSY;
         }
         if (rc != SQLITE_DONE || frc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
