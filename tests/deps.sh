@@ -10,4 +10,4 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
         build-essential meson ninja-build pkg-config python3 \
         libsystemd-dev libcurl4-openssl-dev libcjson-dev libpq-dev libsqlite3-dev libssl-dev libdbus-1-dev \
-        systemd dbus dbus-daemon dbus-user-session postgresql sqlite3 util-linux procps valgrind openssl ca-certificates
+        systemd dbus dbus-daemon dbus-user-session postgresql sqlite3 util-linux procps valgrind openssl ca-certificates bc
