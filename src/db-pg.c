@@ -222,10 +222,14 @@ static const DbOps pg_ops = {
         .cursor_free = pg_cursor_free,
 };
 
+/* On failure *ret still receives the half-open Db, which carries the reason in db_error():
+ * callers report it, then db_close() it like any other. */
 int db_open_postgresql(const char *conninfo, Db **ret) {
         PgDb *db = xmalloc(sizeof *db);
         *db = (PgDb) { .base = { .ops = &pg_ops, .backend = DB_POSTGRESQL } };
-        _cleanup_(db_closep) Db *base = &db->base;
+        Db *base = &db->base;
+
+        *ret = base;
 
         /* Bounded connect: a dead server must fail a run in seconds, not hang it. Keys given
          * here are overridden by the same keys in the URI. */
@@ -240,11 +244,7 @@ int db_open_postgresql(const char *conninfo, Db **ret) {
                 db_set_error(base, "PostgreSQL: %s", PQerrorMessage(db->conn));
                 return -ECONNREFUSED;
         }
-        int r = pg_exec_script(base, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET lock_timeout = '30s'");
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(base);
-        return 0;
+        return pg_exec_script(base, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET lock_timeout = '30s'");
 }
 
 struct pg_conn *db_pg_handle(Db *db) {

@@ -233,11 +233,15 @@ static const DbOps sqlite_ops = {
         .cursor_free = sq_cursor_free,
 };
 
+/* On failure *ret still receives the half-open Db, which carries the reason in db_error():
+ * callers report it, then db_close() it like any other. */
 int db_open_sqlite(const char *path, Db **ret) {
         SqliteDb *db = xmalloc(sizeof *db);
         *db = (SqliteDb) { .base = { .ops = &sqlite_ops, .backend = DB_SQLITE } };
-        _cleanup_(db_closep) Db *base = &db->base;
+        Db *base = &db->base;
+        int r;
 
+        *ret = base;
         mode_t old = umask(0077);
         int rc = sqlite3_open_v2(path, &db->handle,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -245,7 +249,6 @@ int db_open_sqlite(const char *path, Db **ret) {
         if (rc != SQLITE_OK) {
                 if (!db->handle) {
                         db_set_error(base, "SQLite: %s", sqlite3_errstr(rc));
-                        free(TAKE_PTR(base));
                         return -ENOMEM;
                 }
                 return fail(db, rc);
@@ -255,13 +258,9 @@ int db_open_sqlite(const char *path, Db **ret) {
 
         /* journal_mode returns a row; sqlite3_exec discards it. WAL lets readers (the daemon, the
          * backup) run beside a writing task without blocking it. */
-        int r = sq_exec_script(base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                     "PRAGMA foreign_keys=ON;");
-        if (r < 0)
-                return r;
-
-        *ret = TAKE_PTR(base);
-        return 0;
+        r = sq_exec_script(base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                                 "PRAGMA foreign_keys=ON;");
+        return r < 0 ? r : 0;
 }
 
 sqlite3 *db_sqlite_handle(Db *db) {
