@@ -233,6 +233,21 @@ static const DbOps sqlite_ops = {
         .cursor_free = sq_cursor_free,
 };
 
+/* Switching a new file to WAL takes an exclusive lock while the statement already holds a
+ * shared one, so SQLite returns SQLITE_BUSY at once instead of calling the busy handler: when
+ * several processes open a fresh store together, all but one would fail. Wait for our turn
+ * within the usual busy timeout. (journal_mode returns a row; sqlite3_exec discards it.) */
+static int set_wal(SqliteDb *db) {
+        for (unsigned waited_ms = 0;; waited_ms += 5) {
+                int rc = sqlite3_exec(db->handle, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+                if (rc == SQLITE_OK)
+                        return 0;
+                if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= BUSY_TIMEOUT_MS)
+                        return fail(db, rc);
+                sqlite3_sleep(5);
+        }
+}
+
 /* On failure *ret still receives the half-open Db, which carries the reason in db_error():
  * callers report it, then db_close() it like any other. */
 int db_open_sqlite(const char *path, Db **ret) {
@@ -256,11 +271,11 @@ int db_open_sqlite(const char *path, Db **ret) {
         sqlite3_extended_result_codes(db->handle, 1);
         sqlite3_busy_timeout(db->handle, BUSY_TIMEOUT_MS);
 
-        /* journal_mode returns a row; sqlite3_exec discards it. WAL lets readers (the daemon, the
-         * backup) run beside a writing task without blocking it. */
-        r = sq_exec_script(base, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                                 "PRAGMA foreign_keys=ON;");
-        return r < 0 ? r : 0;
+        /* WAL lets readers (the daemon, the backup) run beside a writing task without blocking it. */
+        r = set_wal(db);
+        if (r < 0)
+                return r;
+        return sq_exec_script(base, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
 }
 
 sqlite3 *db_sqlite_handle(Db *db) {
