@@ -380,6 +380,23 @@ static void unlink_tmp(char **path) {
         }
 }
 
+/* Temporary files of runs that were killed (SIGKILL, power loss). The runner holds the task
+ * lock, so no live backup owns any of them. */
+static void remove_stale_temporaries(const char *dir) {
+        struct dirent **list = NULL;
+        int n = scandir(dir, &list, NULL, NULL);
+        for (int i = 0; i < n; i++) {
+                const char *name = list[i]->d_name;
+                size_t len = strlen(name);
+                if (strncmp(name, ".db_backup.", 11) == 0 && len > 4 && streq(name + len - 4, ".tmp")) {
+                        _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+                        (void) unlink(p);
+                }
+                free(list[i]);
+        }
+        free(list);
+}
+
 int backup_task_run(RunContext *ctx, TaskResult *result) {
         const Config *c = ctx->config;
         char reason[512] = "";
@@ -406,6 +423,7 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
                 return 0;
         }
 
+        remove_stale_temporaries(c->backup_dir);
         usec_t t0 = now_monotonic();
         _cleanup_(unlink_tmp) char *tmp = xasprintf("%s/.db_backup.%d.tmp", c->backup_dir, (int) getpid());
         (void) unlink(tmp);
