@@ -222,6 +222,9 @@ static const DbOps pg_ops = {
         .cursor_free = pg_cursor_free,
 };
 
+static void ignore_notice(void *userdata, const char *message) {
+}
+
 /* On failure *ret still receives the half-open Db, which carries the reason in db_error():
  * callers report it, then db_close() it like any other. */
 int db_open_postgresql(const char *conninfo, Db **ret) {
@@ -240,6 +243,9 @@ int db_open_postgresql(const char *conninfo, Db **ret) {
                 db_set_error(base, "PostgreSQL: out of memory");
                 return -ENOMEM;
         }
+        /* Library layer, never prints: libpq's default writes every NOTICE (each "already exists,
+         * skipping" of an idempotent migration) to stderr, that is into the journal. */
+        PQsetNoticeProcessor(db->conn, ignore_notice, NULL);
         if (PQstatus(db->conn) != CONNECTION_OK) {
                 db_set_error(base, "PostgreSQL: %s", PQerrorMessage(db->conn));
                 return -ECONNREFUSED;
