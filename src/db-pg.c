@@ -234,10 +234,11 @@ int db_open_postgresql(const char *conninfo, Db **ret) {
 
         *ret = base;
 
-        /* Bounded connect: a dead server must fail a run in seconds, not hang it. Keys given
-         * here are overridden by the same keys in the URI. */
-        const char *keys[] = { "dbname", "connect_timeout", "application_name", "client_encoding", NULL };
-        const char *vals[] = { conninfo, "10", "gazelle-scheduler", "UTF8", NULL };
+        /* Bounded connect: a dead server must fail a run in seconds, not hang it. libpq applies
+         * keys in order, the last one winning: the defaults before dbname (the expanded URI)
+         * give way to the user's URI; client_encoding after it is ours, all our text is UTF-8. */
+        const char *keys[] = { "connect_timeout", "application_name", "dbname", "client_encoding", NULL };
+        const char *vals[] = { "10", "gazelle-scheduler", conninfo, "UTF8", NULL };
         db->conn = PQconnectdbParams(keys, vals, 1);
         if (!db->conn) {
                 db_set_error(base, "PostgreSQL: out of memory");
