@@ -61,10 +61,21 @@ static int sqlite_errno(int rc) {
         }
 }
 
+/* SQLite says SQLITE_FULL only for ENOSPC: a quota (EDQUOT) or a file size limit (EFBIG,
+ * RLIMIT_FSIZE) come back as SQLITE_IOERR_WRITE, "disk I/O error". The system errno of the
+ * destination's last failure tells them apart. */
+static int dest_errno(sqlite3 *dest, int rc) {
+        int e = sqlite3_system_errno(dest);
+        if ((rc & 0xff) == SQLITE_IOERR && (e == ENOSPC || e == EDQUOT || e == EFBIG))
+                return -e;
+        return sqlite_errno(rc);
+}
+
 /* A people-readable reason for the most likely failures; the raw SQLite text follows it. */
 static const char *failure_hint(int r) {
         switch (-r) {
         case ENOSPC:
+        case EDQUOT:
         case EFBIG:
                 return "disque plein ou quota atteint : libérez de l'espace dans le répertoire des sauvegardes";
         case EACCES:
@@ -179,7 +190,7 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
         }
         if (rc != SQLITE_DONE || frc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
-                return sqlite_errno(rc != SQLITE_DONE ? rc : frc);
+                return dest_errno(dest, rc != SQLITE_DONE ? rc : frc);
         }
         return integrity_check(dest, reason, reason_size);
 }
