@@ -126,6 +126,19 @@ static bool journal_mode_is_wal(sqlite3 *db) {
         return m && streq(m, "wal");
 }
 
+/* The backup API copies page 1 verbatim, so a copy of a WAL store is itself marked WAL (the
+ * integrity check already reopened it so): every later reader (verify, restore, sqlite3) would
+ * leave -wal and -shm files next to it that rotation never deletes, and a read-only reader
+ * needs a writable directory. A backup is one self-contained file in rollback-journal mode. */
+static int make_self_contained(sqlite3 *dest, char *reason, size_t reason_size) {
+        int rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
+                return dest_errno(dest, rc);
+        }
+        return 0;
+}
+
 /* Copies src into the file dest_path; the copy is one consistent snapshot of src. */
 static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, char *reason, size_t reason_size) {
         _cleanup_(sqlite3_close_v2p) sqlite3 *dest = NULL;
@@ -192,7 +205,10 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
                 return dest_errno(dest, rc != SQLITE_DONE ? rc : frc);
         }
-        return integrity_check(dest, reason, reason_size);
+        int r = integrity_check(dest, reason, reason_size);
+        if (r < 0)
+                return r;
+        return make_self_contained(dest, reason, reason_size);
 }
 
 /* The column list of table in the SQLite copy, and the PostgreSQL expressions that produce
