@@ -84,6 +84,12 @@ static const char *failure_hint(int r) {
                 return "droits insuffisants : vérifiez BACKUP_DIR et les droits du répertoire";
         case ENOENT:
                 return "fichier ou répertoire introuvable : vérifiez BACKUP_DIR et BACKUP_SQLITE_PATH";
+        case ENOTDIR:
+        case EISDIR:
+        case ENAMETOOLONG:
+        case ELOOP:
+                return "chemin invalide (un élément du chemin n'est pas un répertoire, ou l'inverse) : vérifiez "
+                       "BACKUP_DIR et BACKUP_SQLITE_PATH";
         case EBADMSG:
                 return "base source corrompue ou illisible";
         default:
