@@ -1,0 +1,809 @@
+/* test-backup.c — the Backup SQL task (SPEC §4.3) through the runner, as the units run it:
+ * file name, mode, integrity, stats and scheduler_logs row; retention among foreign files;
+ * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer.
+ * SQLite store (the PostgreSQL export is not covered here). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "backup.h"
+#include "config.h"
+#include "db.h"
+#include "migrate.h"
+#include "runner.h"
+#include "store.h"
+#include "tasks.h"
+#include "test.h"
+#include "timeutil.h"
+
+#define MIB (1024 * 1024)
+
+static char *tmp_root;
+static unsigned counter;
+
+/* One test's world: its own state directory, hence store, locks and backups. */
+typedef struct Env {
+        Config config;
+        char *state_home;
+} Env;
+
+static void env_clear_settings(void) {
+        static const char *const clear[] = { "STATE_DIRECTORY", "DATABASE_URL", "CREDENTIALS_DIRECTORY", "BACKUP_DIR",
+                                             "BACKUP_SQLITE_PATH", "BACKUP_KEEP", "INVOCATION_ID" };
+        for (size_t i = 0; i < ELEMENTSOF(clear); i++)
+                unsetenv(clear[i]);
+}
+
+/* Settings are "NAME=value" strings, applied to the environment before config_load(). */
+static void env_init(Env *e, const char *const *settings) {
+        *e = (Env) {};
+        env_clear_settings();
+        if (asprintf(&e->state_home, "%s/state-%u", tmp_root, ++counter) < 0)
+                abort();
+        setenv("XDG_STATE_HOME", e->state_home, 1);
+        for (const char *const *s = settings; s && *s; s++) {
+                _cleanup_free_ char *name = xstrdup(*s);
+                char *eq = strchr(name, '=');
+                ASSERT(eq);
+                *eq = 0;
+                setenv(name, eq + 1, 1);
+        }
+        int r = config_load(&e->config, BUS_USER);
+        ASSERT_OKF(r, "config_load: %s", e->config.error);
+        ASSERT_NULL(e->config.database_url);
+}
+
+static void env_done(Env *e) {
+        config_clear(&e->config);
+        test_rm_rf(e->state_home);
+        free(e->state_home);
+        env_clear_settings();
+}
+
+static Db *env_store(const Env *e) {
+        Db *db = NULL;
+        int r = store_open(&e->config, &db);
+        ASSERT_OKF(r, "store_open: %s", db ? db_error(db) : "?");
+        return db;
+}
+
+static void exec_sql(Db *db, const char *sql) {
+        int r = db_exec_script(db, sql);
+        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
+}
+
+static int64_t query_int(Db *db, const char *sql) {
+        int64_t v = -1;
+        int r = db_query_int(db, sql, DB_NO_PARAMS, &v);
+        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
+        return v;
+}
+
+/* Grows the store by about mib MiB of incompressible rows in a table of its own. */
+static void fill_store(Db *db, unsigned mib) {
+        exec_sql(db, "CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, data BLOB NOT NULL)");
+        _cleanup_free_ char *sql = xasprintf("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %u) "
+                                             "INSERT INTO filler (data) SELECT randomblob(4000) FROM n",
+                                             mib * 256);
+        exec_sql(db, sql);
+}
+
+static int run_backup(const Env *e) {
+        RunOptions opts = {};
+        fflush(NULL);
+        return runner_run(&e->config, task_get(TASK_BACKUP), &opts);
+}
+
+/* The newest backup run's row. */
+static void last_run(const Env *e, RunRow *row) {
+        _cleanup_(db_closep) Db *db = env_store(e);
+        run_row_clear(row);
+        int r = store_run_last(db, "backup", NULL, NULL, row);
+        ASSERT_OKF(r, "%s", db_error(db));
+        ASSERT_EQ_INT(r, 1);
+}
+
+typedef struct Listing {
+        char *names[64];
+        size_t n;
+} Listing;
+
+static void listing_free(Listing *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->names[i]);
+        l->n = 0;
+}
+
+/* Sorted names in dir; missing dir = empty. */
+static void list_dir(const char *dir, Listing *l) {
+        listing_free(l);
+        struct dirent **ents = NULL;
+        int n = scandir(dir, &ents, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+                if (!streq(ents[i]->d_name, ".") && !streq(ents[i]->d_name, "..")) {
+                        ASSERT(l->n < ELEMENTSOF(l->names));
+                        l->names[l->n++] = xstrdup(ents[i]->d_name);
+                }
+                free(ents[i]);
+        }
+        free(ents);
+}
+
+static size_t count_matching(const Listing *l, bool (*pred)(const char *)) {
+        size_t k = 0;
+        for (size_t i = 0; i < l->n; i++)
+                k += pred(l->names[i]);
+        return k;
+}
+
+static bool is_temporary(const char *name) {
+        return strncmp(name, ".db_backup.", 11) == 0;
+}
+
+static bool has(const Listing *l, const char *name) {
+        for (size_t i = 0; i < l->n; i++)
+                if (streq(l->names[i], name))
+                        return true;
+        return false;
+}
+
+static void write_file(const char *path, const char *content) {
+        FILE *f = fopen(path, "we");
+        ASSERTF(f, "%s: %s", path, strerror(errno));
+        fputs(content, f);
+        ASSERT(fclose(f) == 0);
+}
+
+static off_t file_size(const char *path) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -1;
+        return st.st_size;
+}
+
+static cJSON *parse_stats(const RunRow *row) {
+        cJSON *j = cJSON_Parse(row->stats);
+        ASSERTF(cJSON_IsObject(j), "stats: %s", row->stats ? row->stats : "NULL");
+        return j;
+}
+
+static void assert_verified(const char *path) {
+        char reason[512] = "";
+        int r = backup_verify(path, reason, sizeof reason);
+        ASSERT_OKF(r, "backup_verify %s: %s", path, reason);
+}
+
+/* ---- tests ---- */
+
+TEST(name_pattern) {
+        ASSERT(backup_name_valid("db_backup_20261124_030000.sqlite"));
+        ASSERT(backup_name_valid("db_backup_20260308_235959.sqlite"));
+        static const char *const bad[] = {
+                "db_backup_foo.sqlite", "db_backup_20260101_000000.sqlite.bak", "xdb_backup_20260101_000000.sqlite",
+                "db_backup_20260101-000000.sqlite", "db_backup_2026010_0000000.sqlite", "db_backup_20260101_000000.db",
+                "db_backup_20260101_00000a.sqlite", "db_backup_20260101_000000.sqlite-wal", ".db_backup.123.tmp",
+                "db_backup_20260101_000000", "", "notes.txt", "DB_BACKUP_20260101_000000.sqlite",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ASSERTF(!backup_name_valid(bad[i]), "\"%s\" accepted", bad[i]);
+}
+
+TEST(backup_creates_verified_file) {
+        Env e;
+        env_init(&e, NULL);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, last_name, synced_at) VALUES "
+                             "('usr_1', 'Nicolas', 'Lévesque', '2026-11-24T08:00:00.000000Z'), "
+                             "('usr_2', 'Jean-Philippe', 'Côté', '2026-11-24T08:00:00.000000Z')");
+        }
+        usec_t before = now_realtime();
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        usec_t after = now_realtime();
+
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files in %s (first: %s)", l.n, e.config.backup_dir, l.n ? l.names[0] : "-");
+        _cleanup_free_ char *name = xstrdup(l.names[0]);
+        ASSERTF(backup_name_valid(name), "%s", name);
+
+        /* Named after the Montréal wall clock of the run. */
+        char lo[64], hi[64];
+        time_t s0 = (time_t) (before / USEC_PER_SEC), s1 = (time_t) (after / USEC_PER_SEC) + 1;
+        struct tm tm;
+        strftime(lo, sizeof lo, "db_backup_%Y%m%d_%H%M%S.sqlite", localtime_r(&s0, &tm));
+        strftime(hi, sizeof hi, "db_backup_%Y%m%d_%H%M%S.sqlite", localtime_r(&s1, &tm));
+        ASSERTF(strcmp(name, lo) >= 0 && strcmp(name, hi) <= 0, "%s not in [%s, %s]", name, lo, hi);
+
+        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, name);
+        struct stat st;
+        ASSERT_OK(stat(path, &st) < 0 ? -errno : 0);
+        ASSERTF((st.st_mode & 07777) == 0600, "mode %o", st.st_mode & 07777);
+        ASSERT(S_ISREG(st.st_mode));
+        assert_verified(path);
+        /* One self-contained file: not marked WAL (which would make every reader leave -wal and
+         * -shm files next to it), and reading it leaves nothing behind. */
+        {
+                sqlite3 *ro = NULL;
+                ASSERT_EQ_INT(sqlite3_open_v2(path, &ro, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+                sqlite3_stmt *mode = NULL;
+                ASSERT_EQ_INT(sqlite3_prepare_v2(ro, "PRAGMA journal_mode", -1, &mode, NULL), SQLITE_OK);
+                ASSERT_EQ_INT(sqlite3_step(mode), SQLITE_ROW);
+                ASSERT_STREQ((const char *) sqlite3_column_text(mode, 0), "delete");
+                sqlite3_finalize(mode);
+                sqlite3_close(ro);
+        }
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files after reading the backup (second: %s)", l.n, l.n > 1 ? l.names[1] : "-");
+
+        /* The copy holds the data. */
+        {
+                _cleanup_(db_closep) Db *copy = NULL;
+                ASSERT_OK(db_open_sqlite(path, &copy));
+                ASSERT_EQ_INT(query_int(copy, "SELECT count(*) FROM gazelle_users"), 2);
+                _cleanup_free_ char *ln = NULL;
+                ASSERT_EQ_INT(db_query_text(copy, "SELECT last_name FROM gazelle_users WHERE external_id = 'usr_1'",
+                                            DB_NO_PARAMS, &ln), 1);
+                ASSERT_STREQ(ln, "Lévesque");
+        }
+
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "success");
+        ASSERT_STREQ(row.triggered_by, "cli");
+        ASSERT_STREQ(row.task_label, "Backup SQL");
+        ASSERT_CONTAINS(row.message, name);
+        ASSERT(row.completed_at >= row.started_at);
+        ASSERT(row.duration_seconds >= 0);
+        cJSON *stats = parse_stats(&row);
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(stats, "file")), name);
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(stats, "bytes")), st.st_size);
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(stats, "integrity")), "ok");
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(stats, "kept")), 1);
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(stats, "deleted")), 0);
+        cJSON_Delete(stats);
+        run_row_clear(&row);
+
+        /* Nothing else left behind: no temporary, no -wal/-shm next to the backup. */
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files after verify (second: %s)", l.n, l.n > 1 ? l.names[1] : "-");
+
+        /* A second run in the same second gets its own name. */
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 2);
+        ASSERT(backup_name_valid(l.names[0]) && backup_name_valid(l.names[1]));
+        listing_free(&l);
+
+        /* --dry-run writes nothing. */
+        RunOptions dry = { .dry_run = true };
+        ASSERT_EQ_INT(runner_run(&e.config, task_get(TASK_BACKUP), &dry), EXIT_TASK_OK);
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 2);
+        listing_free(&l);
+        env_done(&e);
+}
+
+TEST(retention) {
+        Env e;
+        env_init(&e, (const char *const[]) { "BACKUP_KEEP=3", NULL });
+        ASSERT_EQ_INT(e.config.backup_keep, 3);
+        ASSERT_OK(mkdir_p(e.config.backup_dir, 0700));
+        static const char *const old[] = {
+                "db_backup_20260101_000000.sqlite", "db_backup_20260102_000000.sqlite",
+                "db_backup_20260103_000000.sqlite", "db_backup_20260104_000000.sqlite",
+        };
+        static const char *const foreign[] = {
+                "db_backup_foo.sqlite", "notes.txt", "db_backup_20260101_000000.sqlite.bak",
+                "xdb_backup_20260101_000000.sqlite", "db_backup_20250101_000000.sqlite-wal",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(old); i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", e.config.backup_dir, old[i]);
+                write_file(p, "ancienne sauvegarde\n");
+        }
+        for (size_t i = 0; i < ELEMENTSOF(foreign); i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", e.config.backup_dir, foreign[i]);
+                write_file(p, "pas à nous\n");
+        }
+
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        /* The new one and the two newest old ones stay; the two oldest go. */
+        ASSERT(!has(&l, old[0]));
+        ASSERT(!has(&l, old[1]));
+        ASSERT(has(&l, old[2]));
+        ASSERT(has(&l, old[3]));
+        for (size_t i = 0; i < ELEMENTSOF(foreign); i++)
+                ASSERTF(has(&l, foreign[i]), "%s was deleted", foreign[i]);
+        size_t valid = 0;
+        _cleanup_free_ char *newest = NULL;
+        for (size_t i = 0; i < l.n; i++)
+                if (backup_name_valid(l.names[i])) {
+                        valid++;
+                        free(newest);
+                        newest = xstrdup(l.names[i]);
+                }
+        ASSERT_EQ_INT(valid, 3);
+        ASSERT(strcmp(newest, old[3]) > 0);
+        ASSERT_EQ_INT(l.n, 3 + ELEMENTSOF(foreign));
+        for (size_t i = 0; i < ELEMENTSOF(foreign); i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s", e.config.backup_dir, foreign[i]);
+                _cleanup_free_ char *content = NULL;
+                ASSERT_OK(read_file_bounded(p, 1024, &content));
+                ASSERT_STREQ(content, "pas à nous\n");
+        }
+
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "success");
+        cJSON *stats = parse_stats(&row);
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(stats, "kept")), 3);
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(stats, "deleted")), 2);
+        cJSON_Delete(stats);
+        run_row_clear(&row);
+
+        /* backup_rotate on its own: keep 1, then keep more than there are. */
+        unsigned kept = 99, deleted = 99;
+        ASSERT_OK(backup_rotate(e.config.backup_dir, 1, &kept, &deleted));
+        ASSERT_EQ_INT(kept, 1);
+        ASSERT_EQ_INT(deleted, 2);
+        list_dir(e.config.backup_dir, &l);
+        ASSERT(has(&l, newest));
+        ASSERT_EQ_INT(l.n, 1 + ELEMENTSOF(foreign));
+        ASSERT_OK(backup_rotate(e.config.backup_dir, 10, &kept, &deleted));
+        ASSERT_EQ_INT(kept, 1);
+        ASSERT_EQ_INT(deleted, 0);
+        listing_free(&l);
+        env_done(&e);
+}
+
+/* Runs the backup in a child with RLIMIT_FSIZE = limit bytes; returns its exit code. */
+static int run_backup_with_fsize_limit(const Env *e, rlim_t limit) {
+        pid_t pid = test_fork();
+        if (pid == 0) {
+                struct rlimit rl = { .rlim_cur = limit, .rlim_max = limit };
+                if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+                        _exit(100);
+                _exit(run_backup(e));
+        }
+        int status;
+        ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+        ASSERTF(WIFEXITED(status), "backup child died: status 0x%x", status);
+        return WEXITSTATUS(status);
+}
+
+TEST(disk_full) {
+        Env e;
+        env_init(&e, NULL);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                fill_store(db, 4);
+        }
+        /* An earlier backup, made while there was room. */
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        _cleanup_free_ char *earlier = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        off_t earlier_size = file_size(earlier);
+        ASSERT(earlier_size > 4 * MIB);
+        sleep(1); /* a new name for the failing run, so it cannot touch the earlier file */
+
+        /* 1 MiB file size limit: the store is 4 MiB, the copy cannot fit. */
+        ASSERT_EQ_INT(run_backup_with_fsize_limit(&e, 1 * MIB), EXIT_TASK_FAILED);
+
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "error");
+        ASSERT_CONTAINS(row.message, "disque plein");
+        ASSERT_CONTAINS(row.message, "précédentes sont intactes");
+        ASSERT(row.completed_at > 0);
+        run_row_clear(&row);
+
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files after the failure (second: %s)", l.n, l.n > 1 ? l.names[1] : "-");
+        ASSERT_EQ_INT(count_matching(&l, is_temporary), 0);
+        ASSERT_EQ_INT(file_size(earlier), earlier_size);
+        assert_verified(earlier);
+
+        /* Room again: the next run succeeds. */
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 2, "%zu files: %s %s %s", l.n, l.names[0], l.n > 1 ? l.names[1] : "", l.n > 2 ? l.names[2] : "");
+        listing_free(&l);
+        env_done(&e);
+}
+
+/* A SQLite file in rollback-journal mode (the backup pauses between steps for such sources,
+ * which makes the copy long enough to be killed half-way, deterministically). */
+static void make_source(const char *path, unsigned mib) {
+        _cleanup_(db_closep) Db *db = NULL;
+        ASSERT_OK(db_open_sqlite(path, &db));
+        exec_sql(db, "PRAGMA journal_mode=DELETE");
+        ASSERT_OK(migrate_apply(db));
+        fill_store(db, mib);
+}
+
+TEST(sigkill_mid_backup) {
+        _cleanup_free_ char *source = xasprintf("%s/source-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        make_source(source, 48);
+        ASSERT_OK(mkdir_p(e.config.backup_dir, 0700));
+
+        pid_t pid = test_fork();
+        if (pid == 0)
+                _exit(run_backup(&e));
+        _cleanup_free_ char *tmp = xasprintf("%s/.db_backup.%d.tmp", e.config.backup_dir, (int) pid);
+        /* Wait until the copy is under way (some MiB written), then kill it. */
+        bool seen = false;
+        for (int i = 0; i < 30000 && !seen; i++) {
+                if (file_size(tmp) >= 2 * MIB)
+                        seen = true;
+                else
+                        usleep(1000);
+                int status;
+                ASSERTF(waitpid(pid, &status, WNOHANG) == 0, "the backup ended before it could be killed (0x%x)",
+                        status);
+        }
+        ASSERTF(seen, "%s never grew", tmp);
+        ASSERT_OK(kill(pid, SIGKILL) < 0 ? -errno : 0);
+        int status;
+        ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+        ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        /* Killed: the temporary stays, no final file appeared, the row says running. */
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        ASSERT(is_temporary(l.names[0]));
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "running");
+        ASSERT_EQ_INT(row.pid, pid);
+        _cleanup_free_ char *killed_id = xstrdup(row.id);
+
+        /* The next run cleans up after it and succeeds. */
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files (first: %s)", l.n, l.n ? l.names[0] : "-");
+        ASSERT(backup_name_valid(l.names[0]));
+        _cleanup_free_ char *final = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        assert_verified(final);
+        ASSERT(file_size(final) > 48 * MIB);
+
+        /* … and the killed run is no longer "running". */
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_free_ char *status_text = NULL;
+                ASSERT_EQ_INT(db_query_text(db, "SELECT status FROM scheduler_logs WHERE id = $1",
+                                            DB_PARAMS(DBV_TEXT_OR_NULL(killed_id)), &status_text), 1);
+                ASSERT_STREQ(status_text, "error");
+        }
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "success");
+        run_row_clear(&row);
+        listing_free(&l);
+        unlink(source);
+        env_done(&e);
+}
+
+TEST(missing_source) {
+        _cleanup_free_ char *source = xasprintf("%s/n-existe-pas/gazelle.sqlite", tmp_root);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "error");
+        ASSERT_CONTAINS(row.message, source);
+        ASSERT_CONTAINS(row.message, "introuvable");
+        ASSERT_CONTAINS(row.message, "BACKUP_SQLITE_PATH");
+        run_row_clear(&row);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 0);
+        ASSERT(access(source, F_OK) < 0); /* not created by the attempt */
+        env_done(&e);
+}
+
+TEST(unwritable_backup_dir) {
+        /* Tests run as root: permissions do not stop root, a path under a regular file does. */
+        Env e;
+        env_init(&e, (const char *const[]) { "BACKUP_DIR=/etc/passwd/sauvegardes", NULL });
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "error");
+        ASSERT_CONTAINS(row.message, "/etc/passwd/sauvegardes");
+        ASSERT_CONTAINS(row.message, "BACKUP_DIR");
+        run_row_clear(&row);
+        env_done(&e);
+}
+
+TEST(verify) {
+        Env e;
+        env_init(&e, NULL);
+        char reason[512];
+        _cleanup_free_ char *dir = xasprintf("%s/verify-%u", tmp_root, counter);
+        ASSERT_OK(mkdir_p(dir, 0700));
+
+        /* Not SQLite at all. */
+        _cleanup_free_ char *text = xasprintf("%s/notes.sqlite", dir);
+        write_file(text, "Ceci n'est pas une base de données.\n");
+        reason[0] = 0;
+        ASSERT(backup_verify(text, reason, sizeof reason) < 0);
+        ASSERT(reason[0]);
+
+        /* Missing. */
+        _cleanup_free_ char *missing = xasprintf("%s/absent.sqlite", dir);
+        reason[0] = 0;
+        ASSERT(backup_verify(missing, reason, sizeof reason) < 0);
+        ASSERT(reason[0]);
+        ASSERT(access(missing, F_OK) < 0);
+
+        /* SQLite, but not ours. */
+        _cleanup_free_ char *foreign = xasprintf("%s/foreign.sqlite", dir);
+        {
+                _cleanup_(db_closep) Db *db = NULL;
+                ASSERT_OK(db_open_sqlite(foreign, &db));
+                exec_sql(db, "CREATE TABLE clients (id INTEGER PRIMARY KEY, nom TEXT)");
+        }
+        reason[0] = 0;
+        ASSERT_ERRNO(backup_verify(foreign, reason, sizeof reason), -EBADMSG);
+        ASSERT_CONTAINS(reason, "schema_migrations");
+
+        /* Ours, from a newer version of the program. */
+        _cleanup_free_ char *newer = xasprintf("%s/newer.sqlite", dir);
+        {
+                _cleanup_(db_closep) Db *db = NULL;
+                ASSERT_OK(db_open_sqlite(newer, &db));
+                ASSERT_OK(migrate_apply(db));
+                exec_sql(db, "INSERT INTO schema_migrations (version, name, applied_at) "
+                             "VALUES (999, '999_future', '2030-01-01T00:00:00.000000Z')");
+        }
+        reason[0] = 0;
+        ASSERT_ERRNO(backup_verify(newer, reason, sizeof reason), -EPROTONOSUPPORT);
+        ASSERT_CONTAINS(reason, "999");
+
+        /* A real backup passes; the same file with a damaged page does not. */
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                fill_store(db, 1);
+        }
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        _cleanup_free_ char *good = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        assert_verified(good);
+        {
+                int fd = open(good, O_WRONLY | O_CLOEXEC);
+                ASSERT(fd >= 0);
+                char junk[4096];
+                memset(junk, 0xA5, sizeof junk);
+                /* Page 2 onwards: b-tree pages of the schema and the tables. */
+                ASSERT_EQ_INT(pwrite(fd, junk, sizeof junk, 4096), (ssize_t) sizeof junk);
+                ASSERT_EQ_INT(pwrite(fd, junk, sizeof junk, 3 * 4096), (ssize_t) sizeof junk);
+                close(fd);
+        }
+        reason[0] = 0;
+        ASSERT(backup_verify(good, reason, sizeof reason) < 0);
+        ASSERT(reason[0]);
+        listing_free(&l);
+        test_rm_rf(dir);
+        env_done(&e);
+}
+
+static int64_t count_users(const Env *e) {
+        _cleanup_(db_closep) Db *db = env_store(e);
+        return query_int(db, "SELECT count(*) FROM gazelle_users");
+}
+
+TEST(restore) {
+        Env e;
+        env_init(&e, NULL);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, synced_at) VALUES "
+                             "('usr_1', 'Nick', '2026-11-24T08:00:00.000000Z')");
+        }
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+
+        /* A change after the backup… */
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, synced_at) VALUES "
+                             "('usr_2', 'Allan', '2026-11-24T09:00:00.000000Z')");
+                exec_sql(db, "UPDATE gazelle_users SET first_name = 'Nicolas' WHERE external_id = 'usr_1'");
+        }
+        ASSERT_EQ_INT(count_users(&e), 2);
+
+        /* …refused while a task holds its lock: nothing changes. */
+        {
+                _cleanup_free_ char *lock = xasprintf("%s/locks/backup.lock", e.config.state_dir);
+                ASSERT_OK(mkdir_p(e.config.state_dir, 0700));
+                _cleanup_free_ char *locks = xasprintf("%s/locks", e.config.state_dir);
+                ASSERT_OK(mkdir_p(locks, 0700));
+                _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                ASSERT(fd >= 0);
+                ASSERT_OK(flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0);
+                ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_FAILED);
+                ASSERT_EQ_INT(count_users(&e), 2);
+                /* The lock also keeps a backup run out. */
+                ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
+        }
+
+        /* …and gone once restored. */
+        ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_OK);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM gazelle_users"), 1);
+                _cleanup_free_ char *name = NULL;
+                ASSERT_EQ_INT(db_query_text(db, "SELECT first_name FROM gazelle_users WHERE external_id = 'usr_1'",
+                                            DB_NO_PARAMS, &name), 1);
+                ASSERT_STREQ(name, "Nick");
+                _cleanup_free_ char *integrity = NULL;
+                ASSERT_EQ_INT(db_query_text(db, "PRAGMA integrity_check", DB_NO_PARAMS, &integrity), 1);
+                ASSERT_STREQ(integrity, "ok");
+                _cleanup_free_ char *mode = NULL;
+                ASSERT_EQ_INT(db_query_text(db, "PRAGMA journal_mode", DB_NO_PARAMS, &mode), 1);
+                ASSERT_STREQ(mode, "wal");
+        }
+        /* The backup itself is untouched and the store works on. */
+        assert_verified(path);
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+
+        /* A file that fails verification is never restored. */
+        _cleanup_free_ char *bogus = xasprintf("%s/bogus.sqlite", e.state_home);
+        write_file(bogus, "pas une sauvegarde\n");
+        ASSERT_EQ_INT(backup_restore(&e.config, bogus), EXIT_TASK_FAILED);
+        ASSERT_EQ_INT(count_users(&e), 1);
+        listing_free(&l);
+        env_done(&e);
+}
+
+/* Inserts pairs of rows, one transaction per pair, until SIGTERM; exit 0 if no write failed. */
+static volatile sig_atomic_t writer_stop;
+static void on_writer_stop(int sig) {
+        writer_stop = 1;
+}
+
+static _Noreturn void writer_loop(const Env *e, int ready_fd) {
+        signal(SIGTERM, on_writer_stop);
+        Db *db = NULL;
+        if (store_open(&e->config, &db) < 0)
+                _exit(2);
+        unsigned long n = 0, failures = 0;
+        while (!writer_stop) {
+                char a[32], b[32];
+                snprintf(a, sizeof a, "w%lu-a", n);
+                snprintf(b, sizeof b, "w%lu-b", n);
+                int r = db_begin(db);
+                if (r >= 0)
+                        r = db_exec(db, "INSERT INTO gazelle_users (external_id, first_name, synced_at) "
+                                        "VALUES ($1, 'écrivain', '2026-11-24T08:00:00.000000Z'), "
+                                        "($2, 'écrivain', '2026-11-24T08:00:00.000000Z')",
+                                    DB_PARAMS(((DbValue) { .type = DBV_TEXT, .s = a }),
+                                              ((DbValue) { .type = DBV_TEXT, .s = b })));
+                if (r >= 0)
+                        r = db_commit(db);
+                else
+                        (void) db_rollback(db);
+                if (r < 0) {
+                        fprintf(stderr, "writer: %s\n", db_error(db));
+                        failures++;
+                }
+                if (++n == 50 && ready_fd >= 0) {
+                        (void) !write(ready_fd, "r", 1);
+                        close(ready_fd);
+                        ready_fd = -1;
+                }
+        }
+        db_close(db);
+        _exit(failures ? 1 : 0);
+}
+
+TEST(concurrent_writer) {
+        Env e;
+        env_init(&e, NULL);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                fill_store(db, 32);
+        }
+        int ready[2];
+        ASSERT_OK(pipe(ready) < 0 ? -errno : 0);
+        pid_t writer = test_fork();
+        if (writer == 0) {
+                close(ready[0]);
+                writer_loop(&e, ready[1]);
+        }
+        close(ready[1]);
+        char c;
+        ASSERT_EQ_INT(read(ready[0], &c, 1), 1); /* the writer is writing */
+        close(ready[0]);
+        int64_t rows_before = count_users(&e);
+
+        int rc = run_backup(&e);
+        int64_t rows_after = count_users(&e);
+
+        ASSERT_OK(kill(writer, SIGTERM) < 0 ? -errno : 0);
+        int status;
+        ASSERT_EQ_INT(waitpid(writer, &status, 0), writer);
+        ASSERTF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer status 0x%x", status);
+        ASSERT_EQ_INT(rc, EXIT_TASK_OK);
+        /* The writer was not blocked while the backup ran. */
+        ASSERTF(rows_after > rows_before, "writer stalled: %lld rows before, %lld after", (long long) rows_before,
+                (long long) rows_after);
+
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        assert_verified(path);
+        /* One snapshot: every transaction is in whole or not at all (pairs), and the copy has
+         * the rows committed before it started. */
+        {
+                _cleanup_(db_closep) Db *copy = NULL;
+                ASSERT_OK(db_open_sqlite(path, &copy));
+                int64_t n = query_int(copy, "SELECT count(*) FROM gazelle_users");
+                ASSERTF(n % 2 == 0, "%lld rows: a transaction was cut in half", (long long) n);
+                ASSERT(n >= rows_before);
+                ASSERT_EQ_INT(query_int(copy, "SELECT count(*) FROM gazelle_users WHERE external_id LIKE '%-a'"),
+                              n / 2);
+                ASSERT_EQ_INT(query_int(copy, "SELECT count(*) FROM filler"), 32 * 256);
+        }
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "success");
+        run_row_clear(&row);
+        listing_free(&l);
+        env_done(&e);
+}
+
+TEST(restore_refuses_postgresql) {
+        Env e;
+        env_init(&e, NULL);
+        _cleanup_free_ char *url = xstrdup("postgresql://gazelle@/gazelle?host=/nonexistent-gazelle-test");
+        char *saved = e.config.database_url;
+        e.config.database_url = url;
+        ASSERT_EQ_INT(backup_restore(&e.config, "/nonexistent/db_backup_20260101_000000.sqlite"), EXIT_TASK_FAILED);
+        e.config.database_url = saved;
+        env_done(&e);
+}
+
+int main(int argc, char **argv) {
+        if (access("/usr/share/zoneinfo/" TZ_MONTREAL, R_OK) < 0)
+                test_skip_all("no zoneinfo for %s (install tzdata)", TZ_MONTREAL);
+        /* What main() does for every run. */
+        tz_init();
+        signal(SIGXFSZ, SIG_IGN);
+        umask(0077);
+        tmp_root = test_mkdtemp("backup");
+
+        static const TestCase cases[] = {
+                TEST_CASE(name_pattern),     TEST_CASE(backup_creates_verified_file), TEST_CASE(retention),
+                TEST_CASE(disk_full),        TEST_CASE(sigkill_mid_backup),           TEST_CASE(missing_source),
+                TEST_CASE(unwritable_backup_dir), TEST_CASE(verify),                  TEST_CASE(restore),
+                TEST_CASE(concurrent_writer), TEST_CASE(restore_refuses_postgresql),
+        };
+        int r = TEST_MAIN(cases, argc, argv);
+        test_rm_rf(tmp_root);
+        free(tmp_root);
+        return r;
+}
