@@ -5,6 +5,7 @@
 #include <getopt.h>
 
 #include "backup.h"
+#include "client.h"
 #include "config.h"
 #include "journal.h"
 #include "migrate.h"
@@ -22,6 +23,13 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  run TASK [--full] [--dry-run]  Run a task in the foreground (what the units call)\n"
+               "  start TASK [--user-email E] [--wait [--timeout SECONDS]]\n"
+               "                                  Ask gazelle-schedulerd to run a task (RunTask); print\n"
+               "                                  the run id, with --wait also how it ended\n"
+               "  logs [-n N] [--task TASK] [--json] [--watch [SECONDS]]\n"
+               "                                  Journal des tâches: the latest runs (default 20)\n"
+               "  status [--json]                 Per task: schedule, next run, last run, last success;\n"
+               "                                  exit 1 when a task has not succeeded for 26 h\n"
                "  should-run TASK                 ExecCondition= guard: exit 1 when the timer's slot already\n"
                "                                  succeeded today, 0 otherwise\n"
                "  migrate                         Apply pending schema migrations to the store\n"
@@ -216,6 +224,12 @@ int cli_main(int argc, char **argv) {
 
         if (streq(cmd, "run"))
                 return cmd_run(bus, cargc, cargv);
+        if (streq(cmd, "start"))
+                return client_start(bus, cargc, cargv);
+        if (streq(cmd, "logs"))
+                return client_logs(bus, cargc, cargv);
+        if (streq(cmd, "status"))
+                return client_status(bus, cargc, cargv);
         if (streq(cmd, "should-run"))
                 return cmd_should_run(bus, cargc, cargv);
         if (streq(cmd, "migrate"))
