@@ -74,7 +74,7 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
         RunOptions ro = {};
         int c;
 
-        optind = 1;
+        optind = 0; /* 0: re-initialise getopt, whose "+" mode from cli_main() must not stick */
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'f':

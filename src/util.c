@@ -79,7 +79,7 @@ int read_file_bounded(const char *path, size_t max, char **ret) {
         return (int) n;
 }
 
-const char *host_name(char buf[static 256]) {
+const char *host_name(char *buf) {
         if (gethostname(buf, 255) < 0 || !*buf)
                 strcpy(buf, "localhost");
         buf[255] = 0;

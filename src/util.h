@@ -85,4 +85,4 @@ int fsync_directory(const char *dir);
 /* Read a whole (small, bounded) file; -EFBIG when larger than max. */
 int read_file_bounded(const char *path, size_t max, char **ret);
 /* The host name, bounded; never fails (falls back to "localhost"). */
-const char *host_name(char buf[static 256]);
+const char *host_name(char *buf); /* buf: 256 bytes */
