@@ -419,11 +419,17 @@ static void remove_stale_temporaries(const char *dir) {
         struct dirent **list = NULL;
         int n = scandir(dir, &list, NULL, NULL);
         for (int i = 0; i < n; i++) {
+                /* The copy itself, and the -wal/-shm SQLite keeps beside it while it checks it. */
+                static const char *const suffixes[] = { ".tmp", ".tmp-journal", ".tmp-wal", ".tmp-shm" };
                 const char *name = list[i]->d_name;
                 size_t len = strlen(name);
-                if (strncmp(name, ".db_backup.", 11) == 0 && len > 4 && streq(name + len - 4, ".tmp")) {
-                        _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
-                        (void) unlink(p);
+                for (size_t k = 0; k < ELEMENTSOF(suffixes) && strncmp(name, ".db_backup.", 11) == 0; k++) {
+                        size_t sl = strlen(suffixes[k]);
+                        if (len > 11 + sl && streq(name + len - sl, suffixes[k])) {
+                                _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+                                (void) unlink(p);
+                                break;
+                        }
                 }
                 free(list[i]);
         }
