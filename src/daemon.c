@@ -105,7 +105,11 @@ static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
                 (void) sd_bus_flush(c->bus);
                 return sd_event_exit(sd_event_source_get_event(s), 0);
         }
-        return sd_event_source_set_time(s, usec + IDLE_CHECK_USEC);
+        int r = sd_event_source_set_time(s, usec + IDLE_CHECK_USEC);
+        if (r < 0)
+                return r;
+        /* Time sources are one-shot: re-arm, or the daemon would never notice it is idle. */
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 static int run(int argc, char **argv) {
