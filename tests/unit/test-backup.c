@@ -1,7 +1,8 @@
 /* test-backup.c — the Backup SQL task (SPEC §4.3) through the runner, as the units run it:
  * file name, mode, integrity, stats and scheduler_logs row; retention among foreign files;
  * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer.
- * SQLite store (the PostgreSQL export is not covered here). */
+ * With TEST_DATABASE_URL (or SBX_PG_URL inside tests/sandbox.sh), also the export of a
+ * PostgreSQL store into the same SQLite format. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include "runner.h"
 #include "store.h"
 #include "tasks.h"
+#include "test-pg.h"
 #include "test.h"
 #include "timeutil.h"
 
@@ -42,7 +44,7 @@ static void env_clear_settings(void) {
 }
 
 /* Settings are "NAME=value" strings, applied to the environment before config_load(). */
-static void env_init(Env *e, const char *const *settings) {
+static void env_init_settings(Env *e, const char *const *settings) {
         *e = (Env) {};
         env_clear_settings();
         if (asprintf(&e->state_home, "%s/state-%u", tmp_root, ++counter) < 0)
@@ -57,6 +59,15 @@ static void env_init(Env *e, const char *const *settings) {
         }
         int r = config_load(&e->config, BUS_USER);
         ASSERT_OKF(r, "config_load: %s", e->config.error);
+}
+
+/* An SQLite store unless the settings say otherwise. */
+static void env_init_any(Env *e, const char *const *settings) {
+        env_init_settings(e, settings);
+}
+
+static void env_init(Env *e, const char *const *settings) {
+        env_init_settings(e, settings);
         ASSERT_NULL(e->config.database_url);
 }
 
@@ -798,6 +809,126 @@ TEST(restore_refuses_postgresql) {
         env_done(&e);
 }
 
+static char *pg_admin_url;
+
+static void assert_copy_text(sqlite3 *copy, const char *sql, const char *expected) {
+        sqlite3_stmt *st = NULL;
+        ASSERTF(sqlite3_prepare_v2(copy, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(copy));
+        ASSERTF(sqlite3_step(st) == SQLITE_ROW, "%s: no row", sql);
+        const char *v = (const char *) sqlite3_column_text(st, 0);
+        ASSERTF(expected ? v && streq(v, expected) : !v, "%s: \"%s\", expected \"%s\"", sql, v ? v : "NULL",
+                expected ? expected : "NULL");
+        sqlite3_finalize(st);
+}
+
+/* A PostgreSQL store is exported into a SQLite file with the embedded schema, values in the
+ * SQLite store's representation, so that one restore path serves both (SPEC §4.3). */
+TEST(postgresql_export) {
+        char *dbname = test_pg_create_database(pg_admin_url, "backup");
+        _cleanup_free_ char *url = test_pg_conninfo_with_dbname(pg_admin_url, dbname);
+        _cleanup_free_ char *setting = xasprintf("DATABASE_URL=%s", url);
+        Env e;
+        env_init_any(&e, (const char *const[]) { setting, NULL });
+        ASSERT(e.config.database_url);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                ASSERT_EQ_INT(db_backend(db), DB_POSTGRESQL);
+                exec_sql(db,
+                         "INSERT INTO gazelle_contacts (external_id, client_external_id, is_default, first_name, "
+                         "last_name, wants_email, wants_phone, email, synced_at) VALUES "
+                         "('con_1', 'cli_1', true, 'Hélène', 'Côté « l''aînée » 🎹', false, NULL, 'h@x.ca', "
+                         "'2026-11-24 10:00:00.123456+00'), "
+                         "('con_2', 'cli_1', false, NULL, NULL, true, true, NULL, '2026-11-24 10:00:00+00');"
+                         "INSERT INTO gazelle_appointments (external_id, title, start_at, duration_minutes, is_all_day, "
+                         "confirmed_by_client, status, synced_at, deleted_at) VALUES "
+                         "('apt_1', 'Accord', '2026-11-25 14:30:00-05', 90, false, NULL, 'ACTIVE', now(), NULL);"
+                         "INSERT INTO alert_ledger (appointment_external_id, target_date, technician_external_id, "
+                         "state, attempts, created_at, updated_at) VALUES "
+                         "('apt_1', '2026-11-25', 'usr_1', 'sent', 1, now(), now());"
+                         "INSERT INTO sync_state (entity, high_water_mark, updated_at) VALUES "
+                         "('timeline', '2026-01-01 00:00:00+00', now());");
+                char id[RUN_ID_MAX];
+                run_id_new(id);
+                RunRow row = { .id = id, .task_name = (char *) "sync_gazelle", .task_label = (char *) "Sync Gazelle Totale",
+                               .started_at = now_realtime() - 3600 * USEC_PER_SEC, .status = (char *) "running",
+                               .triggered_by = (char *) "scheduler" };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+                ASSERT_OK(store_run_finish(db, id, "success", "Sync terminée : 2 contacts",
+                                           "{\"contacts\":{\"fetched\":2},\"note\":\"l'été 🎹\"}",
+                                           row.started_at + 200 * USEC_PER_SEC, 200));
+        }
+
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        ASSERT(backup_name_valid(l.names[0]));
+        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        assert_verified(path);
+        struct stat st;
+        ASSERT_OK(stat(path, &st) < 0 ? -errno : 0);
+        ASSERTF((st.st_mode & 07777) == 0600, "mode %o", st.st_mode & 07777);
+
+        sqlite3 *copy = NULL;
+        ASSERT_EQ_INT(sqlite3_open_v2(path, &copy, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_copy_text(copy, "PRAGMA journal_mode", "delete");
+        assert_copy_text(copy, "SELECT count(*) FROM gazelle_contacts", "2");
+        assert_copy_text(copy, "SELECT last_name FROM gazelle_contacts WHERE external_id = 'con_1'",
+                         "Côté « l'aînée » 🎹");
+        /* Booleans as 0/1, NULL kept, timestamps as the SQLite store's fixed-width UTC text. */
+        assert_copy_text(copy, "SELECT is_default || '/' || wants_email FROM gazelle_contacts WHERE external_id = 'con_1'",
+                         "1/0");
+        assert_copy_text(copy, "SELECT wants_phone FROM gazelle_contacts WHERE external_id = 'con_1'", NULL);
+        assert_copy_text(copy, "SELECT synced_at FROM gazelle_contacts WHERE external_id = 'con_1'",
+                         "2026-11-24T10:00:00.123456Z");
+        assert_copy_text(copy, "SELECT synced_at FROM gazelle_contacts WHERE external_id = 'con_2'",
+                         "2026-11-24T10:00:00.000000Z");
+        assert_copy_text(copy, "SELECT start_at FROM gazelle_appointments", "2026-11-25T19:30:00.000000Z");
+        assert_copy_text(copy, "SELECT typeof(duration_minutes) || ':' || duration_minutes FROM gazelle_appointments",
+                         "integer:90");
+        assert_copy_text(copy, "SELECT deleted_at FROM gazelle_appointments", NULL);
+        assert_copy_text(copy, "SELECT target_date || ' ' || state FROM alert_ledger", "2026-11-25 sent");
+        assert_copy_text(copy, "SELECT high_water_mark FROM sync_state", "2026-01-01T00:00:00.000000Z");
+        assert_copy_text(copy, "SELECT count(*) FROM schema_migrations", "1");
+        assert_copy_text(copy, "SELECT duration_seconds FROM scheduler_logs WHERE task_name = 'sync_gazelle'", "200");
+        sqlite3_close(copy);
+
+        /* The exported scheduler_logs reads back through the store's own reader. */
+        {
+                _cleanup_(db_closep) Db *c = NULL;
+                ASSERT_OK(db_open_sqlite(path, &c));
+                RunRow row = { .duration_seconds = -1 };
+                ASSERT_EQ_INT(store_run_last(c, "sync_gazelle", NULL, NULL, &row), 1);
+                ASSERT_STREQ(row.status, "success");
+                ASSERT_STREQ(row.message, "Sync terminée : 2 contacts");
+                ASSERT_EQ_INT(row.duration_seconds, 200);
+                ASSERT_EQ_INT(row.completed_at - row.started_at, 200 * USEC_PER_SEC);
+                cJSON *j = parse_stats(&row);
+                ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(j, "note")), "l'été 🎹");
+                cJSON_Delete(j);
+                run_row_clear(&row);
+        }
+
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "success");
+        cJSON *stats = parse_stats(&row);
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(stats, "file")), l.names[0]);
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(stats, "integrity")), "ok");
+        cJSON *tables = cJSON_GetObjectItem(stats, "tables");
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(tables, "gazelle_contacts")), 2);
+        ASSERT_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(tables, "alert_ledger")), 1);
+        cJSON_Delete(stats);
+        run_row_clear(&row);
+
+        /* Restoring into PostgreSQL is refused (not supported), nothing changes. */
+        ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_FAILED);
+        listing_free(&l);
+        env_done(&e);
+        test_pg_drop_database(pg_admin_url, dbname);
+        free(dbname);
+}
+
 int main(int argc, char **argv) {
         if (access("/usr/share/zoneinfo/" TZ_MONTREAL, R_OK) < 0)
                 test_skip_all("no zoneinfo for %s (install tzdata)", TZ_MONTREAL);
@@ -807,13 +938,29 @@ int main(int argc, char **argv) {
         umask(0077);
         tmp_root = test_mkdtemp("backup");
 
-        static const TestCase cases[] = {
+        static const TestCase common[] = {
                 TEST_CASE(name_pattern),     TEST_CASE(backup_creates_verified_file), TEST_CASE(retention),
                 TEST_CASE(disk_full),        TEST_CASE(sigkill_mid_backup),           TEST_CASE(missing_source),
                 TEST_CASE(unwritable_backup_dir), TEST_CASE(verify),                  TEST_CASE(restore),
                 TEST_CASE(concurrent_writer), TEST_CASE(restore_refuses_postgresql),
         };
-        int r = TEST_MAIN(cases, argc, argv);
+        TestCase cases[ELEMENTSOF(common) + 1];
+        size_t n = ELEMENTSOF(common);
+        memcpy(cases, common, sizeof common);
+
+        const char *url;
+        TestPgAvailability pg = test_pg_url(&url);
+        if (pg == TEST_PG_AVAILABLE) {
+                pg_admin_url = xstrdup(url);
+                cases[n++] = (TestCase) TEST_CASE(postgresql_export);
+        }
+        int r = test_run_all(cases, n, argc, argv);
+        if (r == 0 && pg == TEST_PG_MISSING) {
+                printf("SKIP: TEST_DATABASE_URL_FROM_SBX=1 but SBX_PG_URL is not set (SBX_NO_PG=1?)\n");
+                r = EXIT_TEST_SKIP;
+        } else if (r == 0 && pg == TEST_PG_NONE)
+                test_skip_part("postgresql_export", "TEST_DATABASE_URL is not set");
+        free(pg_admin_url);
         test_rm_rf(tmp_root);
         free(tmp_root);
         return r;

@@ -2,10 +2,9 @@
  * first opens, the scheduler_logs run lifecycle of SPEC §5 and column round-trips. Every test
  * runs against SQLite, and against PostgreSQL too when TEST_DATABASE_URL is set (or, with
  * TEST_DATABASE_URL_FROM_SBX=1, SBX_PG_URL from tests/sandbox.sh). Each PostgreSQL test gets a
- * database of its own (CREATE DATABASE test_<pid>_<n>), dropped afterwards, so runs are
+ * database of its own (CREATE DATABASE test_store_<pid>_<n>), dropped afterwards, so runs are
  * independent. */
 #include <cjson/cJSON.h>
-#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +13,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "store.h"
+#include "test-pg.h"
 #include "test.h"
 #include "timeutil.h"
 
@@ -40,43 +40,6 @@ typedef struct TestStore {
         Db *db;
 } TestStore;
 
-/* ---- PostgreSQL database per test ---- */
-
-/* The admin connection string with another dbname, as key='value' pairs (libpq parses URIs
- * and key=value alike, so this works whatever form TEST_DATABASE_URL takes). */
-static char *conninfo_with_dbname(const char *conninfo, const char *dbname) {
-        char *err = NULL;
-        PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
-        if (!opts)
-                TEST_FAIL("cannot parse the PostgreSQL connection string: %s", err ? err : "out of memory");
-        size_t cap = 4096, n = 0;
-        char *out = calloc(1, cap);
-        ASSERT(out);
-        for (PQconninfoOption *o = opts; o->keyword; o++) {
-                const char *v = strcmp(o->keyword, "dbname") == 0 ? dbname : o->val;
-                if (!v)
-                        continue;
-                n += (size_t) snprintf(out + n, cap - n, "%s%s='", n ? " " : "", o->keyword);
-                for (const char *p = v; *p && n + 4 < cap; p++) {
-                        if (*p == '\'' || *p == '\\')
-                                out[n++] = '\\';
-                        out[n++] = *p;
-                }
-                n += (size_t) snprintf(out + n, cap - n, "'");
-                ASSERT(n + 8 < cap);
-        }
-        PQconninfoFree(opts);
-        return out;
-}
-
-static void pg_admin_exec(const char *sql) {
-        _cleanup_(db_closep) Db *admin = NULL;
-        int r = db_open_postgresql(T.admin_url, &admin);
-        ASSERT_OKF(r, "connecting to TEST_DATABASE_URL: %s", admin ? db_error(admin) : "?");
-        r = db_exec(admin, sql, DB_NO_PARAMS);
-        ASSERT_OKF(r, "%s: %s", sql, db_error(admin));
-}
-
 /* ---- fresh stores ---- */
 
 static void test_store_init(TestStore *s) {
@@ -88,12 +51,8 @@ static void test_store_init(TestStore *s) {
                 setenv("XDG_STATE_HOME", s->state_home, 1);
                 unsetenv("DATABASE_URL");
         } else {
-                if (asprintf(&s->dbname, "test_%d_%u", (int) getpid(), n) < 0)
-                        abort();
-                _cleanup_free_ char *sql = xasprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8' "
-                                                     "LC_COLLATE 'C' LC_CTYPE 'C'", s->dbname);
-                pg_admin_exec(sql);
-                _cleanup_free_ char *url = conninfo_with_dbname(T.admin_url, s->dbname);
+                s->dbname = test_pg_create_database(T.admin_url, "store");
+                _cleanup_free_ char *url = test_pg_conninfo_with_dbname(T.admin_url, s->dbname);
                 /* The state directory still holds locks; give it a private one. */
                 if (asprintf(&s->state_home, "%s/state-%u", T.tmp_root, n) < 0)
                         abort();
@@ -117,10 +76,8 @@ static Db *test_store_open(TestStore *s) {
 static void test_store_done(TestStore *s) {
         s->db = db_close(s->db);
         config_clear(&s->config);
-        if (s->dbname) {
-                _cleanup_free_ char *sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", s->dbname);
-                pg_admin_exec(sql);
-        }
+        if (s->dbname)
+                test_pg_drop_database(T.admin_url, s->dbname);
         test_rm_rf(s->state_home);
         free(s->state_home);
         free(s->dbname);
@@ -787,7 +744,7 @@ TEST(open_failure_message) {
                 ASSERT_CONTAINS(db_error(db), "SQLite: ");
         } else {
                 /* A database that does not exist, on the same server. */
-                _cleanup_free_ char *url = conninfo_with_dbname(T.admin_url, "test_does_not_exist");
+                _cleanup_free_ char *url = test_pg_conninfo_with_dbname(T.admin_url, "test_does_not_exist");
                 char *saved = s.config.database_url;
                 s.config.database_url = url;
                 int r = store_open(&s.config, &db);
@@ -1026,20 +983,16 @@ int main(int argc, char **argv) {
         T.name = "sqlite";
         ran += run_cases(common_cases, ELEMENTSOF(common_cases), argc, argv);
 
-        const char *url = getenv("TEST_DATABASE_URL");
-        const char *from_sbx = getenv("TEST_DATABASE_URL_FROM_SBX");
-        bool sbx = from_sbx && streq(from_sbx, "1");
-        if (isempty(url) && sbx)
-                url = getenv("SBX_PG_URL");
+        const char *url;
+        TestPgAvailability pg = test_pg_url(&url);
         int ret = 0;
-        if (isempty(url)) {
-                if (sbx) {
-                        /* Asked to test PostgreSQL inside the sandbox, and there is none. */
-                        printf("SKIP: TEST_DATABASE_URL_FROM_SBX=1 but SBX_PG_URL is not set (SBX_NO_PG=1?)\n");
-                        ret = EXIT_TEST_SKIP;
-                } else
-                        test_skip_part("postgresql", "TEST_DATABASE_URL is not set");
-        } else {
+        if (pg == TEST_PG_MISSING) {
+                /* Asked to test PostgreSQL inside the sandbox, and there is none. */
+                printf("SKIP: TEST_DATABASE_URL_FROM_SBX=1 but SBX_PG_URL is not set (SBX_NO_PG=1?)\n");
+                ret = EXIT_TEST_SKIP;
+        } else if (pg == TEST_PG_NONE)
+                test_skip_part("postgresql", "TEST_DATABASE_URL is not set");
+        else {
                 T.backend = DB_POSTGRESQL;
                 T.name = "postgresql";
                 T.admin_url = xstrdup(url);
