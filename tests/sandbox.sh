@@ -27,6 +27,7 @@
 #   SBX_TMPFS=             extra paths (space separated) to cover with a tmpfs
 #   SBX_VERBOSE=1          print bring-up/teardown timings on stderr
 #
+# The caller's DATABASE_URL, GAZELLE_* and BACKUP_* are dropped (the product must not see them).
 # Inside CMD sees: HOME, XDG_{CONFIG,DATA,CACHE,STATE}_HOME and TMPDIR on tmpfs,
 # XDG_RUNTIME_DIR=/run/user/0, DBUS_SESSION_BUS_ADDRESS, SBX_DIR (scratch tmpfs),
 # SBX_UNIT_DIR (= $XDG_CONFIG_HOME/systemd/user), SBX_LOG_DIR, and unless SBX_NO_PG=1:
@@ -338,7 +339,8 @@ inner_setup_env() {
         case "$v" in
             NOTIFY_SOCKET|LISTEN_PID|LISTEN_FDS|LISTEN_FDNAMES|INVOCATION_ID|JOURNAL_STREAM|MANAGERPID|\
             WATCHDOG_PID|WATCHDOG_USEC|SYSTEMD_EXEC_PID|SYSTEMD_LOG_*|SYSTEMD_UNIT_PATH|PG*|\
-            DBUS_SESSION_BUS_ADDRESS|DBUS_STARTER_*|XDG_*|SBX_PG_URL|SBX_PG_DATA|SBX_UNIT_DIR|SBX_LOG_DIR|SBX_REUSED)
+            DBUS_SESSION_BUS_ADDRESS|DBUS_STARTER_*|XDG_*|SBX_PG_URL|SBX_PG_DATA|SBX_UNIT_DIR|SBX_LOG_DIR|SBX_REUSED|\
+            DATABASE_URL|GAZELLE_*|BACKUP_*)
                 unset "$v";;
         esac
     done

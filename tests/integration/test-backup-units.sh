@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# gazelle-backup.service under the user manager, on the store GS_STORE selects: a timer start is
+# recorded as triggered_by=scheduler, the ExecCondition= guard skips a second timer start the same
+# day, concurrent starts give one run, the journal carries GAZELLE_RUN_ID, a SIGKILLed run is
+# marked error ("Interrompue…") by the next run.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+[ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
+# shellcheck source=tests/integration/setup.sh
+. "$here/setup.sh"
+
+dropin=$XDG_CONFIG_HOME/systemd/user/gazelle-backup.timer.d
+mkdir -p "$dropin"
+printf '[Timer]\nOnActiveSec=1s\nAccuracySec=1ms\n' > "$dropin/50-test-now.conf"
+systemctl --user daemon-reload
+
+rows() { q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup'"; }
+sched_rows() { q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND triggered_by='scheduler'"; }
+has_sched_success() { [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND triggered_by='scheduler' AND status='success'")" = 1 ] 2>/dev/null; }
+skip_count() { journalctl -q --no-pager -o cat MESSAGE_ID=1ddcf83100d14d15bd316675bfdc3f40 GAZELLE_TASK=backup 2>/dev/null | wc -l; }
+more_skips() { [ "$(skip_count)" -gt "$1" ]; }
+no_running() { [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND status='running'")" = 0 ]; }
+
+# --- 1. the timer runs the backup: triggered_by=scheduler, success, a file
+systemctl --user restart gazelle-backup.timer
+wait_for "a successful scheduler backup row" 60 has_sched_success || fail "no scheduler/success row: $(q 'SELECT task_name,status,triggered_by,message FROM scheduler_logs')"
+ok "timer start recorded: triggered_by=scheduler, status=success"
+wait_for "gazelle-backup.service to finish" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
+files=("$GS_STATE"/backups/db_backup_*.sqlite)
+[ "${#files[@]}" -ge 1 ] || fail "no backup file in $GS_STATE/backups"
+ok "backup file ${files[0]##*/} exists"
+run_id=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' AND triggered_by='scheduler'")
+
+# --- 2. the guard skips a second timer start of the same slot
+skips=$(skip_count)
+n_sched=$(sched_rows)
+systemctl --user restart gazelle-backup.timer
+wait_for "the skip message (MESSAGE_ID=1ddcf831…)" 30 more_skips "$skips" || fail "no skip message in the journal"
+ok "ExecCondition= guard logged MESSAGE_ID=1ddcf83100d14d15bd316675bfdc3f40 GAZELLE_TASK=backup"
+wait_for "gazelle-backup.service to settle" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
+assert_eq "$n_sched" "$(sched_rows)" "no new scheduler row after the skipped timer start"
+
+# --- 3. two concurrent starts: one run
+# The runner (src/manager.c, TIMER_START_TOLERANCE_USEC) takes a start within 3 s of the timer's
+# LastTriggerUSec for a timer start, which the guard would skip: stop the timer, wait that out.
+rm -rf "$dropin"; systemctl --user daemon-reload; systemctl --user restart gazelle-backup.timer
+trigger_old() {
+    local t
+    t=$(busctl --user get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/gazelle_2dbackup_2etimer \
+        org.freedesktop.systemd1.Timer LastTriggerUSec) || return 1
+    t=${t#t }
+    (( ${EPOCHREALTIME/[.,]/} - t > 3500000 ))
+}
+wait_for "the last timer trigger to be older than 3.5 s" 10 trigger_old || fail "LastTriggerUSec keeps moving"
+n=$(rows)
+systemctl --user start gazelle-backup.service & p1=$!
+systemctl --user start gazelle-backup.service & p2=$!
+wait "$p1" || fail "first systemctl start failed"
+wait "$p2" || fail "second systemctl start failed"
+assert_eq $((n + 1)) "$(rows)" "two concurrent systemctl start give exactly one new row"
+
+# --- 4. the journal finds the run by GAZELLE_RUN_ID
+entries=$(journal_wait 10 GAZELLE_RUN_ID="$run_id" SYSLOG_IDENTIFIER=gazelle-scheduler) || fail "no journal entry for run $run_id"
+ok "journalctl GAZELLE_RUN_ID=$run_id finds $(wc -l <<<"$entries") entries"
+
+# --- 5. a SIGKILLed run is marked error by the next run
+lock_start "$SBX_DIR/locked-source.sqlite"
+systemctl --user set-environment BACKUP_SQLITE_PATH="$LOCK_FILE"
+n=$(rows)
+systemctl --user start --no-block gazelle-backup.service
+new_running() { [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND status='running' AND pid IS NOT NULL")" = 1 ]; }
+wait_for "the hanging run's row" 30 new_running || fail "no running row: $(q "SELECT status,message FROM scheduler_logs WHERE task_name='backup'")"
+killed=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' AND status='running'")
+ok "backup hangs on the locked source (run $killed is running)"
+systemctl --user kill -s KILL gazelle-backup.service
+wait_for "the killed service to stop" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
+ok "gazelle-backup.service killed with SIGKILL ($(unit_state gazelle-backup.service))"
+lock_release
+systemctl --user unset-environment BACKUP_SQLITE_PATH
+systemctl --user reset-failed gazelle-backup.service 2>/dev/null || true
+systemctl --user start gazelle-backup.service || fail "the next backup run failed"
+wait_for "no running backup row" 10 no_running || fail "rows still running"
+st=$(q "SELECT status, message FROM scheduler_logs WHERE id='$killed'")
+case "$st" in
+    "error|Interrompue"*) ok "killed run $killed marked error: ${st#error|}";;
+    *) fail "killed run $killed: '$st'";;
+esac
+assert_eq success "$(q1 "SELECT status FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")" "the next run succeeded"

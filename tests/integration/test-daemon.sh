@@ -1,0 +1,134 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# gazelle-schedulerd on the session bus, on the store GS_STORE selects: bus activation, RunTask
+# (manual/api rows, signals, errors), GetLogs limits, ListTasks, the introspection contract,
+# 50 concurrent RunTask calls (idle exit: test-daemon-idle.sh).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+[ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
+# shellcheck source=tests/integration/setup.sh
+. "$here/setup.sh"
+
+D=gazelle-schedulerd.service
+ERR=com.piano_tek.GazelleScheduler1.Error
+status_of() { q1 "SELECT status FROM scheduler_logs WHERE id='$1'"; }
+is_status() { [ "$(status_of "$1")" = "$2" ]; }
+run_id_of() { sed -n 's/^s "\(.*\)"$/\1/p' <<<"$1"; }
+# err_name METHOD ARGS... - the D-Bus error name of a call (dbus-send prints it; busctl does not),
+# "OK" when it succeeds. ARGS in dbus-send syntax (string:x, uint32:1).
+err_name() {
+    local out
+    if out=$(dbus-send --session --print-reply --reply-timeout=30000 --dest="$GS_BUS" "$GS_PATH" "$GS_BUS.$1" "${@:2}" 2>&1); then
+        echo OK
+    else
+        sed -n 's/^Error \([^:]*\):.*/\1/p' <<<"$out" | head -n 1
+    fi
+}
+
+# --- bus activation + RunTask with an email, signals
+mon=$SBX_DIR/monitor.txt
+timeout 60 busctl --user --match "type='signal',interface='$GS_BUS'" monitor >"$mon" 2>&1 &
+mon_pid=$!
+mon_ready() { [ -s "$mon" ]; }
+wait_for "busctl monitor to start" 10 mon_ready || fail "busctl monitor printed nothing"
+assert_eq inactive "$(unit_state $D)" "$D not running before the first call"
+out=$(gs_call RunTask ss backup admin@piano-tek.com) || fail "RunTask backup failed"
+id=$(run_id_of "$out")
+[ -n "$id" ] || fail "RunTask returned '$out'"
+wait_for "$D to be active" 10 unit_active "$D" || fail "$D is $(unit_state $D) after RunTask"
+ok "RunTask bus-activated $D and returned run $id"
+st=$(status_of "$id")
+case "$st" in running|success) ok "row $id exists right after RunTask ($st)";; *) fail "row $id: '$st'";; esac
+wait_for "run $id to succeed" 60 is_status "$id" success || fail "run $id: $(q "SELECT status,message FROM scheduler_logs WHERE id='$id'")"
+ok "run $id went to success"
+assert_eq "manual|admin@piano-tek.com" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler_logs WHERE id='$id'")" "triggered_by=manual with the email"
+sig_seen() { grep -q "Member=$1" "$mon" && grep -q "$id" "$mon" && { [ "$1" != TaskFinished ] || grep -q '"success"' "$mon"; }; }
+wait_for "TaskStarted on the bus" 10 sig_seen TaskStarted || fail "no TaskStarted: $(cat "$mon")"
+ok "signal TaskStarted seen for $id"
+wait_for "TaskFinished on the bus" 10 sig_seen TaskFinished || fail "no TaskFinished(success): $(cat "$mon")"
+ok "signal TaskFinished(success) seen for $id"
+kill "$mon_pid" 2>/dev/null || true; wait "$mon_pid" 2>/dev/null || true
+
+# --- RunTask without an email: api + caller's user name
+wait_for "the backup unit to settle" 30 unit_inactive gazelle-backup.service || fail "backup unit still $(unit_state gazelle-backup.service)"
+out=$(gs_call RunTask ss backup '') || fail "RunTask backup '' failed"
+id2=$(run_id_of "$out")
+wait_for "run $id2 to end" 60 is_status "$id2" success || fail "run $id2: $(q "SELECT status,message FROM scheduler_logs WHERE id='$id2'")"
+assert_eq "api|root" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler_logs WHERE id='$id2'")" "RunTask with '' -> triggered_by=api, user root"
+
+# --- errors
+assert_eq "$ERR.UnknownTask" "$(err_name RunTask string:nosuchtask string:)" "unknown task -> UnknownTask"
+assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup string:not-an-email)" "'not-an-email' -> InvalidArgs"
+long="$(printf 'a%.0s' $(seq 290))@example.com"
+assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup "string:$long")" "${#long}-byte address -> InvalidArgs"
+
+# --- GetLogs limits
+nlogs() { busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u "$1" \
+          | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"][0]))'; }
+n0=$(nlogs 0); [ "$n0" -ge 2 ] && [ "$n0" -le 20 ] || fail "GetLogs 0 returned $n0 rows"
+ok "GetLogs 0 -> $n0 rows (<= 20)"
+assert_eq 1 "$(nlogs 1)" "GetLogs 1 -> 1 row"
+total=$(q1 "SELECT count(*) FROM scheduler_logs")
+assert_eq "$total" "$(nlogs 1000)" "GetLogs 1000 -> all $total rows"
+assert_eq "$total" "$(nlogs 4294967295)" "GetLogs 4294967295 -> capped, no error"
+keys=$(busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u 1 \
+       | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["data"][0][0])))')
+for k in id task_name status started_at triggered_by; do
+    case " $keys " in *" $k "*) ;; *) fail "GetLogs row lacks $k (keys: $keys)";; esac
+done
+ok "GetLogs rows carry the scheduler_logs columns ($keys)"
+
+# --- ListTasks
+tasks=$(busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" ListTasks \
+        | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["data"][0]
+print(len(t), sum(1 for x in t if x.get("next_run", {}).get("data")), " ".join(sorted(x["name"]["data"] for x in t)))')
+assert_eq "4 4 backup rapport_timeline rv_alerts sync_gazelle" "$tasks" "ListTasks: 4 tasks, each with next_run"
+
+# --- introspection = dbus/com.piano_tek.GazelleScheduler1.xml
+busctl --user introspect --xml-interface "$GS_BUS" "$GS_PATH" > "$SBX_DIR/introspect.xml"
+python3 - "$GS_SOURCE_DIR/dbus/$GS_BUS.xml" "$SBX_DIR/introspect.xml" <<'PY' || fail "introspection differs from the contract"
+import sys, xml.etree.ElementTree as ET
+def shape(path):
+    root = ET.parse(path).getroot()
+    ifs = [i for i in root.iter("interface") if i.get("name") == "com.piano_tek.GazelleScheduler1"]
+    assert len(ifs) == 1, f"{path}: {len(ifs)} interface elements"
+    out = set()
+    for m in ifs[0]:
+        if m.tag not in ("method", "signal", "property"):
+            continue
+        args = tuple((a.get("name"), a.get("type"), a.get("direction", "in" if m.tag == "method" else "out"))
+                     for a in m.findall("arg"))
+        out.add((m.tag, m.get("name"), args))
+    return out
+want, got = shape(sys.argv[1]), shape(sys.argv[2])
+if want != got:
+    print("missing:", sorted(want - got)); print("extra:", sorted(got - want)); sys.exit(1)
+PY
+ok "introspection of $GS_BUS matches dbus/$GS_BUS.xml (methods, signals, args)"
+
+# --- 50 concurrent RunTask while a run hangs on a locked source
+wait_for "the backup unit to settle" 30 unit_inactive gazelle-backup.service || fail "backup unit still $(unit_state gazelle-backup.service)"
+lock_start "$SBX_DIR/locked-source.sqlite"
+systemctl --user set-environment BACKUP_SQLITE_PATH="$LOCK_FILE"
+par=$SBX_DIR/par; mkdir -p "$par"
+pids=()
+for i in $(seq 50); do
+    err_name RunTask string:backup string: > "$par/$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+n_ok=$(grep -lx OK "$par"/* | wc -l)
+n_busy=$(grep -lx "$ERR.AlreadyRunning" "$par"/* | wc -l)
+assert_eq "1 49" "$n_ok $n_busy" "50 concurrent RunTask: one run, 49 AlreadyRunning"
+hung=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' AND status='running'")
+[ -n "$hung" ] || fail "no running backup row"
+msg=$(dbus-send --session --print-reply --dest="$GS_BUS" "$GS_PATH" "$GS_BUS.RunTask" string:backup string: 2>&1 || true)
+case "$msg" in *"$hung"*) ok "AlreadyRunning names the running run $hung";; *) fail "AlreadyRunning message: $msg";; esac
+lock_release
+systemctl --user unset-environment BACKUP_SQLITE_PATH
+wait_for "run $hung to end" 60 is_status "$hung" success || fail "run $hung: $(q "SELECT status,message FROM scheduler_logs WHERE id='$hung'")"
+ok "the long run $hung ended (success) after the lock was released"
+
+echo "# AccessDenied for a non-admin caller is not tested: the sandbox's session bus lives in /run/user/0 (0700), other uids cannot connect"
