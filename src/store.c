@@ -199,6 +199,17 @@ int store_runs_query(Db *db, unsigned limit, const char *task, DbCursor **ret) {
                         DB_PARAMS(DBV_I(limit)), ret);
 }
 
+/* The first row of a run query into *row: 1 found, 0 none, -errno (query_result included). */
+static int first_run(int query_result, DbCursor *c, RunRow *row) {
+        if (query_result < 0)
+                return query_result;
+        int r = db_cursor_next(c);
+        if (r <= 0)
+                return r;
+        r = store_run_read(c, row);
+        return r < 0 ? r : 1;
+}
+
 int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row) {
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r;
@@ -215,24 +226,12 @@ int store_run_last(Db *db, const char *task, const char *status_a, const char *s
                              "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE task_name = $1 "
                              "ORDER BY started_at DESC LIMIT 1",
                              DB_PARAMS(DBV_TEXT_OR_NULL(task)), &c);
-        if (r < 0)
-                return r;
-        r = db_cursor_next(c);
-        if (r <= 0)
-                return r;
-        r = store_run_read(c, row);
-        return r < 0 ? r : 1;
+        return first_run(r, c, row);
 }
 
 int store_run_get(Db *db, const char *id, RunRow *row) {
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r = db_query(db, "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE id = $1",
                          DB_PARAMS(DBV_TEXT_OR_NULL(id)), &c);
-        if (r < 0)
-                return r;
-        r = db_cursor_next(c);
-        if (r <= 0)
-                return r;
-        r = store_run_read(c, row);
-        return r < 0 ? r : 1;
+        return first_run(r, c, row);
 }
