@@ -107,6 +107,15 @@ static int absolute_path_setting(Config *c, const char *name, char **ret) {
         return 0;
 }
 
+/* The file named by $GAZELLE_CONFIG must exist; the default place may be empty (defaults). */
+static int load_settings(Config *c) {
+        _cleanup_free_ char *path = settings_default_path(c->bus == BUS_SYSTEM);
+        if (path && isempty(getenv("GAZELLE_CONFIG")) && access(path, F_OK) < 0 && errno == ENOENT)
+                path = mfree(path);
+        int r = settings_load(&c->settings, path, c->error, sizeof c->error);
+        return r < 0 ? -EINVAL : 0;
+}
+
 int config_load(Config *c, BusScope bus) {
         int r;
 
@@ -145,7 +154,8 @@ int config_load(Config *c, BusScope bus) {
         if (g && (strlen(g) == 0 || strlen(g) > 64 || strpbrk(g, " :/\n")))
                 return invalid(c, "GAZELLE_ADMIN_GROUP=%.64s: not a valid group name", g);
         c->admin_group = xstrdup(g ? g : "gazelle-admin");
-        return 0;
+
+        return load_settings(c);
 }
 
 void config_clear(Config *c) {
@@ -158,5 +168,6 @@ void config_clear(Config *c) {
         free(c->backup_dir);
         free(c->backup_sqlite_path);
         free(c->admin_group);
+        settings_clear(&c->settings);
         *c = (Config) {};
 }

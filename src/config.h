@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include "settings.h"
+
 typedef enum BusScope {
         BUS_SYSTEM,
         BUS_USER,
@@ -19,7 +21,8 @@ typedef struct Config {
         char *backup_sqlite_path;  /* $BACKUP_SQLITE_PATH: another SQLite file to back up */
         char *admin_group;         /* $GAZELLE_ADMIN_GROUP, default gazelle-admin */
         unsigned idle_exit_sec;    /* $GAZELLE_IDLE_EXIT_SEC, daemon idle exit, default 30 */
-        char error[256];           /* the one line that says what is wrong */
+        Settings settings;         /* the JSON file: $GAZELLE_CONFIG | default place (settings.h) */
+        char error[512];           /* the one line that says what is wrong */
 } Config;
 
 /* Fills *c; returns 0 or -EINVAL with c->error set ("BACKUP_KEEP=abc: expected …"). */

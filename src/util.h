@@ -44,6 +44,11 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 static inline void fclosep(FILE **f) {
         if (*f)
                 fclose(*f);
