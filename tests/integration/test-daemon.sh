@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # gazelle-schedulerd on the session bus, on the store GS_STORE selects: bus activation, RunTask
 # (manual/api rows, signals, errors), GetLogs limits, ListTasks, the introspection contract,
-# 50 concurrent RunTask calls (idle exit: test-daemon-idle.sh).
+# 200 concurrent RunTask calls, a SIGKILLed runner (idle exit: test-daemon-idle.sh; callers
+# that are not admins: test-daemon-access.sh).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
@@ -62,15 +63,42 @@ assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:back
 long="$(printf 'a%.0s' $(seq 290))@example.com"
 assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup "string:$long")" "${#long}-byte address -> InvalidArgs"
 
-# --- GetLogs limits
-nlogs() { busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u "$1" \
-          | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"][0]))'; }
-n0=$(nlogs 0); [ "$n0" -ge 2 ] && [ "$n0" -le 20 ] || fail "GetLogs 0 returned $n0 rows"
-ok "GetLogs 0 -> $n0 rows (<= 20)"
+# --- GetLogs limits: 0 means 20, capped at 1000, newest first. 1100 old rows (2020) make the
+# cap visible; they are older than every real run, so "newest" is the last real one.
+fill_old_rows() {
+    if [ "$GS_STORE" = postgresql ]; then
+        q "INSERT INTO scheduler_logs (task_name, task_label, started_at, completed_at, duration_seconds, status,
+               message, triggered_by, created_at, host)
+           SELECT 'sync_gazelle', 'Synchronisation', t, t + interval '3 seconds', 3, 'success', 'old row ' || i,
+                  'scheduler', t, 'bench'
+           FROM generate_series(1, $1) AS i, LATERAL (SELECT timestamptz '2020-01-01 00:00Z' + i * interval '1 minute') AS x(t)"
+    else
+        q "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+           INSERT INTO scheduler_logs (id, task_name, task_label, started_at, completed_at, duration_seconds, status,
+               message, triggered_by, created_at, host)
+           SELECT printf('00000000-0000-4000-8000-%012d', i), 'sync_gazelle', 'Synchronisation',
+                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2020-01-01', '+' || i || ' minutes'),
+                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2020-01-01', '+' || i || ' minutes', '+3 seconds'),
+                  3, 'success', 'old row ' || i, 'scheduler',
+                  strftime('%Y-%m-%dT%H:%M:%S.000000Z', '2020-01-01', '+' || i || ' minutes'), 'bench'
+           FROM n"
+    fi
+}
+fill_old_rows 1100
+getlogs() { busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u "$1"; }
+nlogs() { getlogs "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"][0]))'; }
+assert_eq 20 "$(nlogs 0)" "GetLogs 0 -> 20 rows (the default)"
 assert_eq 1 "$(nlogs 1)" "GetLogs 1 -> 1 row"
-total=$(q1 "SELECT count(*) FROM scheduler_logs")
-assert_eq "$total" "$(nlogs 1000)" "GetLogs 1000 -> all $total rows"
-assert_eq "$total" "$(nlogs 4294967295)" "GetLogs 4294967295 -> capped, no error"
+assert_eq 1000 "$(nlogs 1000)" "GetLogs 1000 -> 1000 rows"
+assert_eq 1000 "$(nlogs 4294967295)" "GetLogs 4294967295 -> capped at 1000, no error"
+assert_eq "$id2" "$(getlogs 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0][0]["id"]["data"])')" \
+    "GetLogs 1 -> the newest run"
+order=$(getlogs 1000 | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["data"][0]
+s = [r["started_at"]["data"] for r in rows]
+print("sorted" if all(r.get("started_at") for r in rows) and s == sorted(s, reverse=True) else "unsorted")')
+assert_eq sorted "$order" "GetLogs rows are newest first"
 keys=$(busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u 1 \
        | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["data"][0][0])))')
 for k in id task_name status started_at triggered_by; do
@@ -108,27 +136,45 @@ if want != got:
 PY
 ok "introspection of $GS_BUS matches dbus/$GS_BUS.xml (methods, signals, args)"
 
-# --- 50 concurrent RunTask while a run hangs on a locked source
+# --- 200 concurrent RunTask from parallel processes while a run hangs on a locked source
 wait_for "the backup unit to settle" 30 unit_inactive gazelle-backup.service || fail "backup unit still $(unit_state gazelle-backup.service)"
 lock_start "$SBX_DIR/locked-source.sqlite"
 systemctl --user set-environment BACKUP_SQLITE_PATH="$LOCK_FILE"
 par=$SBX_DIR/par; mkdir -p "$par"
 pids=()
-for i in $(seq 50); do
+for i in $(seq 200); do
     err_name RunTask string:backup string: > "$par/$i" &
     pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
 n_ok=$(grep -lx OK "$par"/* | wc -l)
 n_busy=$(grep -lx "$ERR.AlreadyRunning" "$par"/* | wc -l)
-assert_eq "1 49" "$n_ok $n_busy" "50 concurrent RunTask: one run, 49 AlreadyRunning"
+assert_eq "1 199" "$n_ok $n_busy" "200 concurrent RunTask: one run, 199 AlreadyRunning"
 hung=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' AND status='running'")
 [ -n "$hung" ] || fail "no running backup row"
+assert_eq 1 "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND status='running'")" "exactly one backup row is running"
 msg=$(dbus-send --session --print-reply --dest="$GS_BUS" "$GS_PATH" "$GS_BUS.RunTask" string:backup string: 2>&1 || true)
 case "$msg" in *"$hung"*) ok "AlreadyRunning names the running run $hung";; *) fail "AlreadyRunning message: $msg";; esac
+
+# --- the runner SIGKILLed mid-run: the daemon closes its row as error when the job ends (no
+# later run needed), and says so with TaskFinished
+adopted() { [ "$(q1 "SELECT coalesce(pid, 0) > 0 FROM scheduler_logs WHERE id='$hung'")" = "$(true_lit)" ]; }
+true_lit() { [ "$GS_STORE" = postgresql ] && echo t || echo 1; }
+wait_for "the runner to adopt $hung" 20 adopted || fail "run $hung never adopted: $(q "SELECT * FROM scheduler_logs WHERE id='$hung'")"
+mon=$SBX_DIR/monitor-kill.txt
+timeout 60 busctl --user --match "type='signal',interface='$GS_BUS',member='TaskFinished'" monitor >"$mon" 2>&1 &
+mon_pid=$!
+wait_for "busctl monitor to start" 10 mon_ready || fail "busctl monitor printed nothing"
+systemctl --user kill -s KILL gazelle-backup.service
+wait_for "the killed service to stop" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
 lock_release
 systemctl --user unset-environment BACKUP_SQLITE_PATH
-wait_for "run $hung to end" 60 is_status "$hung" success || fail "run $hung: $(q "SELECT status,message FROM scheduler_logs WHERE id='$hung'")"
-ok "the long run $hung ended (success) after the lock was released"
+wait_for "run $hung to be closed" 20 is_status "$hung" error || fail "killed run $hung: $(q "SELECT status,message FROM scheduler_logs WHERE id='$hung'")"
+st=$(q "SELECT status, message FROM scheduler_logs WHERE id='$hung'")
+case "$st" in "error|Interrompue"*) ok "SIGKILLed run $hung ends error: ${st#error|}";; *) fail "killed run $hung: '$st'";; esac
+killed_sig() { grep -q "$hung" "$mon" && grep -q '"error"' "$mon"; }
+wait_for "TaskFinished(error)" 10 killed_sig || fail "no TaskFinished(error) for $hung: $(cat "$mon")"
+ok "TaskFinished(error) emitted for the killed run"
+kill "$mon_pid" 2>/dev/null || true; wait "$mon_pid" 2>/dev/null || true
 
-echo "# AccessDenied for a non-admin caller is not tested: the sandbox's session bus lives in /run/user/0 (0700), other uids cannot connect"
+# AccessDenied for a non-admin caller: test-daemon-access.sh (a private bus other uids can reach).
