@@ -94,9 +94,15 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = handle_any
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients that time out or cancel reset their connection: expected here
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()
 
