@@ -16,28 +16,6 @@
 #define IDLE_CHECK_USEC (1 * USEC_PER_SEC)
 #define PENDING_STALE_USEC (10 * 60 * USEC_PER_SEC)
 
-Db *context_store(Context *c, sd_bus_error *error) {
-        if (c->db)
-                return c->db;
-        Db *db = NULL;
-        int r = store_open(&c->config, &db);
-        if (r < 0) {
-                log_warning("Store unavailable: %s", db ? db_error(db) : strerror(-r));
-                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
-                                  "The store cannot be opened (%s): check DATABASE_URL or the state directory, "
-                                  "then retry.", db ? db_error(db) : strerror(-r));
-                db_close(db);
-                return NULL;
-        }
-        c->db = db;
-        return db;
-}
-
-void context_store_failed(Context *c, int r) {
-        if (r == -ECONNRESET || r == -ECONNREFUSED || r == -EIO)
-                c->db = db_close(c->db);
-}
-
 static void context_clear(Context *c) {
         while (c->jobs)
                 job_free(c, c->jobs);

@@ -45,5 +45,7 @@ Db *context_store(Context *c, sd_bus_error *error);
 /* Called when a store operation failed: a dead connection is dropped for the next call. */
 void context_store_failed(Context *c, int r);
 
+/* Registers the object and the JobRemoved match on c->bus (any connection: the daemon's bus,
+ * or one end of a socketpair in tests/unit/test-bus-api.c). */
 int bus_api_register(Context *c);
 void job_free(Context *c, StartJob *j);

@@ -1,0 +1,375 @@
+/* test-bus-api.c — the daemon's vtable over a socketpair: no bus daemon, no systemd, no
+ * gazelle-schedulerd. The server end runs bus_api_register() on a Context with a temporary
+ * SQLite store in its own thread (its handlers make synchronous calls to "systemd", which is
+ * the client end here: it answers them UnknownObject, like a manager without our units).
+ * Checks argument validation, error names, GetLogs limits and the keys of ListTasks. */
+#include <pthread.h>
+#include <sys/socket.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "bus-errors.h"
+#include "daemon.h"
+#include "test.h"
+
+typedef struct Server {
+        Context c;
+        pthread_t thread;
+        char *dir;
+} Server;
+
+typedef struct Client {
+        sd_bus *bus;
+} Client;
+
+static void *server_main(void *userdata) {
+        Server *s = userdata;
+        int r = sd_event_loop(s->c.event);
+        if (r < 0)
+                fprintf(stderr, "server event loop: %s\n", strerror(-r));
+        return NULL;
+}
+
+/* A server on one end of a socketpair, a client on the other. sqlite_path overrides the store
+ * (NULL: a fresh one under a temporary state directory). */
+static void start(Server *s, Client *cl, const char *sqlite_path) {
+        int fds[2];
+        sd_id128_t id;
+
+        *s = (Server) { .dir = test_mkdtemp("bus-api") };
+        ASSERT(setenv("STATE_DIRECTORY", s->dir, 1) == 0);
+        (void) unsetenv("DATABASE_URL");
+        (void) unsetenv("GAZELLE_ADMIN_GROUP");
+        ASSERTF(config_load(&s->c.config, BUS_USER) >= 0, "%s", s->c.config.error);
+        if (sqlite_path) {
+                free(s->c.config.sqlite_path);
+                s->c.config.sqlite_path = strdup(sqlite_path);
+        }
+        snprintf(s->c.host, sizeof s->c.host, "test-host");
+
+        ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+        ASSERT_OK(sd_id128_randomize(&id));
+        ASSERT_OK(sd_bus_new(&s->c.bus));
+        ASSERT_OK(sd_bus_set_fd(s->c.bus, fds[0], fds[0]));
+        ASSERT_OK(sd_bus_set_server(s->c.bus, 1, id));
+        ASSERT_OK(sd_bus_start(s->c.bus));
+        ASSERT_OK(bus_api_register(&s->c));
+        ASSERT_OK(sd_event_new(&s->c.event));
+        ASSERT_OK(sd_bus_attach_event(s->c.bus, s->c.event, SD_EVENT_PRIORITY_NORMAL));
+        /* The client hanging up ends the server's loop: the only way to stop it from here. */
+        ASSERT_OK(sd_bus_set_exit_on_disconnect(s->c.bus, 1));
+
+        *cl = (Client) {};
+        ASSERT_OK(sd_bus_new(&cl->bus));
+        ASSERT_OK(sd_bus_set_fd(cl->bus, fds[1], fds[1]));
+        ASSERT_OK(sd_bus_start(cl->bus));
+
+        ASSERT(pthread_create(&s->thread, NULL, server_main, s) == 0);
+}
+
+static void stop(Server *s, Client *cl) {
+        cl->bus = sd_bus_flush_close_unref(cl->bus);
+        ASSERT(pthread_join(s->thread, NULL) == 0);
+        while (s->c.jobs)
+                job_free(&s->c, s->c.jobs);
+        for (unsigned i = 0; i < JOB_STASH_SIZE; i++) {
+                free(s->c.stash[i].path);
+                free(s->c.stash[i].result);
+        }
+        s->c.bus = sd_bus_flush_close_unref(s->c.bus);
+        s->c.event = sd_event_unref(s->c.event);
+        s->c.db = db_close(s->c.db);
+        config_clear(&s->c.config);
+        test_rm_rf(s->dir);
+        free(s->dir);
+}
+
+typedef struct Pending {
+        bool done;
+        sd_bus_message *reply;
+} Pending;
+
+static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Pending *p = userdata;
+        p->reply = sd_bus_message_ref(m);
+        p->done = true;
+        return 0;
+}
+
+/* Calls METHOD and keeps processing the client's end while waiting, so that the server's own
+ * calls to "systemd" get their UnknownObject answer instead of hanging. Returns the reply
+ * (a method return or an error message). */
+static sd_bus_message *call(Client *cl, const char *method, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        Pending p = {};
+        va_list ap;
+
+        ASSERT_OK(sd_bus_message_new_method_call(cl->bus, &m, BUS_NAME, BUS_PATH, BUS_INTERFACE, method));
+        va_start(ap, types);
+        ASSERT_OK(sd_bus_message_appendv(m, types, ap));
+        va_end(ap);
+        ASSERT_OK(sd_bus_call_async(cl->bus, NULL, m, on_reply, &p, 30 * USEC_PER_SEC));
+        while (!p.done) {
+                int r = sd_bus_process(cl->bus, NULL);
+                ASSERT_OK(r);
+                if (r == 0)
+                        ASSERT_OK(sd_bus_wait(cl->bus, UINT64_MAX));
+        }
+        return p.reply;
+}
+
+static void assert_error(sd_bus_message *reply, const char *name, const char *in_message) {
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        ASSERTF(e, "expected %s, got a method return", name);
+        ASSERT_STREQ(e->name, name);
+        if (in_message)
+                ASSERT_CONTAINS(e->message, in_message);
+}
+
+/* Number of a{sv} dictionaries in an aa{sv} reply. */
+static unsigned count_rows(sd_bus_message *reply) {
+        unsigned n = 0;
+        ASSERTF(!sd_bus_message_get_error(reply), "%s", sd_bus_message_get_error(reply)->message);
+        ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "a{sv}"));
+        while (sd_bus_message_skip(reply, "a{sv}") > 0)
+                n++;
+        ASSERT_OK(sd_bus_message_exit_container(reply));
+        ASSERT_OK(sd_bus_message_rewind(reply, true));
+        return n;
+}
+
+/* The string value of KEY in the current a{sv}, or NULL; the dictionary is left entered. */
+static char *dict_string(sd_bus_message *reply, const char *key, char **keys_seen) {
+        char *found = NULL;
+        const char *k;
+        ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "{sv}"));
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                ASSERT_OK(sd_bus_message_read(reply, "s", &k));
+                if (keys_seen) {
+                        char *old = *keys_seen;
+                        ASSERT(asprintf(keys_seen, "%s%s ", old ? old : " ", k) >= 0);
+                        free(old);
+                }
+                const char *contents;
+                ASSERT_OK(sd_bus_message_peek_type(reply, NULL, &contents));
+                if (strcmp(k, key) == 0 && strcmp(contents, "s") == 0) {
+                        const char *v;
+                        ASSERT_OK(sd_bus_message_enter_container(reply, 'v', "s"));
+                        ASSERT_OK(sd_bus_message_read(reply, "s", &v));
+                        ASSERT_OK(sd_bus_message_exit_container(reply));
+                        found = strdup(v);
+                } else
+                        ASSERT_OK(sd_bus_message_skip(reply, "v"));
+                ASSERT_OK(sd_bus_message_exit_container(reply));
+        }
+        ASSERT_OK(sd_bus_message_exit_container(reply));
+        return found;
+}
+
+static bool is_root(void) {
+        return geteuid() == 0;
+}
+
+TEST(run_task_unknown_task) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        const char *bad[] = { "nosuchtask", "", "Backup", "backup ", "../backup", "gazelle-backup.service" };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", bad[i], "");
+                assert_error(r, BUS_ERROR_UNKNOWN_TASK, "Valid tasks:");
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", "nosuchtask", "");
+        assert_error(r, BUS_ERROR_UNKNOWN_TASK, "'nosuchtask'");
+        stop(&s, &cl);
+}
+
+TEST(run_task_bad_email) {
+        Server s;
+        Client cl;
+        char long_local[300];
+        memset(long_local, 'a', 250);
+        strcpy(long_local + 250, "@x.ca"); /* 255 bytes: one too many */
+
+        start(&s, &cl, NULL);
+        const char *bad[] = { "not-an-email", "a@b", "@piano-tek.com", "tech@", "a b@x.com", "a@@x.com",
+                              "a@x.", "a@.com", "tech@x.com\n", "<tech@x.com>", "tech@x.com;rm", long_local };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", "backup", bad[i]);
+                assert_error(r, SD_BUS_ERROR_INVALID_ARGS, "Invalid email address");
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", "sync", "not-an-email");
+        assert_error(r, SD_BUS_ERROR_INVALID_ARGS, "'not-an-email'");
+        stop(&s, &cl);
+}
+
+/* A valid call passes validation and authorization (root) or is refused (anyone else); as root
+ * it reaches StartUnit, which the client end refuses: SystemdUnavailable, and the row that was
+ * written is closed as error rather than left running. */
+TEST(run_task_authorized_or_denied) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        const char *ok_emails[] = { "tech@piano-tek.com", "" };
+        const char *tasks[] = { "backup", "rapport" };
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", tasks[i], ok_emails[i]);
+                if (!is_root()) {
+                        assert_error(r, SD_BUS_ERROR_ACCESS_DENIED, "gazelle-admin");
+                        continue;
+                }
+                assert_error(r, BUS_ERROR_SYSTEMD_UNAVAILABLE, "systemd refused to start");
+        }
+        if (is_root()) {
+                Db *db = NULL;
+                int64_t n = -1;
+                ASSERT_OK(store_open(&s.c.config, &db));
+                ASSERT_OK(db_query_int(db, "SELECT count(*) FROM scheduler_logs WHERE status = 'error' AND "
+                                       "((task_name = 'backup' AND triggered_by = 'manual' AND "
+                                       "triggered_by_user = 'tech@piano-tek.com') OR "
+                                       "(task_name = 'rapport_timeline' AND triggered_by = 'api' AND "
+                                       "triggered_by_user = 'root'))", NULL, 0, &n));
+                ASSERT_EQ_INT(n, 2);
+                ASSERT_OK(db_query_int(db, "SELECT count(*) FROM scheduler_logs WHERE status = 'running'", NULL, 0, &n));
+                ASSERT_EQ_INT(n, 0);
+                db_close(db);
+        } else
+                test_skip_part("run_task_reaches_start_unit", "not root: only the refusal is checked");
+        stop(&s, &cl);
+}
+
+static void insert_rows(const Config *config, unsigned n) {
+        Db *db = NULL;
+        ASSERT_OK(store_open(config, &db));
+        ASSERT_OKF(db_begin(db), "%s", db_error(db));
+        for (unsigned i = 0; i < n; i++) {
+                char id[RUN_ID_MAX];
+                run_id_new(id);
+                usec_t t = 1700000000 * USEC_PER_SEC + (usec_t) i * 60 * USEC_PER_SEC;
+                RunRow row = {
+                        .id = id, .task_name = (char *) "sync_gazelle", .task_label = (char *) "Synchronisation",
+                        .started_at = t, .status = (char *) "running", .triggered_by = (char *) "scheduler",
+                        .host = (char *) "test-host",
+                };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+        }
+        ASSERT_OKF(db_commit(db), "%s", db_error(db));
+        db_close(db);
+}
+
+TEST(get_logs_limits) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        {
+                /* An empty store answers an empty array, not an error. */
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", 0);
+                ASSERT_EQ_INT(count_rows(r), 0);
+        }
+        insert_rows(&s.c.config, 1005);
+        struct { uint32_t limit; unsigned expected; } cases[] = {
+                { 0, 20 }, { 1, 1 }, { 2, 2 }, { 20, 20 }, { 999, 999 }, { 1000, 1000 }, { 1001, 1000 },
+                { 4294967295u, 1000 },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", cases[i].limit);
+                unsigned n = count_rows(r);
+                ASSERTF(n == cases[i].expected, "GetLogs(%u): %u rows, expected %u", cases[i].limit, n,
+                        cases[i].expected);
+        }
+
+        /* Newest first; keys are column names; NULL columns (completed_at…) are left out. */
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", 2);
+        _cleanup_free_ char *keys = NULL;
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *first = dict_string(r, "started_at", &keys);
+        _cleanup_free_ char *second = dict_string(r, "started_at", NULL);
+        ASSERT(first && second);
+        ASSERTF(strcmp(first, second) > 0, "%s should be newer than %s", first, second);
+        /* RFC 3339 with an offset: 2023-11-…T…-05:00 (the local zone) or Z. */
+        ASSERTF(strlen(first) >= 20 && first[10] == 'T' && (strchr(first + 19, '+') || strchr(first + 19, '-') ||
+                                                            first[strlen(first) - 1] == 'Z'), "%s", first);
+        const char *want[] = { " id ", " task_name ", " task_label ", " status ", " started_at ", " created_at ",
+                               " triggered_by ", " host ", " stats " };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                ASSERT_CONTAINS(keys, want[i]);
+        const char *absent[] = { " completed_at ", " duration_seconds ", " message ", " triggered_by_user ",
+                                 " invocation_id " };
+        for (size_t i = 0; i < sizeof absent / sizeof *absent; i++)
+                ASSERTF(!strstr(keys, absent[i]), "NULL column%s present: %s", absent[i], keys);
+        stop(&s, &cl);
+}
+
+TEST(list_tasks_keys) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "ListTasks", "");
+        ASSERT_EQ_INT(count_rows(r), 4);
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *keys = NULL;
+        _cleanup_free_ char *name = dict_string(r, "name", &keys);
+        ASSERT_STREQ(name, "sync_gazelle");
+        const char *want[] = { " name ", " label ", " unit ", " schedule ", " running " };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                ASSERT_CONTAINS(keys, want[i]);
+        /* No timer reachable, no run yet: next_run and last_* are left out, not empty. */
+        ASSERTF(!strstr(keys, " next_run ") && !strstr(keys, " last_status "), "%s", keys);
+        stop(&s, &cl);
+}
+
+/* The store cannot be opened (its directory is a regular file): every method answers
+ * StoreUnavailable, and the daemon keeps serving. */
+TEST(store_unavailable) {
+        Server s;
+        Client cl;
+        _cleanup_free_ char *dir = test_mkdtemp("bus-api-file");
+        _cleanup_free_ char *file = NULL, *path = NULL;
+        ASSERT(asprintf(&file, "%s/not-a-dir", dir) >= 0);
+        ASSERT(asprintf(&path, "%s/gazelle-scheduler.sqlite", file) >= 0);
+        FILE *f = fopen(file, "w");
+        ASSERT(f);
+        fclose(f);
+
+        start(&s, &cl, path);
+        for (int round = 0; round < 2; round++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *a = call(&cl, "GetLogs", "u", 20);
+                assert_error(a, BUS_ERROR_STORE_UNAVAILABLE, "store");
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *b = call(&cl, "ListTasks", "");
+                assert_error(b, BUS_ERROR_STORE_UNAVAILABLE, NULL);
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *c = call(&cl, "RunTask", "ss", "backup", "");
+                assert_error(c, is_root() ? BUS_ERROR_STORE_UNAVAILABLE : SD_BUS_ERROR_ACCESS_DENIED, NULL);
+        }
+        /* Validation still comes first. */
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *d = call(&cl, "RunTask", "ss", "nope", "");
+        assert_error(d, BUS_ERROR_UNKNOWN_TASK, NULL);
+        stop(&s, &cl);
+        test_rm_rf(dir);
+}
+
+/* Clients see the named errors' errno equivalents through the shared map. */
+TEST(error_map) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        ASSERT_OK(sd_bus_error_add_map(gazelle_bus_errors));
+        sd_bus_error_set(&e, BUS_ERROR_ALREADY_RUNNING, "x");
+        ASSERT_EQ_INT(sd_bus_error_get_errno(&e), EBUSY);
+        sd_bus_error_free(&e);
+        sd_bus_error_set(&e, BUS_ERROR_UNKNOWN_TASK, "x");
+        ASSERT_EQ_INT(sd_bus_error_get_errno(&e), ENOENT);
+        sd_bus_error_free(&e);
+        sd_bus_error_set(&e, BUS_ERROR_STORE_UNAVAILABLE, "x");
+        ASSERT_EQ_INT(sd_bus_error_get_errno(&e), EHOSTDOWN);
+}
+
+int main(int argc, char **argv) {
+        static const TestCase cases[] = {
+                TEST_CASE(run_task_unknown_task),
+                TEST_CASE(run_task_bad_email),
+                TEST_CASE(run_task_authorized_or_denied),
+                TEST_CASE(get_logs_limits),
+                TEST_CASE(list_tasks_keys),
+                TEST_CASE(store_unavailable),
+                TEST_CASE(error_map),
+        };
+        return TEST_MAIN(cases, argc, argv);
+}
