@@ -10,6 +10,7 @@
 
 #include "backup.h"
 #include "manager.h"
+#include "report.h"
 
 #include <systemd/sd-daemon.h>
 
@@ -25,7 +26,7 @@ static int task_not_implemented(RunContext *ctx, TaskResult *result) {
 
 static const TaskRunFunc task_functions[_TASK_MAX] = {
         [TASK_SYNC_GAZELLE] = task_not_implemented,
-        [TASK_RAPPORT_TIMELINE] = task_not_implemented,
+        [TASK_RAPPORT_TIMELINE] = report_task_run,
         [TASK_BACKUP] = backup_task_run,
         [TASK_RV_ALERTS] = task_not_implemented,
 };
