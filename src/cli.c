@@ -7,6 +7,7 @@
 #include "backup.h"
 #include "client.h"
 #include "config.h"
+#include "gazelle.h"
 #include "journal.h"
 #include "migrate.h"
 #include "runner.h"
@@ -32,6 +33,9 @@ static void help(void) {
                "                                  exit 1 when a task has not succeeded for 26 h\n"
                "  should-run TASK                 ExecCondition= guard: exit 1 when the timer's slot already\n"
                "                                  succeeded today, 0 otherwise\n"
+               "  auth [--code CODE | --refresh-token -]\n"
+               "                                  Gazelle OAuth: print the authorization URL, exchange a\n"
+               "                                  code, or import a refresh token from stdin\n"
                "  migrate                         Apply pending schema migrations to the store\n"
                "  restore FILE                    Verify a backup and put it back into the SQLite store\n"
                "  slot TASK                       Read UTC epoch microseconds on stdin, print each one's\n"
@@ -147,6 +151,13 @@ static int cmd_restore(BusScope bus, int argc, char **argv) {
         return backup_restore(&cfg, argv[1]);
 }
 
+static int cmd_auth(BusScope bus, int argc, char **argv) {
+        _cleanup_(config_clear) Config cfg = {};
+        if (load_config(&cfg, bus) < 0)
+                return EXIT_USAGE;
+        return gazelle_auth_main(&cfg, argc, argv);
+}
+
 static int cmd_slot(int argc, char **argv) {
         char line[SLOT_LINE_MAX];
         if (argc != 2) {
@@ -236,6 +247,8 @@ int cli_main(int argc, char **argv) {
                 return cmd_migrate(bus, cargc, cargv);
         if (streq(cmd, "restore"))
                 return cmd_restore(bus, cargc, cargv);
+        if (streq(cmd, "auth"))
+                return cmd_auth(bus, cargc, cargv);
         if (streq(cmd, "slot"))
                 return cmd_slot(cargc, cargv);
         if (streq(cmd, "notify-failure"))

@@ -10,6 +10,7 @@
 
 #include "backup.h"
 #include "manager.h"
+#include "sync.h"
 #include "report.h"
 
 #include <systemd/sd-daemon.h>
@@ -18,14 +19,14 @@
  * reached a runner). */
 #define PENDING_ADOPT_WINDOW_USEC (10 * 60 * USEC_PER_SEC)
 
-static int task_not_implemented(RunContext *ctx, TaskResult *result) {
+_unused_ static int task_not_implemented(RunContext *ctx, TaskResult *result) {
         task_result_set(result, "error", "%s n'est pas encore disponible dans cette version (non implémentée)",
                         ctx->task->label);
         return -EOPNOTSUPP;
 }
 
 static const TaskRunFunc task_functions[_TASK_MAX] = {
-        [TASK_SYNC_GAZELLE] = task_not_implemented,
+        [TASK_SYNC_GAZELLE] = sync_task_run,
         [TASK_RAPPORT_TIMELINE] = report_task_run,
         [TASK_BACKUP] = backup_task_run,
         [TASK_RV_ALERTS] = task_not_implemented,

@@ -1,0 +1,646 @@
+/* gazelle.c — the Gazelle API client: secrets and endpoints, OAuth tokens in the store, GraphQL
+ * requests over http.h's curl multi, and pagination by pageInfo. See gazelle.h. */
+#include "gazelle.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "store.h"
+#include "timeutil.h"
+
+static inline void cJSON_Deletep(cJSON **j) {
+        cJSON_Delete(*j);
+}
+
+#define DEFAULT_API_URL "https://gazelleapp.io/graphql/private/"
+#define DEFAULT_TOKEN_URL "https://gazelleapp.io/developer/oauth/token"
+#define DEFAULT_AUTHORIZE_URL "https://gazelleapp.io/developer/oauth/authorize"
+#define DEFAULT_REDIRECT_URI "urn:ietf:wg:oauth:2.0:oob"
+/* Refresh when the access token has less than this left: a page must never start with a token
+ * about to die. */
+#define REFRESH_AHEAD_USEC (5 * 60 * USEC_PER_SEC)
+#define SERVER_TEXT_MAX 200
+
+struct GazelleClient {
+        Db *db;
+        HttpClient *http;        /* GraphQL, up to max_concurrency transfers */
+        HttpClient *token_http;  /* token endpoint: blocking calls, also from GraphQL callbacks */
+        unsigned max_concurrency;
+        char *api_url, *token_url, *endpoint;
+        char *api_key;           /* API-key mode when set */
+        char *client_id, *client_secret;
+        char *access_token, *refresh_token;
+        usec_t expires_at;       /* 0: unknown, refresh first */
+        unsigned token_gen;      /* bumped by every new access token */
+};
+
+typedef struct Pager {
+        GazelleClient *g;
+        char *query;
+        char *field;
+        cJSON *variables;
+        GazellePageFunc page;
+        GazelleEndFunc end;
+        void *userdata;
+        char *last_cursor;
+        unsigned token_gen;      /* the access token the current request carries */
+        bool refreshed;          /* the current request already got its one refresh after a 401 */
+        bool stopped;            /* page() failed: end() already ran */
+} Pager;
+
+static void set_error(char *error, size_t size, const char *fmt, ...) _printf_(3, 4);
+static void set_error(char *error, size_t size, const char *fmt, ...) {
+        va_list ap;
+        if (!error || size == 0)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(error, size, fmt, ap);
+        va_end(ap);
+}
+
+static void free_secret(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+/* "https://host:port/a/b?x" → "host:port/a/b" (no query string: it could hold a secret). */
+static char *url_host_path(const char *url) {
+        const char *p = strstr(url, "://");
+        p = p ? p + 3 : url;
+        return strndup(p, strcspn(p, "?#")) ?: (abort(), NULL);
+}
+
+static int env_unsigned(const char *name, unsigned def, unsigned min, unsigned max, unsigned *ret, char *error,
+                        size_t error_size) {
+        const char *v = getenv(name);
+        if (isempty(v)) {
+                *ret = def;
+                return 0;
+        }
+        char *end;
+        errno = 0;
+        unsigned long u = strtoul(v, &end, 10);
+        if (errno || *end || end == v || u < min || u > max) {
+                set_error(error, error_size, "%s=%.32s : attendu un entier de %u à %u", name, v, min, max);
+                return -EINVAL;
+        }
+        *ret = (unsigned) u;
+        return 0;
+}
+
+static int http_policy_from_env(HttpPolicy *p, char *error, size_t error_size) {
+        unsigned attempts, timeout, budget, backoff, low_speed, connect;
+        int r;
+
+        http_policy_default(p);
+        if ((r = env_unsigned("GAZELLE_HTTP_MAX_ATTEMPTS", p->max_attempts, 1, 20, &attempts, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_TIMEOUT_SEC", (unsigned) (p->attempt_timeout_usec / USEC_PER_SEC), 1, 3600,
+                              &timeout, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_CONNECT_TIMEOUT_SEC", (unsigned) (p->connect_timeout_usec / USEC_PER_SEC), 1,
+                              300, &connect, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_BUDGET_SEC", (unsigned) (p->budget_usec / USEC_PER_SEC), 1, 86400, &budget,
+                              error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_BACKOFF_MS", (unsigned) (p->backoff_base_usec / USEC_PER_MSEC), 1, 600000,
+                              &backoff, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_LOW_SPEED_SEC", p->low_speed_time_sec, 1, 3600, &low_speed, error,
+                              error_size)) < 0)
+                return r;
+        p->max_attempts = attempts;
+        p->attempt_timeout_usec = timeout * USEC_PER_SEC;
+        p->connect_timeout_usec = connect * USEC_PER_SEC;
+        p->budget_usec = budget * USEC_PER_SEC;
+        p->backoff_base_usec = backoff * USEC_PER_MSEC;
+        p->low_speed_time_sec = low_speed;
+        return 0;
+}
+
+static int url_setting(const char *env, const char *def, char **ret, char *error, size_t error_size) {
+        const char *v = getenv(env);
+        if (isempty(v))
+                v = def;
+        if (http_url_allowed(v) < 0) {
+                set_error(error, error_size, "%s=%.200s : URL refusée (https://, ou http:// vers 127.0.0.1/localhost "
+                          "seulement)", env, v);
+                return -EINVAL;
+        }
+        *ret = xstrdup(v);
+        return 0;
+}
+
+GazelleClient *gazelle_client_free(GazelleClient *g) {
+        if (!g)
+                return NULL;
+        http_client_free(g->http);
+        http_client_free(g->token_http);
+        free(g->api_url);
+        free(g->token_url);
+        free(g->endpoint);
+        free_secret(g->api_key);
+        free_secret(g->client_id);
+        free_secret(g->client_secret);
+        free_secret(g->access_token);
+        free_secret(g->refresh_token);
+        free(g);
+        return NULL;
+}
+
+static int tokens_load(GazelleClient *g) {
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(g->db, "SELECT access_token, refresh_token, expires_at FROM gazelle_oauth_tokens WHERE id = 1",
+                         DB_NO_PARAMS, &c);
+        if (r < 0)
+                return r;
+        r = db_cursor_next(c);
+        if (r <= 0)
+                return r;
+        free_secret(g->access_token);
+        free_secret(g->refresh_token);
+        g->access_token = db_cursor_text(c, 0) ? xstrdup(db_cursor_text(c, 0)) : NULL;
+        g->refresh_token = db_cursor_text(c, 1) ? xstrdup(db_cursor_text(c, 1)) : NULL;
+        g->expires_at = 0;
+        if (db_cursor_text(c, 2) && parse_iso_utc(db_cursor_text(c, 2), &g->expires_at) < 0)
+                g->expires_at = 0;
+        return 1;
+}
+
+/* Committed on its own, never inside a caller's transaction: the rotated refresh token must be
+ * durable before anything uses the new access token. */
+static int tokens_save(GazelleClient *g) {
+        char now[ISO_UTC_MAX], exp[ISO_UTC_MAX];
+        format_iso_utc(now_realtime(), now);
+        if (g->expires_at)
+                format_iso_utc(g->expires_at, exp);
+        int r = db_exec(g->db,
+                        "INSERT INTO gazelle_oauth_tokens (id, access_token, refresh_token, token_type, expires_at, "
+                        "updated_at) VALUES (1, $1, $2, 'Bearer', $3, $4) ON CONFLICT (id) DO UPDATE SET "
+                        "access_token = excluded.access_token, refresh_token = excluded.refresh_token, "
+                        "token_type = excluded.token_type, expires_at = excluded.expires_at, "
+                        "updated_at = excluded.updated_at",
+                        DB_PARAMS(DBV_TEXT_OR_NULL(g->access_token), DBV_TEXT_OR_NULL(g->refresh_token),
+                                  g->expires_at ? (DbValue) { .type = DBV_TEXT, .s = exp } : DBV_N,
+                                  (DbValue) { .type = DBV_TEXT, .s = now }));
+        return r < 0 ? r : 0;
+}
+
+int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *error, size_t error_size) {
+        _cleanup_(gazelle_client_freep) GazelleClient *g = calloc(1, sizeof *g);
+        HttpPolicy policy;
+        int r;
+
+        if (!g)
+                abort();
+        g->db = db;
+        if ((r = env_unsigned("GAZELLE_MAX_CONCURRENCY", 2, 1, 16, &g->max_concurrency, error, error_size)) < 0 ||
+            (r = http_policy_from_env(&policy, error, error_size)) < 0 ||
+            (r = url_setting("GAZELLE_API_URL", DEFAULT_API_URL, &g->api_url, error, error_size)) < 0 ||
+            (r = url_setting("GAZELLE_TOKEN_URL", DEFAULT_TOKEN_URL, &g->token_url, error, error_size)) < 0)
+                return r;
+        g->endpoint = url_host_path(g->api_url);
+
+        r = config_read_secret("gazelle-api-key", "GAZELLE_API_KEY", &g->api_key);
+        if (r < 0) {
+                set_error(error, error_size, "credential gazelle-api-key illisible : %s", strerror(-r));
+                return r;
+        }
+        if (isempty(g->api_key)) {
+                free_secret(TAKE_PTR(g->api_key));
+                if ((r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &g->client_id)) < 0 ||
+                    (r = config_read_secret("gazelle-client-secret", "GAZELLE_CLIENT_SECRET", &g->client_secret)) < 0) {
+                        set_error(error, error_size, "credential gazelle-client-id/secret illisible : %s", strerror(-r));
+                        return r;
+                }
+                if (isempty(g->client_id) || isempty(g->client_secret)) {
+                        set_error(error, error_size, "GAZELLE_CLIENT_ID et GAZELLE_CLIENT_SECRET (ou les credentials "
+                                  "gazelle-client-id/gazelle-client-secret), ou GAZELLE_API_KEY, sont requis");
+                        return -EINVAL;
+                }
+        }
+
+        if ((r = http_client_new(&policy, g->max_concurrency, &g->http)) < 0 ||
+            (r = http_client_new(&policy, 1, &g->token_http)) < 0) {
+                set_error(error, error_size, "client HTTP : %s", strerror(-r));
+                return r;
+        }
+        if (!g->api_key && db) {
+                r = tokens_load(g);
+                if (r < 0) {
+                        set_error(error, error_size, "lecture des jetons Gazelle : %s", db_error(db));
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+void gazelle_set_cancel(GazelleClient *g, const volatile sig_atomic_t *cancelled) {
+        http_client_set_cancel(g->http, cancelled);
+        http_client_set_cancel(g->token_http, cancelled);
+}
+
+unsigned gazelle_max_concurrency(const GazelleClient *g) {
+        return g->max_concurrency;
+}
+
+void gazelle_counters(const GazelleClient *g, unsigned *ret_requests, unsigned *ret_retries) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        http_client_counters(g->http, &a, &b);
+        http_client_counters(g->token_http, &c, &d);
+        *ret_requests = a + c;
+        *ret_retries = b + d;
+}
+
+const char *gazelle_endpoint(const GazelleClient *g) {
+        return g->endpoint;
+}
+
+/* The text a server put in an error body, one line, bounded: OAuth's error_description, a
+ * GraphQL errors[0].message, else the raw start of the body. */
+static void server_text(const char *body, char *buf, size_t size) {
+        buf[0] = 0;
+        if (isempty(body))
+                return;
+        cJSON *j = cJSON_Parse(body);
+        const char *s = NULL;
+        if (j) {
+                cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error_description");
+                if (!cJSON_IsString(e))
+                        e = cJSON_GetObjectItemCaseSensitive(j, "error");
+                if (!cJSON_IsString(e))
+                        e = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(
+                                cJSON_GetObjectItemCaseSensitive(j, "errors"), 0), "message");
+                s = cJSON_IsString(e) ? e->valuestring : NULL;
+        }
+        snprintf(buf, size, "%.*s", SERVER_TEXT_MAX, s ?: body);
+        for (char *p = buf; *p; p++)
+                if (*p == '\n' || *p == '\r' || *p == '\t')
+                        *p = ' ';
+        cJSON_Delete(j);
+}
+
+/* One form POST to the token endpoint; on success the tokens are saved (committed) before the
+ * caller can use the new access token. */
+static int token_request(GazelleClient *g, const char *grant, const char *field, const char *value,
+                         const char *redirect_uri, char *error, size_t error_size) {
+        _cleanup_free_ char *id = http_escape(g->client_id), *secret = http_escape(g->client_secret),
+                            *v = http_escape(value), *redir = redirect_uri ? http_escape(redirect_uri) : NULL;
+        _cleanup_free_ char *body = NULL;
+        if (asprintf(&body, "grant_type=%s&client_id=%s&client_secret=%s&%s=%s%s%s", grant, id, secret, field, v,
+                     redir ? "&redirect_uri=" : "", strempty(redir)) < 0)
+                abort();
+        static const char *const headers[] = { "Content-Type: application/x-www-form-urlencoded",
+                                               "Accept: application/json", NULL };
+        HttpRequest req = { .method = "POST", .url = g->token_url, .headers = headers, .body = body,
+                            .body_len = strlen(body) };
+        HttpResponse resp = {};
+        int r = http_perform(g->token_http, &req, &resp);
+        explicit_bzero(body, strlen(body));
+        if (r < 0) {
+                char text[SERVER_TEXT_MAX + 1];
+                server_text(resp.body, text, sizeof text);
+                if (resp.status == 400 || resp.status == 401)
+                        set_error(error, error_size, "jeton Gazelle refusé (%s) : %s — relancez « gazelle-scheduler "
+                                  "auth »", resp.error, text);
+                else
+                        set_error(error, error_size, "jeton Gazelle : %s", resp.error);
+                http_response_clear(&resp);
+                return r;
+        }
+
+        _cleanup_(cJSON_Deletep) cJSON *j = cJSON_Parse(resp.body);
+        http_response_clear(&resp);
+        cJSON *access = cJSON_GetObjectItemCaseSensitive(j, "access_token");
+        cJSON *refresh = cJSON_GetObjectItemCaseSensitive(j, "refresh_token");
+        cJSON *expires = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
+        if (!cJSON_IsString(access) || isempty(access->valuestring)) {
+                _cleanup_free_ char *hp = url_host_path(g->token_url);
+                set_error(error, error_size, "jeton Gazelle : réponse sans access_token de POST %s", hp);
+                return -EBADMSG;
+        }
+        free_secret(g->access_token);
+        g->access_token = xstrdup(access->valuestring);
+        g->token_gen++;
+        /* No refresh_token in the answer: the old one stays valid. */
+        if (cJSON_IsString(refresh) && !isempty(refresh->valuestring)) {
+                free_secret(g->refresh_token);
+                g->refresh_token = xstrdup(refresh->valuestring);
+        }
+        double secs = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
+        g->expires_at = now_realtime() + (usec_t) (secs * USEC_PER_SEC);
+        explicit_bzero(access->valuestring, strlen(access->valuestring));
+        if (cJSON_IsString(refresh))
+                explicit_bzero(refresh->valuestring, strlen(refresh->valuestring));
+
+        r = tokens_save(g);
+        if (r < 0) {
+                set_error(error, error_size, "impossible d'enregistrer le nouveau jeton Gazelle dans la base : %s",
+                          db_error(g->db));
+                /* Never use an access token whose refresh token we could not keep. */
+                free_secret(TAKE_PTR(g->access_token));
+                return r;
+        }
+        return 0;
+}
+
+static int refresh(GazelleClient *g, char *error, size_t error_size) {
+        if (isempty(g->refresh_token)) {
+                set_error(error, error_size, "aucun jeton Gazelle dans la base : lancez « gazelle-scheduler auth »");
+                return -ENOKEY;
+        }
+        _cleanup_free_ char *rt = xstrdup(g->refresh_token);
+        int r = token_request(g, "refresh_token", "refresh_token", rt, NULL, error, error_size);
+        explicit_bzero(rt, strlen(rt));
+        return r;
+}
+
+int gazelle_authenticate(GazelleClient *g, char *error, size_t error_size) {
+        if (g->api_key)
+                return 0;
+        if (g->access_token && g->expires_at > now_realtime() + REFRESH_AHEAD_USEC)
+                return 0;
+        return refresh(g, error, error_size);
+}
+
+static void pager_free(Pager *p) {
+        if (!p)
+                return;
+        free(p->query);
+        free(p->field);
+        cJSON_Delete(p->variables);
+        free(p->last_cursor);
+        free(p);
+}
+
+static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata);
+
+static int pager_submit(Pager *p, char *error, size_t error_size) {
+        GazelleClient *g = p->g;
+        int r = gazelle_authenticate(g, error, error_size);
+        if (r < 0)
+                return r;
+
+        _cleanup_(cJSON_Deletep) cJSON *req = cJSON_CreateObject();
+        cJSON_AddStringToObject(req, "query", p->query);
+        cJSON_AddItemReferenceToObject(req, "variables", p->variables);
+        _cleanup_free_ char *body = cJSON_PrintUnformatted(req);
+        _cleanup_free_ char *auth = g->api_key ? xasprintf("x-gazelle-api-key: %s", g->api_key)
+                                               : xasprintf("Authorization: Bearer %s", g->access_token);
+        const char *headers[] = { "Content-Type: application/json", "Accept: application/json", auth, NULL };
+        HttpRequest hr = { .method = "POST", .url = g->api_url, .headers = headers, .body = body,
+                           .body_len = strlen(body) };
+        p->token_gen = g->token_gen;
+        r = http_submit(g->http, &hr, on_response, p);
+        explicit_bzero(auth, strlen(auth));
+        if (r < 0)
+                set_error(error, error_size, "POST %s : %s", g->endpoint, strerror(-r));
+        return r;
+}
+
+static void pager_end(Pager *p, int r, const char *error) {
+        p->end(p->userdata, r, error);
+        pager_free(p);
+}
+
+/* The `data.<field>` object of a GraphQL answer, or NULL with error set. */
+static cJSON *graphql_data(Pager *p, cJSON *j, char *error, size_t error_size) {
+        const char *ep = p->g->endpoint;
+        if (!cJSON_IsObject(j)) {
+                set_error(error, error_size, "POST %s : réponse JSON invalide (%s)", ep, p->field);
+                return NULL;
+        }
+        cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
+        if (cJSON_IsArray(errors) && cJSON_GetArraySize(errors) > 0) {
+                cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errors, 0), "message");
+                set_error(error, error_size, "POST %s : erreur GraphQL (%s) : %.*s", ep, p->field, SERVER_TEXT_MAX,
+                          cJSON_IsString(m) ? m->valuestring : "(sans message)");
+                return NULL;
+        }
+        cJSON *data = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), p->field);
+        if (!cJSON_IsObject(data)) {
+                set_error(error, error_size, "POST %s : réponse sans data.%s", ep, p->field);
+                return NULL;
+        }
+        return data;
+}
+
+static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata) {
+        Pager *p = userdata;
+        GazelleClient *g = p->g;
+        char error[GAZELLE_ERROR_MAX];
+
+        if (p->stopped) {
+                /* page() failed while this request was in flight: end() already ran. */
+                pager_free(p);
+                return;
+        }
+        if (r == -EBADMSG && resp->status == 401 && !g->api_key && !p->refreshed) {
+                /* The access token expired under us: refresh once, retry once. Another pager may
+                 * already have refreshed it: then only retry. */
+                p->refreshed = true;
+                if (p->token_gen == g->token_gen)
+                        free_secret(TAKE_PTR(g->access_token));
+                r = pager_submit(p, error, sizeof error);
+                if (r < 0)
+                        pager_end(p, r, error);
+                return;
+        }
+        if (r < 0) {
+                char text[SERVER_TEXT_MAX + 1];
+                server_text(resp->body, text, sizeof text);
+                if (resp->status == 401)
+                        set_error(error, sizeof error, "%s : %s — accès refusé (%s)", resp->error, text,
+                                  g->api_key ? "vérifiez GAZELLE_API_KEY" : "jeton refusé même après rafraîchissement");
+                else if (resp->status > 0 && !isempty(text) && !strstr(resp->error, text))
+                        set_error(error, sizeof error, "%s : %s", resp->error, text);
+                else
+                        set_error(error, sizeof error, "%s", isempty(resp->error) ? strerror(-r) : resp->error);
+                pager_end(p, r, error);
+                return;
+        }
+        p->refreshed = false;
+
+        _cleanup_(cJSON_Deletep) cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
+        free(TAKE_PTR(resp->body));
+        cJSON *data = graphql_data(p, j, error, sizeof error);
+        if (!data) {
+                pager_end(p, -EBADMSG, error);
+                return;
+        }
+        cJSON *nodes = cJSON_GetObjectItemCaseSensitive(data, "nodes");
+        cJSON *info = cJSON_GetObjectItemCaseSensitive(data, "pageInfo");
+        cJSON *more = cJSON_GetObjectItemCaseSensitive(info, "hasNextPage");
+        cJSON *cursor = cJSON_GetObjectItemCaseSensitive(info, "endCursor");
+        if (!cJSON_IsArray(nodes) || !cJSON_IsBool(more)) {
+                pager_end(p, -EBADMSG, (set_error(error, sizeof error, "POST %s : page de %s sans nodes ou pageInfo",
+                                                  g->endpoint, p->field), error));
+                return;
+        }
+
+        bool last = !cJSON_IsTrue(more);
+        if (!last) {
+                if (!cJSON_IsString(cursor) || isempty(cursor->valuestring) ||
+                    streq_ptr(p->last_cursor, cursor->valuestring)) {
+                        pager_end(p, -EBADMSG, (set_error(error, sizeof error, "POST %s : pagination de %s bloquée "
+                                                          "(endCursor absent ou répété)", g->endpoint, p->field), error));
+                        return;
+                }
+                free(p->last_cursor);
+                p->last_cursor = xstrdup(cursor->valuestring);
+                cJSON_DeleteItemFromObjectCaseSensitive(p->variables, "after");
+                cJSON_AddStringToObject(p->variables, "after", p->last_cursor);
+                /* Ask for the next page first: the server works while we write this one. */
+                r = pager_submit(p, error, sizeof error);
+                if (r < 0) {
+                        p->stopped = true;
+                        /* Still write this page: it is whole and consistent. */
+                        char perr[GAZELLE_ERROR_MAX];
+                        (void) p->page(p->userdata, nodes, perr, sizeof perr);
+                        pager_end(p, r, error);
+                        return;
+                }
+        }
+
+        r = p->page(p->userdata, nodes, error, sizeof error);
+        if (r < 0) {
+                if (last)
+                        pager_end(p, r, error);
+                else {
+                        /* The next request is in flight; its completion frees the pager. */
+                        p->stopped = true;
+                        p->end(p->userdata, r, error);
+                        p->end = NULL;
+                }
+                return;
+        }
+        if (last)
+                pager_end(p, 0, NULL);
+}
+
+int gazelle_paginate(GazelleClient *g, const char *query, const char *field, cJSON *variables,
+                     GazellePageFunc page, GazelleEndFunc end, void *userdata) {
+        Pager *p = calloc(1, sizeof *p);
+        char error[GAZELLE_ERROR_MAX];
+        if (!p)
+                abort();
+        *p = (Pager) { .g = g, .query = xstrdup(query), .field = xstrdup(field),
+                       .variables = variables ?: cJSON_CreateObject(), .page = page, .end = end,
+                       .userdata = userdata };
+        if (!cJSON_GetObjectItemCaseSensitive(p->variables, "first"))
+                cJSON_AddNumberToObject(p->variables, "first", GAZELLE_PAGE_SIZE);
+        int r = pager_submit(p, error, sizeof error);
+        if (r < 0)
+                pager_end(p, r, error);
+        return 0;
+}
+
+int gazelle_run(GazelleClient *g) {
+        return http_run(g->http);
+}
+
+/* ---- gazelle-scheduler auth ---- */
+
+static int read_stdin_secret(char **ret) {
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, stdin);
+        buf[n] = 0;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                buf[--n] = 0;
+        if (n == 0)
+                return -ENODATA;
+        *ret = xstrdup(buf);
+        explicit_bzero(buf, sizeof buf);
+        return 0;
+}
+
+int gazelle_auth_main(const Config *config, int argc, char **argv) {
+        static const struct option options[] = {
+                { "code", required_argument, NULL, 'c' },
+                { "refresh-token", required_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        const char *code = NULL, *rt_arg = NULL;
+        int c;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        code = optarg;
+                        break;
+                case 'r':
+                        rt_arg = optarg;
+                        break;
+                case 'h':
+                        printf("Usage: gazelle-scheduler auth                    Print the authorization URL\n"
+                               "       gazelle-scheduler auth --code CODE        Exchange the code for tokens\n"
+                               "       gazelle-scheduler auth --refresh-token -  Import a refresh token from stdin\n");
+                        return 0;
+                default:
+                        return 2;
+                }
+        if (rt_arg && !streq(rt_arg, "-")) {
+                fprintf(stderr, "--refresh-token takes '-' (read it from stdin): a secret never goes in argv.\n");
+                return 2;
+        }
+
+        const char *redirect = getenv("GAZELLE_REDIRECT_URI");
+        if (isempty(redirect))
+                redirect = DEFAULT_REDIRECT_URI;
+        if (!code && !rt_arg) {
+                _cleanup_free_ char *id = NULL;
+                int r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &id);
+                if (r < 0 || isempty(id)) {
+                        fprintf(stderr, "GAZELLE_CLIENT_ID (ou le credential gazelle-client-id) est requis.\n");
+                        return 2;
+                }
+                const char *base = getenv("GAZELLE_AUTHORIZE_URL");
+                _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(redirect);
+                printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", isempty(base) ? DEFAULT_AUTHORIZE_URL : base,
+                       eid, eredir);
+                fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : gazelle-scheduler auth --code CODE\n");
+                return 0;
+        }
+
+        _cleanup_(db_closep) Db *db = NULL;
+        int r = store_open(config, &db);
+        if (r < 0) {
+                fprintf(stderr, "Impossible d'ouvrir la base : %s\n", db ? db_error(db) : strerror(-r));
+                return 1;
+        }
+        char error[GAZELLE_ERROR_MAX] = "";
+        _cleanup_(gazelle_client_freep) GazelleClient *g = NULL;
+        r = gazelle_client_new(config, db, &g, error, sizeof error);
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error);
+                return 2;
+        }
+        if (g->api_key) {
+                fprintf(stderr, "GAZELLE_API_KEY est défini : le mode clé API n'utilise pas de jetons OAuth.\n");
+                return 2;
+        }
+        if (code)
+                r = token_request(g, "authorization_code", "code", code, redirect, error, sizeof error);
+        else {
+                _cleanup_free_ char *rt = NULL;
+                if (read_stdin_secret(&rt) < 0) {
+                        fprintf(stderr, "Aucun jeton lu sur l'entrée standard.\n");
+                        return 2;
+                }
+                free_secret(g->refresh_token);
+                g->refresh_token = TAKE_PTR(rt);
+                /* Validate it at once (and keep the rotated one it may give back). */
+                r = refresh(g, error, sizeof error);
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error);
+                return 1;
+        }
+        char exp[RFC3339_MAX];
+        printf("Jetons Gazelle enregistrés dans la base ; accès valide jusqu'au %s.\n",
+               format_local_rfc3339(g->expires_at, exp));
+        return 0;
+}

@@ -1,0 +1,951 @@
+/* sync.c — Sync Gazelle Totale: the paginations of the four fetched entities run concurrently
+ * (gazelle.h bounds them); each page is mapped to rows and written in one transaction, two
+ * statements per table (touch the ids seen, then one multi-row upsert that changes only rows
+ * whose API-owned columns differ), so counts of inserted and updated rows are exact and memory
+ * holds one page per entity. Completed passes then infer deletions and move the marks. */
+#include "sync.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "gazelle.h"
+
+/* pg_try_advisory_lock key: "gazelle-scheduler sync". */
+#define SYNC_LOCK_KEY "7163920316"
+#define TIMELINE_OVERLAP_USEC (30 * 24 * 3600 * USEC_PER_SEC)
+#define APPOINTMENTS_DAYS_BACK 60
+#define APPOINTMENTS_DAYS_AHEAD 90
+#define PROGRESS_EVERY_PAGES 25
+#define REJECT_REASONS_MAX 5
+#define ERRORS_MAX 4
+
+/* A text value that is never NULL (arrays: DBV_TEXT_OR_NULL would test their address). */
+#define DBV_T(x) ((DbValue) { .type = DBV_TEXT, .s = (x) })
+
+static inline void cJSON_Deletep(cJSON **j) {
+        cJSON_Delete(*j);
+}
+
+typedef enum Entity {
+        E_CLIENTS,
+        E_CONTACTS,
+        E_PIANOS,
+        E_TIMELINE,
+        E_APPOINTMENTS,
+        E_USERS,
+        _E_MAX,
+} Entity;
+
+typedef struct Table {
+        const char *name;       /* SQL table */
+        const char *key;        /* stats key and sync_state entity */
+        const char *label;      /* French, for messages */
+        const char *const *cols; /* API-owned columns; cols[0] is external_id */
+        size_t n_cols;
+        bool has_deleted_at;
+} Table;
+
+#define COLS(...) .cols = (const char *const[]) { __VA_ARGS__ }, .n_cols = ELEMENTSOF(((const char *const[]) { __VA_ARGS__ }))
+
+static const Table tables[_E_MAX] = {
+        [E_CLIENTS] = { "gazelle_clients", "clients", "clients",
+                COLS("external_id", "company_name", "status", "tags", "personal_notes", "preference_notes",
+                     "client_type", "preferred_technician_id", "locale", "created_at", "updated_at"),
+                .has_deleted_at = true },
+        [E_CONTACTS] = { "gazelle_contacts", "contacts", "contacts",
+                COLS("external_id", "client_external_id", "is_default", "first_name", "last_name", "title",
+                     "wants_email", "wants_phone", "wants_text", "email", "phone", "street1", "street2",
+                     "municipality", "postal_code", "region"),
+                .has_deleted_at = true },
+        [E_PIANOS] = { "gazelle_pianos", "pianos", "pianos",
+                COLS("external_id", "client_external_id", "make", "model", "serial_number", "type", "year",
+                     "location", "notes", "status", "size", "case_color", "case_finish", "service_interval_months",
+                     "calculated_last_service", "calculated_next_service", "dampp_chaser_installed",
+                     "dampp_chaser_humidistat_model", "dampp_chaser_mfg_date", "created_at", "updated_at"),
+                .has_deleted_at = true },
+        [E_TIMELINE] = { "gazelle_timeline_entries", "timeline_entries", "entrées de timeline",
+                COLS("external_id", "occurred_at", "type", "summary", "comment", "client_external_id",
+                     "piano_external_id", "invoice_external_id", "estimate_external_id", "user_external_id"),
+                .has_deleted_at = true },
+        [E_APPOINTMENTS] = { "gazelle_appointments", "appointments", "rendez-vous",
+                COLS("external_id", "title", "start_at", "duration_minutes", "is_all_day", "notes", "type", "status",
+                     "confirmed_by_client", "confirmed_at", "source", "travel_mode", "created_at", "updated_at",
+                     "client_external_id", "user_external_id", "created_by_external_id", "piano_external_ids"),
+                .has_deleted_at = true },
+        [E_USERS] = { "gazelle_users", "users", "techniciens",
+                COLS("external_id", "first_name", "last_name") },
+};
+
+typedef struct EntityStats {
+        unsigned fetched, inserted, updated, deleted, rejected;
+} EntityStats;
+
+/* One page's rows of one table: values point into the page's JSON or into owned strings. */
+typedef struct RowSet {
+        const Table *t;
+        DbValue *vals;
+        size_t n_rows, cap_rows;
+        char **owned;
+        size_t n_owned, cap_owned;
+} RowSet;
+
+typedef struct Sync Sync;
+
+typedef struct Stream {
+        Sync *s;
+        Entity entity;
+        const char *query, *field;
+        bool started, complete;
+        bool full_pass;            /* deletions may be inferred when complete */
+        unsigned pages;
+        char hwm[ISO_UTC_MAX];     /* timeline: newest occurredAt seen */
+        LocalDate from, to;        /* appointments window, Montréal days, inclusive */
+        char win_start[ISO_UTC_MAX], win_end[ISO_UTC_MAX];
+        RowSet main, aux;          /* aux: contacts of clients, users of entries and events */
+} Stream;
+
+struct Sync {
+        RunContext *ctx;
+        Db *db;
+        GazelleClient *g;
+        bool dry_run;
+        unsigned delete_max_percent;
+        char now[ISO_UTC_MAX];     /* synced_at of every row this run writes */
+        EntityStats stats[_E_MAX];
+        unsigned pages;
+        cJSON *reasons;            /* first rejection reasons */
+        cJSON *errors;             /* fetch and write failures, French */
+        cJSON *warnings;           /* deletions held back */
+        int first_error;
+        Stream streams[4];
+        size_t n_streams;
+};
+
+static const char *const QUERY_CLIENTS =
+        "query Clients($first: Int!, $after: String) { allClients(first: $first, after: $after) { nodes { "
+        "id companyName status tags personalNotes preferenceNotes clientType preferredTechnicianId createdAt updatedAt "
+        "defaultClientLocalization { locale } defaultContact { id firstName lastName title wantsEmail wantsPhone "
+        "wantsText defaultEmail { email } defaultPhone { phoneNumber } defaultLocation { street1 street2 "
+        "municipality postalCode region } } } pageInfo { hasNextPage endCursor } } }";
+static const char *const QUERY_PIANOS =
+        "query Pianos($first: Int!, $after: String) { allPianos(first: $first, after: $after) { nodes { "
+        "id client { id } make model serialNumber type year location notes status size caseColor caseFinish "
+        "serviceIntervalMonths calculatedLastService calculatedNextService damppChaserInstalled "
+        "damppChaserHumidistatModel damppChaserMfgDate createdAt updatedAt } pageInfo { hasNextPage endCursor } } }";
+static const char *const QUERY_TIMELINE =
+        "query Timeline($first: Int!, $after: String, $occurredAtGet: CoreDateTime) { allTimelineEntries(first: "
+        "$first, after: $after, occurredAtGet: $occurredAtGet) { nodes { id occurredAt type summary comment "
+        "client { id } piano { id } invoice { id } estimate { id } user { id firstName lastName } } "
+        "pageInfo { hasNextPage endCursor } } }";
+static const char *const QUERY_EVENTS =
+        "query Events($first: Int!, $after: String, $filters: PrivateAllEventsFilter) { allEventsBatched(first: "
+        "$first, after: $after, filters: $filters, sortBy: [START_ASC]) { nodes { id title start duration isAllDay "
+        "notes type status confirmedByClient confirmedAt source travelMode createdAt updatedAt client { id } "
+        "user { id firstName lastName } createdBy { id } allEventPianos(first: 10) { nodes { piano { id } } } } "
+        "pageInfo { hasNextPage endCursor } } }";
+
+/* ---- rows ---- */
+
+static void rowset_reset(RowSet *rs) {
+        for (size_t i = 0; i < rs->n_owned; i++)
+                free(rs->owned[i]);
+        rs->n_owned = 0;
+        rs->n_rows = 0;
+}
+
+static void rowset_done(RowSet *rs) {
+        rowset_reset(rs);
+        free(rs->vals);
+        free(rs->owned);
+        *rs = (RowSet) {};
+}
+
+static const char *rowset_own(RowSet *rs, char *s) {
+        if (rs->n_owned == rs->cap_owned) {
+                rs->cap_owned = rs->cap_owned ? rs->cap_owned * 2 : 256;
+                rs->owned = realloc(rs->owned, rs->cap_owned * sizeof *rs->owned);
+                if (!rs->owned)
+                        abort();
+        }
+        return rs->owned[rs->n_owned++] = s;
+}
+
+/* A row for id: the existing one when the page repeats an id (a multi-row upsert may touch a
+ * row only once), else a new one; NULL values. */
+static DbValue *rowset_row(RowSet *rs, const char *id, bool *ret_existed) {
+        size_t k = rs->t->n_cols;
+        for (size_t i = 0; i < rs->n_rows; i++)
+                if (streq(rs->vals[i * k].s, id)) {
+                        *ret_existed = true;
+                        return rs->vals + i * k;
+                }
+        if (rs->n_rows == rs->cap_rows) {
+                rs->cap_rows = rs->cap_rows ? rs->cap_rows * 2 : GAZELLE_PAGE_SIZE;
+                rs->vals = realloc(rs->vals, rs->cap_rows * k * sizeof *rs->vals);
+                if (!rs->vals)
+                        abort();
+        }
+        DbValue *row = rs->vals + rs->n_rows++ * k;
+        for (size_t c = 0; c < k; c++)
+                row[c] = DBV_N;
+        row[0] = (DbValue) { .type = DBV_TEXT, .s = id };
+        *ret_existed = false;
+        return row;
+}
+
+static cJSON *jget(const cJSON *o, const char *key) {
+        return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+/* Strings as they are; numbers as text (a serial number may come as one). */
+static DbValue jtext(RowSet *rs, const cJSON *o, const char *key) {
+        cJSON *v = jget(o, key);
+        if (cJSON_IsString(v))
+                return DBV_TEXT_OR_NULL(v->valuestring);
+        if (cJSON_IsNumber(v))
+                return DBV_TEXT_OR_NULL(rowset_own(rs, xasprintf("%.15g", v->valuedouble)));
+        return DBV_N;
+}
+
+/* o.key.sub as text: client { id }, defaultEmail { email }. */
+static DbValue jtext2(RowSet *rs, const cJSON *o, const char *key, const char *sub) {
+        return jtext(rs, jget(o, key), sub);
+}
+
+static DbValue jint(const cJSON *o, const char *key) {
+        cJSON *v = jget(o, key);
+        return cJSON_IsNumber(v) ? DBV_I((int64_t) v->valuedouble) : DBV_N;
+}
+
+static DbValue jbool(const cJSON *o, const char *key) {
+        cJSON *v = jget(o, key);
+        return cJSON_IsBool(v) ? DBV_B(cJSON_IsTrue(v)) : DBV_N;
+}
+
+/* Instants in the store's one format (fixed width, sorts as text); unparsable → NULL. */
+static DbValue jtime(RowSet *rs, const cJSON *o, const char *key) {
+        cJSON *v = jget(o, key);
+        usec_t t;
+        if (!cJSON_IsString(v) || parse_iso_utc(v->valuestring, &t) < 0)
+                return DBV_N;
+        char buf[ISO_UTC_MAX];
+        return DBV_TEXT_OR_NULL(rowset_own(rs, xstrdup(format_iso_utc(t, buf))));
+}
+
+static DbValue jjson(RowSet *rs, const cJSON *o, const char *key) {
+        cJSON *v = jget(o, key);
+        if (!v || cJSON_IsNull(v))
+                return DBV_N;
+        return DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(v)));
+}
+
+static const char *node_id(const cJSON *node) {
+        cJSON *id = jget(node, "id");
+        return cJSON_IsString(id) && !isempty(id->valuestring) ? id->valuestring : NULL;
+}
+
+static void reject(Sync *s, Entity e, unsigned page, size_t index, const char *why) {
+        s->stats[e].rejected++;
+        if (cJSON_GetArraySize(s->reasons) < REJECT_REASONS_MAX) {
+                _cleanup_free_ char *m = xasprintf("%s : %s (page %u, position %zu)", tables[e].label, why, page,
+                                                   index + 1);
+                cJSON_AddItemToArray(s->reasons, cJSON_CreateString(m));
+        }
+}
+
+static void add_user(RowSet *users, const cJSON *user) {
+        const char *id = node_id(user);
+        bool existed;
+        if (!id)
+                return;
+        DbValue *row = rowset_row(users, id, &existed);
+        row[1] = jtext(users, user, "firstName");
+        row[2] = jtext(users, user, "lastName");
+}
+
+static void map_client(Stream *st, const cJSON *n, const char *id) {
+        bool existed;
+        DbValue *row = rowset_row(&st->main, id, &existed);
+        RowSet *rs = &st->main;
+        row[1] = jtext(rs, n, "companyName");
+        row[2] = jtext(rs, n, "status");
+        row[3] = jjson(rs, n, "tags");
+        row[4] = jtext(rs, n, "personalNotes");
+        row[5] = jtext(rs, n, "preferenceNotes");
+        row[6] = jtext(rs, n, "clientType");
+        row[7] = jtext(rs, n, "preferredTechnicianId");
+        row[8] = jtext2(rs, n, "defaultClientLocalization", "locale");
+        row[9] = jtime(rs, n, "createdAt");
+        row[10] = jtime(rs, n, "updatedAt");
+
+        const cJSON *c = jget(n, "defaultContact");
+        const char *cid = node_id(c);
+        if (!cid)
+                return; /* no default contact: nothing to store, not an error */
+        rs = &st->aux;
+        row = rowset_row(rs, cid, &existed);
+        row[1] = DBV_TEXT_OR_NULL(id);
+        row[2] = DBV_B(true);
+        row[3] = jtext(rs, c, "firstName");
+        row[4] = jtext(rs, c, "lastName");
+        row[5] = jtext(rs, c, "title");
+        row[6] = jbool(c, "wantsEmail");
+        row[7] = jbool(c, "wantsPhone");
+        row[8] = jbool(c, "wantsText");
+        row[9] = jtext2(rs, c, "defaultEmail", "email");
+        row[10] = jtext2(rs, c, "defaultPhone", "phoneNumber");
+        const cJSON *loc = jget(c, "defaultLocation");
+        row[11] = jtext(rs, loc, "street1");
+        row[12] = jtext(rs, loc, "street2");
+        row[13] = jtext(rs, loc, "municipality");
+        row[14] = jtext(rs, loc, "postalCode");
+        row[15] = jtext(rs, loc, "region");
+}
+
+static void map_piano(Stream *st, const cJSON *n, const char *id) {
+        bool existed;
+        RowSet *rs = &st->main;
+        DbValue *row = rowset_row(rs, id, &existed);
+        row[1] = jtext2(rs, n, "client", "id");
+        row[2] = jtext(rs, n, "make");
+        row[3] = jtext(rs, n, "model");
+        row[4] = jtext(rs, n, "serialNumber");
+        row[5] = jtext(rs, n, "type");
+        row[6] = jint(n, "year");
+        row[7] = jtext(rs, n, "location");
+        row[8] = jtext(rs, n, "notes");
+        row[9] = jtext(rs, n, "status");
+        row[10] = jtext(rs, n, "size");
+        row[11] = jtext(rs, n, "caseColor");
+        row[12] = jtext(rs, n, "caseFinish");
+        row[13] = jint(n, "serviceIntervalMonths");
+        row[14] = jtext(rs, n, "calculatedLastService");
+        row[15] = jtext(rs, n, "calculatedNextService");
+        row[16] = jbool(n, "damppChaserInstalled");
+        row[17] = jtext(rs, n, "damppChaserHumidistatModel");
+        row[18] = jtext(rs, n, "damppChaserMfgDate");
+        row[19] = jtime(rs, n, "createdAt");
+        row[20] = jtime(rs, n, "updatedAt");
+}
+
+static void map_timeline(Stream *st, const cJSON *n, const char *id) {
+        bool existed;
+        RowSet *rs = &st->main;
+        DbValue *row = rowset_row(rs, id, &existed);
+        row[1] = jtime(rs, n, "occurredAt");
+        row[2] = jtext(rs, n, "type");
+        row[3] = jtext(rs, n, "summary");
+        row[4] = jtext(rs, n, "comment");
+        row[5] = jtext2(rs, n, "client", "id");
+        row[6] = jtext2(rs, n, "piano", "id");
+        row[7] = jtext2(rs, n, "invoice", "id");
+        row[8] = jtext2(rs, n, "estimate", "id");
+        row[9] = jtext2(rs, n, "user", "id");
+        if (row[1].type == DBV_TEXT && strcmp(row[1].s, st->hwm) > 0)
+                snprintf(st->hwm, sizeof st->hwm, "%s", row[1].s);
+        add_user(&st->aux, jget(n, "user"));
+}
+
+static void map_event(Stream *st, const cJSON *n, const char *id) {
+        bool existed;
+        RowSet *rs = &st->main;
+        DbValue *row = rowset_row(rs, id, &existed);
+        row[1] = jtext(rs, n, "title");
+        row[2] = jtime(rs, n, "start");
+        row[3] = jint(n, "duration");
+        row[4] = jbool(n, "isAllDay");
+        row[5] = jtext(rs, n, "notes");
+        row[6] = jtext(rs, n, "type");
+        row[7] = jtext(rs, n, "status");
+        row[8] = jbool(n, "confirmedByClient");
+        row[9] = jtime(rs, n, "confirmedAt");
+        row[10] = jtext(rs, n, "source");
+        row[11] = jtext(rs, n, "travelMode");
+        row[12] = jtime(rs, n, "createdAt");
+        row[13] = jtime(rs, n, "updatedAt");
+        row[14] = jtext2(rs, n, "client", "id");
+        row[15] = jtext2(rs, n, "user", "id");
+        row[16] = jtext2(rs, n, "createdBy", "id");
+        /* The pianos of the event as a JSON array of ids: ["ins_…", …]. */
+        _cleanup_(cJSON_Deletep) cJSON *ids = cJSON_CreateArray();
+        const cJSON *p;
+        cJSON_ArrayForEach(p, jget(jget(n, "allEventPianos"), "nodes")) {
+                const char *pid = node_id(jget(p, "piano"));
+                if (pid)
+                        cJSON_AddItemToArray(ids, cJSON_CreateString(pid));
+        }
+        row[17] = DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(ids)));
+        add_user(&st->aux, jget(n, "user"));
+}
+
+/* ---- SQL ---- */
+
+static void sb_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...) _printf_(4, 5);
+static void sb_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+        va_list ap;
+        for (;;) {
+                va_start(ap, fmt);
+                int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
+                va_end(ap);
+                if (n < 0)
+                        abort();
+                if (*buf && *len + (size_t) n < *cap) {
+                        *len += (size_t) n;
+                        return;
+                }
+                *cap = (*cap + (size_t) n + 1) * 2;
+                *buf = realloc(*buf, *cap);
+                if (!*buf)
+                        abort();
+        }
+}
+
+/* "external_id IN ($first, …)" over n ids. */
+static void sql_in_list(char **b, size_t *len, size_t *cap, size_t first, size_t n) {
+        sb_add(b, len, cap, "external_id IN (");
+        for (size_t i = 0; i < n; i++)
+                sb_add(b, len, cap, "%s$%zu", i ? ", " : "", first + i);
+        sb_add(b, len, cap, ")");
+}
+
+/* Upsert of n rows: only API-owned columns, and only when one of them differs (or the row was
+ * marked deleted), so an unchanged row is not rewritten and counts as unchanged. */
+static char *sql_upsert(DbBackend backend, const Table *t, size_t n) {
+        char *b = NULL;
+        size_t len = 0, cap = 0, k = t->n_cols;
+        const char *distinct = backend == DB_SQLITE ? "IS NOT" : "IS DISTINCT FROM";
+
+        sb_add(&b, &len, &cap, "INSERT INTO %s (", t->name);
+        for (size_t c = 0; c < k; c++)
+                sb_add(&b, &len, &cap, "%s, ", t->cols[c]);
+        sb_add(&b, &len, &cap, "synced_at) VALUES ");
+        for (size_t r = 0; r < n; r++) {
+                sb_add(&b, &len, &cap, "%s(", r ? ", " : "");
+                for (size_t c = 0; c < k; c++)
+                        sb_add(&b, &len, &cap, "$%zu, ", r * k + c + 1);
+                sb_add(&b, &len, &cap, "$%zu)", n * k + 1);
+        }
+        sb_add(&b, &len, &cap, " ON CONFLICT (external_id) DO UPDATE SET ");
+        for (size_t c = 1; c < k; c++)
+                sb_add(&b, &len, &cap, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
+        sb_add(&b, &len, &cap, "synced_at = excluded.synced_at%s WHERE ", t->has_deleted_at ? ", deleted_at = NULL" : "");
+        for (size_t c = 1; c < k; c++)
+                sb_add(&b, &len, &cap, "%s%s.%s %s excluded.%s", c > 1 ? " OR " : "", t->name, t->cols[c], distinct,
+                       t->cols[c]);
+        if (t->has_deleted_at)
+                sb_add(&b, &len, &cap, " OR %s.deleted_at IS NOT NULL", t->name);
+        return b;
+}
+
+static char *sql_touch(const Table *t, size_t n) {
+        char *b = NULL;
+        size_t len = 0, cap = 0;
+        sb_add(&b, &len, &cap, "UPDATE %s SET synced_at = $1 WHERE ", t->name);
+        sql_in_list(&b, &len, &cap, 2, n);
+        return b;
+}
+
+/* Writes a RowSet: touch (how many existed) then upsert (inserted + changed). */
+static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
+        size_t n = rs->n_rows, k = rs->t->n_cols;
+        if (n == 0)
+                return 0;
+
+        _cleanup_free_ DbValue *params = xmalloc((n * k + 1) * sizeof *params);
+        params[0] = DBV_T(s->now);
+        for (size_t i = 0; i < n; i++)
+                params[i + 1] = rs->vals[i * k];
+        _cleanup_free_ char *touch = sql_touch(rs->t, n);
+        int existed = db_exec(s->db, touch, params, n + 1);
+        if (existed < 0)
+                return existed;
+
+        memcpy(params, rs->vals, n * k * sizeof *params);
+        params[n * k] = DBV_T(s->now);
+        _cleanup_free_ char *upsert = sql_upsert(db_backend(s->db), rs->t, n);
+        int changed = db_exec(s->db, upsert, params, n * k + 1);
+        if (changed < 0)
+                return changed;
+
+        unsigned inserted = n > (size_t) existed ? (unsigned) (n - (size_t) existed) : 0;
+        es->inserted += inserted;
+        es->updated += (unsigned) changed > inserted ? (unsigned) changed - inserted : 0;
+        return 0;
+}
+
+/* ---- pages ---- */
+
+static void progress(Sync *s) {
+        log_progress(&s->ctx->log, "Sync Gazelle : %u pages — clients %u, pianos %u, entrées %u, rendez-vous %u",
+                     s->pages, s->stats[E_CLIENTS].fetched, s->stats[E_PIANOS].fetched, s->stats[E_TIMELINE].fetched,
+                     s->stats[E_APPOINTMENTS].fetched);
+}
+
+static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size) {
+        Stream *st = userdata;
+        Sync *s = st->s;
+        Entity aux = st->entity == E_CLIENTS ? E_CONTACTS : E_USERS;
+        size_t i = 0;
+        const cJSON *n;
+
+        st->pages++;
+        s->pages++;
+        rowset_reset(&st->main);
+        rowset_reset(&st->aux);
+        cJSON_ArrayForEach(n, nodes) {
+                const char *id = node_id(n);
+                if (!cJSON_IsObject(n) || !id) {
+                        reject(s, st->entity, st->pages, i++, cJSON_IsObject(n) ? "enregistrement sans id" :
+                                                                                 "enregistrement qui n'est pas un objet");
+                        continue;
+                }
+                i++;
+                s->stats[st->entity].fetched++;
+                switch (st->entity) {
+                case E_CLIENTS:
+                        map_client(st, n, id);
+                        break;
+                case E_PIANOS:
+                        map_piano(st, n, id);
+                        break;
+                case E_TIMELINE:
+                        map_timeline(st, n, id);
+                        break;
+                case E_APPOINTMENTS:
+                        map_event(st, n, id);
+                        break;
+                default:
+                        abort();
+                }
+        }
+        if (st->entity == E_CLIENTS)
+                s->stats[E_CONTACTS].fetched += (unsigned) st->aux.n_rows;
+
+        if (!s->dry_run) {
+                EntityStats main = {}, sub = {};
+                int r = db_begin(s->db);
+                if (r >= 0)
+                        r = write_rows(s, &st->main, &main);
+                if (r >= 0)
+                        r = write_rows(s, &st->aux, &sub);
+                if (r >= 0)
+                        r = db_commit(s->db);
+                if (r < 0) {
+                        snprintf(error, error_size, "écriture d'une page de %s dans la base : %s", tables[st->entity].label,
+                                 db_error(s->db));
+                        (void) db_rollback(s->db);
+                        return r;
+                }
+                /* Counted only once committed: the stats say what the store holds. */
+                s->stats[st->entity].inserted += main.inserted;
+                s->stats[st->entity].updated += main.updated;
+                s->stats[aux].inserted += sub.inserted;
+                s->stats[aux].updated += sub.updated;
+        }
+        if (st->entity != E_CLIENTS)
+                s->stats[E_USERS].fetched += (unsigned) st->aux.n_rows; /* technicians named, per page */
+        if (s->pages % PROGRESS_EVERY_PAGES == 0)
+                progress(s);
+        if (run_cancelled(s->ctx)) {
+                snprintf(error, error_size, "interrompue par un signal");
+                return -ECANCELED;
+        }
+        return 0;
+}
+
+static void add_error(Sync *s, int r, const char *fmt, ...) _printf_(3, 4);
+static void add_error(Sync *s, int r, const char *fmt, ...) {
+        va_list ap;
+        char *m;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                abort();
+        va_end(ap);
+        if (!s->first_error)
+                s->first_error = r;
+        if (cJSON_GetArraySize(s->errors) < ERRORS_MAX)
+                cJSON_AddItemToArray(s->errors, cJSON_CreateString(m));
+        log_full(&s->ctx->log, LOG_ERR, r, NULL, NULL, NULL, "Sync Gazelle : %s", m);
+        free(m);
+}
+
+static void on_end(void *userdata, int r, const char *error) {
+        Stream *st = userdata;
+        if (r < 0) {
+                add_error(st->s, r, "%s : %s", tables[st->entity].label, error ?: strerror(-r));
+                return;
+        }
+        st->complete = true;
+        log_run(&st->s->ctx->log, LOG_INFO, "Sync Gazelle : %s terminés (%u pages)", tables[st->entity].label,
+                st->pages);
+}
+
+/* ---- after a completed pass ---- */
+
+static int count(Sync *s, const char *sql, const DbValue *p, size_t n, int64_t *ret) {
+        int r = db_query_int(s->db, sql, p, n, ret);
+        return r < 0 ? r : 0;
+}
+
+/* Rows of a table not seen by this completed full pass get deleted_at, unless that would be
+ * more than the threshold of the live rows. */
+static int infer_deletions(Sync *s, Entity e) {
+        const Table *t = &tables[e];
+        int64_t live = 0, gone = 0;
+        _cleanup_free_ char *q_live = xasprintf("SELECT count(*) FROM %s WHERE deleted_at IS NULL", t->name);
+        _cleanup_free_ char *q_gone = xasprintf("SELECT count(*) FROM %s WHERE deleted_at IS NULL AND synced_at < $1",
+                                                t->name);
+        int r = count(s, q_live, DB_NO_PARAMS, &live);
+        if (r >= 0)
+                r = count(s, q_gone, DB_PARAMS(DBV_T(s->now)), &gone);
+        if (r < 0)
+                return r;
+        if (gone == 0)
+                return 0;
+        if (gone * 100 > live * (int64_t) s->delete_max_percent) {
+                _cleanup_free_ char *m = xasprintf("%s : %" PRId64 " sur %" PRId64 " absents de Gazelle (plus de %u %%) — "
+                                                   "aucune suppression faite, vérifiez Gazelle", t->label, gone, live,
+                                                   s->delete_max_percent);
+                cJSON_AddItemToArray(s->warnings, cJSON_CreateString(m));
+                log_run(&s->ctx->log, LOG_WARNING, "Sync Gazelle : %s", m);
+                return 0;
+        }
+        _cleanup_free_ char *u = xasprintf("UPDATE %s SET deleted_at = $1 WHERE deleted_at IS NULL AND synced_at < $1",
+                                           t->name);
+        r = db_exec(s->db, u, DB_PARAMS(DBV_T(s->now)));
+        if (r < 0)
+                return r;
+        s->stats[e].deleted += (unsigned) r;
+        return 0;
+}
+
+/* Appointments of the window that this completed pass did not return were cancelled or deleted
+ * in Gazelle: no ghost appointments. */
+static int cancel_vanished(Sync *s, Stream *st) {
+        int64_t in_window = 0, gone = 0;
+        const DbValue win[] = { DBV_T(st->win_start), DBV_T(st->win_end),
+                                DBV_T(s->now) };
+        int r = count(s, "SELECT count(*) FROM gazelle_appointments WHERE start_at >= $1 AND start_at < $2 "
+                      "AND deleted_at IS NULL", win, 2, &in_window);
+        if (r >= 0)
+                r = count(s, "SELECT count(*) FROM gazelle_appointments WHERE start_at >= $1 AND start_at < $2 "
+                          "AND synced_at < $3 AND deleted_at IS NULL AND (status IS NULL OR status <> 'CANCELED')",
+                          win, 3, &gone);
+        if (r < 0 || gone == 0)
+                return r;
+        if (gone * 100 > in_window * (int64_t) s->delete_max_percent) {
+                _cleanup_free_ char *m = xasprintf("rendez-vous : %" PRId64 " sur %" PRId64 " absents de la fenêtre (plus "
+                                                   "de %u %%) — aucun marqué annulé, vérifiez Gazelle", gone, in_window,
+                                                   s->delete_max_percent);
+                cJSON_AddItemToArray(s->warnings, cJSON_CreateString(m));
+                log_run(&s->ctx->log, LOG_WARNING, "Sync Gazelle : %s", m);
+                return 0;
+        }
+        r = db_exec(s->db, "UPDATE gazelle_appointments SET status = 'CANCELED' WHERE start_at >= $1 AND start_at < $2 "
+                    "AND synced_at < $3 AND deleted_at IS NULL AND (status IS NULL OR status <> 'CANCELED')", win, 3);
+        if (r < 0)
+                return r;
+        s->stats[E_APPOINTMENTS].deleted += (unsigned) r;
+        return 0;
+}
+
+static int mark_complete(Sync *s, const char *entity, const char *hwm) {
+        int r = db_exec(s->db,
+                        "INSERT INTO sync_state (entity, high_water_mark, last_complete_at, last_run_id, updated_at) "
+                        "VALUES ($1, $2, $3, $4, $3) ON CONFLICT (entity) DO UPDATE SET "
+                        "high_water_mark = coalesce(excluded.high_water_mark, sync_state.high_water_mark), "
+                        "last_complete_at = excluded.last_complete_at, last_run_id = excluded.last_run_id, "
+                        "updated_at = excluded.updated_at",
+                        DB_PARAMS(DBV_TEXT_OR_NULL(entity), DBV_TEXT_OR_NULL(isempty(hwm) ? NULL : hwm),
+                                  DBV_T(s->now), DBV_TEXT_OR_NULL(s->ctx->run_id)));
+        return r < 0 ? r : 0;
+}
+
+/* One transaction per completed entity: its deletions and its mark move together. */
+static int finish_stream(Sync *s, Stream *st) {
+        int r = db_begin(s->db);
+        if (r < 0)
+                return r;
+        switch (st->entity) {
+        case E_CLIENTS:
+                r = infer_deletions(s, E_CLIENTS);
+                if (r >= 0)
+                        r = infer_deletions(s, E_CONTACTS);
+                if (r >= 0)
+                        r = mark_complete(s, "clients", NULL);
+                if (r >= 0)
+                        r = mark_complete(s, "contacts", NULL);
+                break;
+        case E_PIANOS:
+                r = infer_deletions(s, E_PIANOS);
+                if (r >= 0)
+                        r = mark_complete(s, "pianos", NULL);
+                break;
+        case E_TIMELINE:
+                if (st->full_pass)
+                        r = infer_deletions(s, E_TIMELINE);
+                if (r >= 0)
+                        r = mark_complete(s, "timeline_entries", st->hwm);
+                break;
+        case E_APPOINTMENTS:
+                r = cancel_vanished(s, st);
+                if (r >= 0)
+                        r = mark_complete(s, "appointments", NULL);
+                break;
+        default:
+                abort();
+        }
+        if (r >= 0)
+                r = db_commit(s->db);
+        if (r < 0)
+                (void) db_rollback(s->db);
+        return r;
+}
+
+/* ---- streams ---- */
+
+static int timeline_since(Sync *s, char since[static ISO_UTC_MAX]) {
+        _cleanup_free_ char *hwm = NULL;
+        usec_t t;
+        since[0] = 0;
+        if (s->ctx->options.full)
+                return 0;
+        int r = db_query_text(s->db, "SELECT high_water_mark FROM sync_state WHERE entity = 'timeline_entries'",
+                              DB_NO_PARAMS, &hwm);
+        if (r < 0)
+                return r;
+        if (!hwm || parse_iso_utc(hwm, &t) < 0)
+                return 0; /* never completed: a full pass */
+        format_iso_utc(t > TIMELINE_OVERLAP_USEC ? t - TIMELINE_OVERLAP_USEC : 0, since);
+        return 0;
+}
+
+static void stream_add(Sync *s, Entity e, const char *query, const char *field) {
+        Stream *st = &s->streams[s->n_streams++];
+        *st = (Stream) { .s = s, .entity = e, .query = query, .field = field,
+                         .main = { .t = &tables[e] }, .aux = { .t = &tables[e == E_CLIENTS ? E_CONTACTS : E_USERS] } };
+}
+
+static int stream_start(Sync *s, Stream *st, const char *since) {
+        cJSON *vars = cJSON_CreateObject();
+        if (st->entity == E_TIMELINE) {
+                st->full_pass = isempty(since);
+                if (!isempty(since))
+                        cJSON_AddStringToObject(vars, "occurredAtGet", since);
+        }
+        if (st->entity == E_APPOINTMENTS) {
+                char a[16], b[16];
+                usec_t start, end, ignored;
+                cJSON *f = cJSON_AddObjectToObject(vars, "filters");
+                cJSON_AddStringToObject(f, "startOn", format_local_date(st->from, a));
+                cJSON_AddStringToObject(f, "endOn", format_local_date(st->to, b));
+                local_day_bounds(st->from, &start, &ignored);
+                local_day_bounds(st->to, &ignored, &end);
+                format_iso_utc(start, st->win_start);
+                format_iso_utc(end, st->win_end);
+        }
+        st->started = true;
+        return gazelle_paginate(s->g, st->query, st->field, vars, on_page, on_end, st);
+}
+
+static cJSON *entity_stats_json(const EntityStats *e, bool with_deleted) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "fetched", e->fetched);
+        cJSON_AddNumberToObject(o, "inserted", e->inserted);
+        cJSON_AddNumberToObject(o, "updated", e->updated);
+        if (with_deleted)
+                cJSON_AddNumberToObject(o, "deleted", e->deleted);
+        if (e->rejected)
+                cJSON_AddNumberToObject(o, "rejected", e->rejected);
+        return o;
+}
+
+static void fill_result(Sync *s, TaskResult *result) {
+        cJSON *st = result->stats;
+        unsigned requests = 0, retries = 0, rejected = 0;
+        bool appointments_only = s->n_streams == 1 && s->streams[0].entity == E_APPOINTMENTS;
+
+        for (Entity e = 0; e < _E_MAX; e++) {
+                if (appointments_only && e != E_APPOINTMENTS && e != E_USERS)
+                        continue;
+                cJSON *o = entity_stats_json(&s->stats[e], e != E_USERS);
+                if (e == E_APPOINTMENTS)
+                        cJSON_AddNumberToObject(o, "cancelled", s->stats[e].deleted);
+                cJSON_AddItemToObject(st, tables[e].key, o);
+                rejected += s->stats[e].rejected;
+        }
+        gazelle_counters(s->g, &requests, &retries);
+        cJSON_AddNumberToObject(st, "pages", s->pages);
+        cJSON_AddNumberToObject(st, "requests", requests);
+        cJSON_AddNumberToObject(st, "retries", retries);
+        cJSON_AddNumberToObject(st, "rejected", rejected);
+        for (size_t i = 0; i < s->n_streams; i++) {
+                Stream *x = &s->streams[i];
+                if (x->entity == E_TIMELINE)
+                        cJSON_AddStringToObject(st, "timeline_mode", x->full_pass ? "full" : "incremental");
+                if (x->entity == E_APPOINTMENTS) {
+                        char a[16], b[16];
+                        cJSON *w = cJSON_AddObjectToObject(st, "appointments_window");
+                        cJSON_AddStringToObject(w, "from", format_local_date(x->from, a));
+                        cJSON_AddStringToObject(w, "to", format_local_date(x->to, b));
+                }
+        }
+        if (s->dry_run)
+                cJSON_AddBoolToObject(st, "dry_run", true);
+        if (cJSON_GetArraySize(s->reasons) > 0)
+                cJSON_AddItemReferenceToObject(st, "rejected_reasons", s->reasons);
+        if (cJSON_GetArraySize(s->errors) > 0)
+                cJSON_AddItemReferenceToObject(st, "errors", s->errors);
+        if (cJSON_GetArraySize(s->warnings) > 0)
+                cJSON_AddItemReferenceToObject(st, "warnings", s->warnings);
+
+        /* One French line: what arrived, then what went wrong. */
+        char summary[512] = "";
+        size_t len = 0;
+        for (size_t i = 0; i < s->n_streams; i++) {
+                Entity e = s->streams[i].entity;
+                len += (size_t) snprintf(summary + len, sizeof summary - len, "%s%s %u (+%u, ~%u, -%u)",
+                                         len ? ", " : "", tables[e].label, s->stats[e].fetched, s->stats[e].inserted,
+                                         s->stats[e].updated, s->stats[e].deleted);
+                if (len >= sizeof summary)
+                        break;
+        }
+        const char *dry = s->dry_run ? " (essai à blanc : rien n'a été écrit)" : "";
+        if (cJSON_GetArraySize(s->errors) > 0) {
+                cJSON *first = cJSON_GetArrayItem(s->errors, 0);
+                task_result_set(result, "error", "Échec de la synchronisation — %s%s ; %s%s",
+                                first->valuestring, cJSON_GetArraySize(s->errors) > 1 ? " (et d'autres erreurs)" : "",
+                                summary, dry);
+        } else if (rejected > 0)
+                task_result_set(result, "warning", "%u enregistrement(s) rejeté(s), dont « %s » ; %s%s", rejected,
+                                cJSON_GetArrayItem(s->reasons, 0)->valuestring, summary, dry);
+        else if (cJSON_GetArraySize(s->warnings) > 0)
+                task_result_set(result, "warning", "Suppressions retenues : %s ; %s%s",
+                                cJSON_GetArrayItem(s->warnings, 0)->valuestring, summary, dry);
+        else
+                task_result_set(result, "success", "Synchronisation terminée : %s ; %u pages, %u requêtes%s", summary,
+                                s->pages, requests, dry);
+}
+
+static void sync_done(Sync *s) {
+        for (size_t i = 0; i < s->n_streams; i++) {
+                rowset_done(&s->streams[i].main);
+                rowset_done(&s->streams[i].aux);
+        }
+        cJSON_Delete(s->reasons);
+        cJSON_Delete(s->errors);
+        cJSON_Delete(s->warnings);
+        gazelle_client_free(s->g);
+}
+
+/* With PostgreSQL, several hosts may share the store: one sync at a time. The lock is the
+ * session's and dies with the connection, however the process ends. 1 taken, 0 busy. */
+static int take_pg_lock(Db *db) {
+        if (db_backend(db) != DB_POSTGRESQL)
+                return 1;
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(db, "SELECT pg_try_advisory_lock(" SYNC_LOCK_KEY ")", DB_NO_PARAMS, &c);
+        if (r < 0)
+                return r;
+        r = db_cursor_next(c);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        return db_cursor_bool(c, 0) ? 1 : 0;
+}
+
+static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from, LocalDate to, TaskResult *result) {
+        Sync s = { .ctx = ctx, .db = ctx->db, .dry_run = ctx->options.dry_run,
+                   .reasons = cJSON_CreateArray(), .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray() };
+        char error[GAZELLE_ERROR_MAX] = "";
+        int r;
+
+        format_iso_utc(now_realtime(), s.now);
+        const char *pct = getenv("GAZELLE_SYNC_DELETE_MAX_PERCENT");
+        s.delete_max_percent = 10;
+        if (!isempty(pct)) {
+                char *end;
+                unsigned long v = strtoul(pct, &end, 10);
+                if (*end || v > 100) {
+                        task_result_set(result, "error", "GAZELLE_SYNC_DELETE_MAX_PERCENT=%.16s : attendu 0 à 100", pct);
+                        sync_done(&s);
+                        return -EINVAL;
+                }
+                s.delete_max_percent = (unsigned) v;
+        }
+
+        r = take_pg_lock(s.db);
+        if (r <= 0) {
+                if (r == 0)
+                        task_result_set(result, "skipped", "Une autre synchronisation Gazelle est en cours (verrou "
+                                        "PostgreSQL tenu par un autre hôte ou processus) : rien n'a été fait");
+                else
+                        task_result_set(result, "error", "Verrou de synchronisation PostgreSQL : %s", db_error(s.db));
+                sync_done(&s);
+                return r;
+        }
+
+        r = gazelle_client_new(ctx->config, s.db, &s.g, error, sizeof error);
+        if (r >= 0) {
+                gazelle_set_cancel(s.g, ctx->cancelled);
+                r = gazelle_authenticate(s.g, error, sizeof error);
+        }
+        if (r < 0) {
+                task_result_set(result, "error", "Gazelle : %s", error);
+                sync_done(&s);
+                return r;
+        }
+
+        char since[ISO_UTC_MAX] = "";
+        if (!appointments_only) {
+                r = timeline_since(&s, since);
+                if (r < 0) {
+                        task_result_set(result, "error", "Lecture de sync_state : %s", db_error(s.db));
+                        sync_done(&s);
+                        return r;
+                }
+                stream_add(&s, E_CLIENTS, QUERY_CLIENTS, "allClients");
+                stream_add(&s, E_PIANOS, QUERY_PIANOS, "allPianos");
+                stream_add(&s, E_TIMELINE, QUERY_TIMELINE, "allTimelineEntries");
+        }
+        stream_add(&s, E_APPOINTMENTS, QUERY_EVENTS, "allEventsBatched");
+        s.streams[s.n_streams - 1].from = from;
+        s.streams[s.n_streams - 1].to = to;
+
+        log_progress(&ctx->log, "Sync Gazelle : démarrage (%s, %u requêtes en parallèle au plus)",
+                     appointments_only ? "rendez-vous seulement" : !isempty(since) ? "entrées depuis la marque − 30 j" :
+                                                                                    "passe complète",
+                     gazelle_max_concurrency(s.g));
+        /* The longest pagination (the timeline) first, so it is never queued behind short ones. */
+        for (size_t i = s.n_streams; i-- > 0;)
+                (void) stream_start(&s, &s.streams[i], since);
+        r = gazelle_run(s.g);
+        if (r < 0 && r != -ECANCELED && cJSON_GetArraySize(s.errors) == 0)
+                add_error(&s, r, "transferts HTTP : %s", strerror(-r));
+
+        for (size_t i = 0; i < s.n_streams && !s.dry_run; i++) {
+                Stream *st = &s.streams[i];
+                if (!st->complete)
+                        continue;
+                r = finish_stream(&s, st);
+                if (r < 0)
+                        add_error(&s, r, "fin de %s : %s", tables[st->entity].label, db_error(s.db));
+        }
+        if (run_cancelled(ctx) && cJSON_GetArraySize(s.errors) == 0)
+                add_error(&s, -ECANCELED, "interrompue par un signal avant la fin");
+
+        progress(&s);
+        fill_result(&s, result);
+        r = s.first_error;
+        sync_done(&s);
+        return r < 0 ? r : 0;
+}
+
+int sync_task_run(RunContext *ctx, TaskResult *result) {
+        LocalDate today = local_date_of(now_realtime());
+        return sync_execute(ctx, false, local_date_add_days(today, -APPOINTMENTS_DAYS_BACK),
+                            local_date_add_days(today, APPOINTMENTS_DAYS_AHEAD), result);
+}
+
+int sync_appointments_window(RunContext *ctx, LocalDate from, LocalDate to, TaskResult *result) {
+        return sync_execute(ctx, true, from, to, result);
+}
