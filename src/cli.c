@@ -24,6 +24,8 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  run TASK [--full] [--dry-run]  Run a task in the foreground (what the units call)\n"
+               "      alerts: [--target-date YYYY-MM-DD] [--no-sync]  alert about that day (default: the\n"
+               "                                  day after the 16:00 slot); use the store without syncing\n"
                "  start TASK [--user-email E] [--wait [--timeout SECONDS]]\n"
                "                                  Ask gazelle-schedulerd to run a task (RunTask); print\n"
                "                                  the run id, with --wait also how it ended\n"
@@ -73,6 +75,8 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
         static const struct option options[] = {
                 { "full", no_argument, NULL, 'f' },
                 { "dry-run", no_argument, NULL, 'n' },
+                { "target-date", required_argument, NULL, 't' },
+                { "no-sync", no_argument, NULL, 'S' },
                 {},
         };
         RunOptions ro = {};
@@ -87,6 +91,15 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
                 case 'n':
                         ro.dry_run = true;
                         break;
+                case 't':
+                        if (parse_local_date(optarg, &ro.target_date) < 0) {
+                                fprintf(stderr, "--target-date=%.32s: expected YYYY-MM-DD\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'S':
+                        ro.no_sync = true;
+                        break;
                 default:
                         return EXIT_USAGE;
                 }
@@ -97,6 +110,10 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
         const Task *t = task_arg(argv[optind]);
         if (!t)
                 return EXIT_USAGE;
+        if ((ro.target_date.year > 0 || ro.no_sync) && t->id != TASK_RV_ALERTS) {
+                fprintf(stderr, "--target-date and --no-sync only apply to rv_alerts.\n");
+                return EXIT_USAGE;
+        }
         _cleanup_(config_clear) Config cfg = {};
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;

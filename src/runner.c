@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "alerts.h"
 #include "backup.h"
 #include "manager.h"
 #include "sync.h"
@@ -29,7 +30,7 @@ static const TaskRunFunc task_functions[_TASK_MAX] = {
         [TASK_SYNC_GAZELLE] = sync_task_run,
         [TASK_RAPPORT_TIMELINE] = report_task_run,
         [TASK_BACKUP] = backup_task_run,
-        [TASK_RV_ALERTS] = task_not_implemented,
+        [TASK_RV_ALERTS] = alerts_task_run,
 };
 
 /* Signal-handler state is the one process-wide mutable thing: handlers can reach nothing else. */

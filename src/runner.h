@@ -20,6 +20,8 @@
 typedef struct RunOptions {
         bool full;
         bool dry_run;
+        bool no_sync;          /* rv_alerts: use the store as is, no appointment sync first */
+        LocalDate target_date; /* rv_alerts --target-date; year 0 = the day after the slot */
 } RunOptions;
 
 typedef struct RunContext {
