@@ -34,6 +34,7 @@ struct GazelleClient {
         char *access_token, *refresh_token;
         usec_t expires_at;       /* 0: unknown, refresh first */
         unsigned token_gen;      /* bumped by every new access token */
+        char *auth_error;        /* a refused refresh: every later request fails with it at once */
 };
 
 typedef struct Pager {
@@ -139,6 +140,7 @@ GazelleClient *gazelle_client_free(GazelleClient *g) {
         free(g->api_url);
         free(g->token_url);
         free(g->endpoint);
+        free(g->auth_error);
         free_secret(g->api_key);
         free_secret(g->client_id);
         free_secret(g->client_secret);
@@ -299,11 +301,9 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
         int r = http_perform(g->token_http, &req, &resp);
         explicit_bzero(body, strlen(body));
         if (r < 0) {
-                char text[SERVER_TEXT_MAX + 1];
-                server_text(resp.body, text, sizeof text);
                 if (resp.status == 400 || resp.status == 401)
-                        set_error(error, error_size, "jeton Gazelle refusé (%s) : %s — relancez « gazelle-scheduler "
-                                  "auth »", resp.error, text);
+                        set_error(error, error_size, "jeton Gazelle refusé (%s) — relancez « gazelle-scheduler auth »",
+                                  resp.error);
                 else
                         set_error(error, error_size, "jeton Gazelle : %s", resp.error);
                 http_response_clear(&resp);
@@ -350,9 +350,15 @@ static int refresh(GazelleClient *g, char *error, size_t error_size) {
                 set_error(error, error_size, "aucun jeton Gazelle dans la base : lancez « gazelle-scheduler auth »");
                 return -ENOKEY;
         }
+        if (g->auth_error) {
+                set_error(error, error_size, "%s", g->auth_error);
+                return -EACCES;
+        }
         _cleanup_free_ char *rt = xstrdup(g->refresh_token);
         int r = token_request(g, "refresh_token", "refresh_token", rt, NULL, error, error_size);
         explicit_bzero(rt, strlen(rt));
+        if (r == -EBADMSG && error)
+                g->auth_error = xstrdup(error); /* refused: asking again cannot help */
         return r;
 }
 

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 
 #include "gazelle.h"
+#include "sync-pg.h"
 
 /* pg_try_advisory_lock key: "gazelle-scheduler sync". */
 #define SYNC_LOCK_KEY "7163920316"
@@ -44,6 +45,8 @@ typedef struct Table {
         size_t n_cols;
         bool has_deleted_at;
 } Table;
+
+
 
 #define COLS(...) .cols = (const char *const[]) { __VA_ARGS__ }, .n_cols = ELEMENTSOF(((const char *const[]) { __VA_ARGS__ }))
 
@@ -117,6 +120,7 @@ struct Sync {
         cJSON *errors;             /* fetch and write failures, French */
         cJSON *warnings;           /* deletions held back */
         int first_error;
+        bool staged[_E_MAX];       /* PostgreSQL staging tables made on this connection */
         Stream streams[4];
         size_t n_streams;
 };
@@ -445,11 +449,27 @@ static char *sql_touch(const Table *t, size_t n) {
         return b;
 }
 
+static void count_written(EntityStats *es, size_t n, unsigned existed, unsigned changed) {
+        unsigned inserted = n > existed ? (unsigned) n - existed : 0;
+        es->inserted += inserted;
+        es->updated += changed > inserted ? changed - inserted : 0;
+}
+
 /* Writes a RowSet: touch (how many existed) then upsert (inserted + changed). */
 static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
         size_t n = rs->n_rows, k = rs->t->n_cols;
         if (n == 0)
                 return 0;
+
+        if (db_backend(s->db) == DB_POSTGRESQL) {
+                const SyncPgTable t = { rs->t->name, rs->t->cols, rs->t->n_cols, rs->t->has_deleted_at };
+                unsigned existed, changed;
+                int r = sync_pg_write(s->db, &t, rs->vals, n, s->now, &s->staged[rs->t - tables], &existed, &changed);
+                if (r < 0)
+                        return r;
+                count_written(es, n, existed, changed);
+                return 0;
+        }
 
         _cleanup_free_ DbValue *params = xmalloc((n * k + 1) * sizeof *params);
         params[0] = DBV_T(s->now);
@@ -467,9 +487,7 @@ static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
         if (changed < 0)
                 return changed;
 
-        unsigned inserted = n > (size_t) existed ? (unsigned) (n - (size_t) existed) : 0;
-        es->inserted += inserted;
-        es->updated += (unsigned) changed > inserted ? (unsigned) changed - inserted : 0;
+        count_written(es, n, (unsigned) existed, (unsigned) changed);
         return 0;
 }
 
@@ -534,6 +552,8 @@ static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size)
                         snprintf(error, error_size, "écriture d'une page de %s dans la base : %s", tables[st->entity].label,
                                  db_error(s->db));
                         (void) db_rollback(s->db);
+                        /* Staging tables made in the rolled-back transaction are gone. */
+                        memset(s->staged, 0, sizeof s->staged);
                         return r;
                 }
                 /* Counted only once committed: the stats say what the store holds. */
@@ -602,6 +622,12 @@ static int infer_deletions(Sync *s, Entity e) {
                 return r;
         if (gone == 0)
                 return 0;
+        if (s->stats[e == E_CONTACTS ? E_CLIENTS : e].rejected > 0) {
+                /* Records without id were in the pass: absence proves nothing. */
+                log_run(&s->ctx->log, LOG_WARNING, "Sync Gazelle : %s : enregistrements rejetés, %" PRId64 " absent(s) "
+                        "non supprimé(s)", t->label, gone);
+                return 0;
+        }
         if (gone * 100 > live * (int64_t) s->delete_max_percent) {
                 _cleanup_free_ char *m = xasprintf("%s : %" PRId64 " sur %" PRId64 " absents de Gazelle (plus de %u %%) — "
                                                    "aucune suppression faite, vérifiez Gazelle", t->label, gone, live,
@@ -792,12 +818,13 @@ static void fill_result(Sync *s, TaskResult *result) {
         }
         if (s->dry_run)
                 cJSON_AddBoolToObject(st, "dry_run", true);
+        /* Copies: the stats outlive this Sync. */
         if (cJSON_GetArraySize(s->reasons) > 0)
-                cJSON_AddItemReferenceToObject(st, "rejected_reasons", s->reasons);
+                cJSON_AddItemToObject(st, "rejected_reasons", cJSON_Duplicate(s->reasons, true));
         if (cJSON_GetArraySize(s->errors) > 0)
-                cJSON_AddItemReferenceToObject(st, "errors", s->errors);
+                cJSON_AddItemToObject(st, "errors", cJSON_Duplicate(s->errors, true));
         if (cJSON_GetArraySize(s->warnings) > 0)
-                cJSON_AddItemReferenceToObject(st, "warnings", s->warnings);
+                cJSON_AddItemToObject(st, "warnings", cJSON_Duplicate(s->warnings, true));
 
         /* One French line: what arrived, then what went wrong. */
         char summary[512] = "";

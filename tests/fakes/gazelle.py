@@ -299,6 +299,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeGazelle/1"
 
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # the client went away (a killed sync, a timeout): not the fake's problem
+
     def log_message(self, fmt, *args):
         if os.environ.get("FAKE_GAZELLE_VERBOSE"):
             sys.stderr.write("fake-gazelle: " + fmt % args + "\n")
