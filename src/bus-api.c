@@ -3,6 +3,7 @@
  * act → reply; StartUnit is asynchronous so the bus loop never waits for systemd or a task. */
 #include <grp.h>
 #include <pwd.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <fcntl.h>
 
@@ -345,7 +346,18 @@ static int append_time(sd_bus_message *reply, const char *key, usec_t t) {
         return t ? append_str(reply, key, format_local_rfc3339(t, buf)) : 0;
 }
 
-static int append_run(sd_bus_message *reply, const RunRow *row) {
+/* The display name ("Nick") of the technician whose address started a manual run, or NULL:
+ * RunTask stores the email, people want to read the name. */
+static const char *technician_name_by_email(const Settings *s, const char *email) {
+        if (isempty(email) || !strchr(email, '@'))
+                return NULL;
+        for (size_t i = 0; i < s->n_technicians; i++)
+                if (s->technicians[i].email && strcasecmp(s->technicians[i].email, email) == 0)
+                        return s->technicians[i].display_name;
+        return NULL;
+}
+
+static int append_run(sd_bus_message *reply, const Settings *settings, const RunRow *row) {
         int r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -357,6 +369,8 @@ static int append_run(sd_bus_message *reply, const RunRow *row) {
         };
         for (size_t i = 0; i < ELEMENTSOF(strs) && r >= 0; i++)
                 r = append_str(reply, strs[i].key, strs[i].value);
+        if (r >= 0)
+                r = append_str(reply, "triggered_by_name", technician_name_by_email(settings, row->triggered_by_user));
         if (r >= 0)
                 r = append_time(reply, "started_at", row->started_at);
         if (r >= 0)
@@ -399,7 +413,7 @@ static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *erro
         while (r >= 0 && (r = db_cursor_next(cur)) > 0) {
                 r = store_run_read(cur, &row);
                 if (r >= 0)
-                        r = append_run(reply, &row);
+                        r = append_run(reply, &c->config.settings, &row);
         }
         if (r < 0) {
                 if (db_cursor_free(TAKE_PTR(cur)), sd_bus_error_is_set(error))
@@ -429,6 +443,8 @@ static int append_task(Context *c, Db *db, sd_bus_message *reply, const Task *t)
                 r = append_str(reply, "last_status", last.status);
                 if (r >= 0)
                         r = append_str(reply, "last_run_id", last.id);
+                if (r >= 0)
+                        r = append_time(reply, "last_started_at", last.started_at);
         }
         if (r >= 0 && store_run_last(db, t->name, "success", "warning", &ok) > 0)
                 r = append_time(reply, "last_success_at", ok.started_at);

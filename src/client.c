@@ -1083,17 +1083,25 @@ static void task_state_set(const char *key, char type, const DictValue *v, void 
                 set_string(&s->last_run_id, v->s);
         else if (streq(key, "last_success_at"))
                 set_time(&s->last_success_at, v->s);
+        else if (streq(key, "last_started_at"))
+                set_time(&s->last_started_at, v->s);
 }
 
-/* ListTasks has no start time for the last run: find it among the newest rows (best effort). */
+/* A daemon older than last_started_at in ListTasks: find the start time among the newest rows
+ * (best effort), and only when some task lacks it. */
 static void resolve_last_starts(sd_bus *bus, TaskState *states) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         _cleanup_(run_list_clear) RunList l = {};
+        bool missing = false;
 
+        for (int i = 0; i < _TASK_MAX; i++)
+                missing = missing || (states[i].last_run_id && !states[i].last_started_at);
+        if (!missing)
+                return;
         if (runs_from_bus(bus, LOGS_MAX, NULL, &l, &e) < 0)
                 return;
         for (int i = 0; i < _TASK_MAX; i++)
-                for (size_t j = 0; states[i].last_run_id && j < l.n; j++)
+                for (size_t j = 0; states[i].last_run_id && !states[i].last_started_at && j < l.n; j++)
                         if (streq_ptr(l.rows[j].id, states[i].last_run_id)) {
                                 states[i].last_started_at = l.rows[j].started_at;
                                 break;

@@ -113,6 +113,22 @@ import json, sys
 t = json.load(sys.stdin)["data"][0]
 print(len(t), sum(1 for x in t if x.get("next_run", {}).get("data")), " ".join(sorted(x["name"]["data"] for x in t)))')
 assert_eq "4 4 backup rapport_timeline rv_alerts sync_gazelle" "$tasks" "ListTasks: 4 tasks, each with next_run"
+backup_keys=$(busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" ListTasks \
+    | python3 -c '
+import json, sys
+t = {x["name"]["data"]: x for x in json.load(sys.stdin)["data"][0]}
+b = t["backup"]
+print(" ".join(sorted(b)), b["last_run_id"]["data"], b["last_status"]["data"], b["running"]["data"])')
+assert_eq "label last_run_id last_started_at last_status last_success_at name next_run running schedule unit $id2 success False" \
+    "$backup_keys" "ListTasks backup: every SPEC key, last run $id2 (success), not running"
+# The CLI's status takes the last start from ListTasks (exit 1: other tasks never succeeded).
+cli_backup=$(gazelle-scheduler status --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+tasks = d if isinstance(d, list) else d.get("tasks", [])
+b = [t for t in tasks if t["name"] == "backup"][0]
+print(b["last_run_id"], "started" if b.get("last_started_at") else "no-start")') || true
+assert_eq "$id2 started" "$cli_backup" "gazelle-scheduler status: backup's last run and its start time"
 
 # --- introspection = dbus/com.piano_tek.GazelleScheduler1.xml
 busctl --user introspect --xml-interface "$GS_BUS" "$GS_PATH" > "$SBX_DIR/introspect.xml"

@@ -38,8 +38,10 @@ static void start(Server *s, Client *cl, const char *sqlite_path) {
 
         *s = (Server) { .dir = test_mkdtemp("bus-api") };
         ASSERT(setenv("STATE_DIRECTORY", s->dir, 1) == 0);
+        ASSERT(setenv("XDG_CONFIG_HOME", s->dir, 1) == 0); /* no settings file but GAZELLE_CONFIG's */
         (void) unsetenv("DATABASE_URL");
         (void) unsetenv("GAZELLE_ADMIN_GROUP");
+        (void) unsetenv("REPORT_SPREADSHEET_ID");
         ASSERTF(config_load(&s->c.config, BUS_USER) >= 0, "%s", s->c.config.error);
         if (sqlite_path) {
                 free(s->c.config.sqlite_path);
@@ -300,6 +302,51 @@ TEST(get_logs_limits) {
         stop(&s, &cl);
 }
 
+/* Manual runs carry the technician's email; GetLogs adds their display name when the settings
+ * know the address (case-insensitively), and nothing otherwise. */
+TEST(get_logs_display_name) {
+        Server s;
+        Client cl;
+        Db *db = NULL;
+        _cleanup_free_ char *dir = test_mkdtemp("bus-api-settings");
+        _cleanup_free_ char *path = NULL;
+        ASSERT(asprintf(&path, "%s/config.json", dir) >= 0);
+        FILE *f = fopen(path, "w");
+        ASSERT(f);
+        fputs("{\"technicians\": [{\"id\": \"usr_nick\", \"full_name\": \"Nicolas Lessard\", "
+              "\"display_name\": \"Nick\", \"email\": \"Nicolas@Piano-Tek.com\"}]}\n", f);
+        ASSERT(fclose(f) == 0);
+        ASSERT(setenv("GAZELLE_CONFIG", path, 1) == 0);
+        start(&s, &cl, NULL);
+        ASSERT(unsetenv("GAZELLE_CONFIG") == 0);
+
+        ASSERT_OK(store_open(&s.c.config, &db));
+        const char *users[] = { "nicolas@piano-tek.com", "someone@piano-tek.com", "root" };
+        const char *triggers[] = { "manual", "manual", "api" };
+        for (int i = 0; i < 3; i++) {
+                char id[RUN_ID_MAX];
+                run_id_new(id);
+                RunRow row = {
+                        .id = id, .task_name = (char *) "backup", .task_label = (char *) "Sauvegarde",
+                        .started_at = (1700000000 + i * 60) * USEC_PER_SEC, .status = (char *) "success",
+                        .triggered_by = (char *) triggers[i], .triggered_by_user = (char *) users[i],
+                };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+        }
+        db_close(db);
+
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", 3);
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *root = dict_string(r, "triggered_by_name", NULL);       /* newest: api, root */
+        _cleanup_free_ char *someone = dict_string(r, "triggered_by_name", NULL);    /* unknown address */
+        _cleanup_free_ char *nick = dict_string(r, "triggered_by_name", NULL);       /* oldest: Nick */
+        ASSERT_NULL(root);
+        ASSERT_NULL(someone);
+        ASSERT_STREQ(nick, "Nick");
+        stop(&s, &cl);
+        test_rm_rf(dir);
+}
+
 TEST(list_tasks_keys) {
         Server s;
         Client cl;
@@ -315,6 +362,49 @@ TEST(list_tasks_keys) {
                 ASSERT_CONTAINS(keys, want[i]);
         /* No timer reachable, no run yet: next_run and last_* are left out, not empty. */
         ASSERTF(!strstr(keys, " next_run ") && !strstr(keys, " last_status "), "%s", keys);
+        stop(&s, &cl);
+}
+
+/* After runs: the last_* keys describe the newest run and the newest success. */
+TEST(list_tasks_last_run) {
+        Server s;
+        Client cl;
+        Db *db = NULL;
+        start(&s, &cl, NULL);
+        ASSERT_OK(store_open(&s.c.config, &db));
+        const char *ids[] = { "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002" };
+        const char *statuses[] = { "success", "error" };
+        for (int i = 0; i < 2; i++) {
+                RunRow row = {
+                        .id = (char *) ids[i], .task_name = (char *) "sync_gazelle", .task_label = (char *) "Sync",
+                        .started_at = (1700000000 + i * 3600) * USEC_PER_SEC, .status = (char *) statuses[i],
+                        .triggered_by = (char *) "scheduler",
+                };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+        }
+        db_close(db);
+
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "ListTasks", "");
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *keys = NULL;
+        _cleanup_free_ char *id = dict_string(r, "last_run_id", &keys);
+        ASSERT_STREQ(id, ids[1]);
+        ASSERT_OK(sd_bus_message_rewind(r, true));
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *status = dict_string(r, "last_status", NULL);
+        ASSERT_STREQ(status, "error");
+        ASSERT_OK(sd_bus_message_rewind(r, true));
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *started = dict_string(r, "last_started_at", NULL);
+        ASSERT_OK(sd_bus_message_rewind(r, true));
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *success = dict_string(r, "last_success_at", NULL);
+        ASSERT(started && success);
+        ASSERTF(strcmp(started, success) > 0, "last start %s should be an hour after last success %s", started, success);
+        const char *want[] = { " name ", " label ", " unit ", " schedule ", " last_status ", " last_run_id ",
+                               " last_started_at ", " last_success_at ", " running " };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                ASSERT_CONTAINS(keys, want[i]);
         stop(&s, &cl);
 }
 
@@ -362,12 +452,15 @@ TEST(error_map) {
 }
 
 int main(int argc, char **argv) {
+        (void) unsetenv("GAZELLE_CONFIG"); /* only get_logs_display_name sets one */
         static const TestCase cases[] = {
                 TEST_CASE(run_task_unknown_task),
                 TEST_CASE(run_task_bad_email),
                 TEST_CASE(run_task_authorized_or_denied),
                 TEST_CASE(get_logs_limits),
+                TEST_CASE(get_logs_display_name),
                 TEST_CASE(list_tasks_keys),
+                TEST_CASE(list_tasks_last_run),
                 TEST_CASE(store_unavailable),
                 TEST_CASE(error_map),
         };
