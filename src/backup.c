@@ -23,7 +23,7 @@
 /* Tables the product owns, exported from PostgreSQL in this order. */
 static const char *const product_tables[] = {
         "scheduler_logs", "gazelle_clients", "gazelle_contacts", "gazelle_pianos", "gazelle_timeline_entries",
-        "gazelle_appointments", "gazelle_users", "sync_state", "alert_ledger",
+        "gazelle_appointments", "gazelle_users", "sync_state", "alert_ledger", "gazelle_oauth_tokens",
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);

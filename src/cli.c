@@ -10,6 +10,7 @@
 #include "gazelle.h"
 #include "journal.h"
 #include "migrate.h"
+#include "notify.h"
 #include "runner.h"
 #include "store.h"
 #include "tasks.h"
@@ -42,7 +43,7 @@ static void help(void) {
                "  restore FILE                    Verify a backup and put it back into the SQLite store\n"
                "  slot TASK                       Read UTC epoch microseconds on stdin, print each one's\n"
                "                                  Montréal slot day (DST checks)\n"
-               "  notify-failure UNIT             Report a failed unit (OnFailure= of the task services)\n"
+               "  notify-failure UNIT             Mail the administrator about a failed unit (OnFailure=)\n"
                "\n"
                "Tasks: %s\n"
                "\n"
@@ -203,14 +204,17 @@ static int cmd_notify_failure(BusScope bus, int argc, char **argv) {
                 fprintf(stderr, "Usage: gazelle-scheduler notify-failure UNIT\n");
                 return EXIT_USAGE;
         }
-        const Task *t = task_by_unit(argv[1]);
-        LogContext log = { .task = t ? t->name : NULL };
-        /* Mail delivery arrives with the alerts issue; until then the failure is a journal entry
-         * an administrator can be paged on (journalctl -p err -t gazelle-scheduler). */
-        log_full(&log, LOG_ERR, 0, NULL, "error", NULL,
-                 "Échec de %s : consultez journalctl -u %s (ou --user-unit) et gazelle-scheduler logs", argv[1],
-                 argv[1]);
-        return 0;
+        _cleanup_(config_clear) Config cfg = {};
+        if (config_load(&cfg, bus) < 0) {
+                /* Still report the failure: the journal needs no configuration. */
+                const Task *t = task_by_unit(argv[1]);
+                LogContext log = { .task = t ? t->name : NULL };
+                log_full(&log, LOG_ERR, 0, NULL, "error", NULL,
+                         "Échec de %s (configuration invalide, pas de courriel : %s) : consultez journalctl -u %s",
+                         argv[1], cfg.error, argv[1]);
+                return EXIT_USAGE;
+        }
+        return notify_failure(&cfg, argv[1]);
 }
 
 int cli_main(int argc, char **argv) {
