@@ -20,11 +20,8 @@
 #define ROLLBACK_JOURNAL_PAUSE_MS 5    /* lets writers of a non-WAL source in between steps */
 #define EXPORT_BATCH_ROWS 5000
 
-/* Tables the product owns, exported from PostgreSQL in this order. */
-static const char *const product_tables[] = {
-        "scheduler_logs", "gazelle_clients", "gazelle_contacts", "gazelle_pianos", "gazelle_timeline_entries",
-        "gazelle_appointments", "gazelle_users", "sync_state", "alert_ledger", "gazelle_oauth_tokens",
-};
+/* The embedded schema defines far fewer tables than this. */
+#define PRODUCT_TABLES_MAX 64
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3 *, sqlite3_close_v2);
@@ -305,6 +302,21 @@ static int export_table(RunContext *ctx, sqlite3 *dest, const char *table, int64
         return r;
 }
 
+/* Every table the embedded schema creates is one the product owns: exporting what the
+ * migrations made (in creation order) means a new table can never be forgotten here. */
+static size_t product_tables(sqlite3 *dest, char *names[static PRODUCT_TABLES_MAX]) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        size_t n = 0;
+        if (sqlite3_prepare_v2(dest,
+                               "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                               "AND name <> 'schema_migrations' ORDER BY rowid",
+                               -1, &st, NULL) != SQLITE_OK)
+                return 0;
+        while (n < PRODUCT_TABLES_MAX && sqlite3_step(st) == SQLITE_ROW)
+                names[n++] = xstrdup((const char *) sqlite3_column_text(st, 0));
+        return n;
+}
+
 /* PostgreSQL store → a SQLite file with the embedded schema, read in one REPEATABLE READ
  * snapshot so that the tables agree with each other. */
 static int export_postgresql(RunContext *ctx, const char *dest_path, cJSON *stats, char *reason, size_t reason_size) {
@@ -323,11 +335,19 @@ static int export_postgresql(RunContext *ctx, const char *dest_path, cJSON *stat
                 return r;
         }
         cJSON *tables = cJSON_AddObjectToObject(stats, "tables");
-        for (size_t i = 0; i < ELEMENTSOF(product_tables) && r >= 0; i++) {
-                int64_t rows = 0;
-                r = export_table(ctx, dest, product_tables[i], &rows, reason, reason_size);
-                cJSON_AddNumberToObject(tables, product_tables[i], (double) rows);
+        char *names[PRODUCT_TABLES_MAX];
+        size_t n = product_tables(dest, names);
+        if (n == 0) {
+                snprintf(reason, reason_size, "schéma embarqué sans tables : %s", sqlite3_errmsg(dest));
+                r = -EIO;
         }
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                int64_t rows = 0;
+                r = export_table(ctx, dest, names[i], &rows, reason, reason_size);
+                cJSON_AddNumberToObject(tables, names[i], (double) rows);
+        }
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
         (void) db_exec(ctx->db, "COMMIT", DB_NO_PARAMS);
         if (r < 0)
                 return r;
