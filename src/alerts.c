@@ -390,7 +390,7 @@ static void detail(char **text, char **html, const char *label, const char *valu
         append(html, "<tr><th style=\"text-align:left;padding-right:1em\">%s</th><td>%s</td></tr>\n", label, ev);
 }
 
-static void compose_alert(const Group *g, const char *day_fr, Email *e) {
+static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Email *e) {
         const char *name = group_name(g);
         bool known = g->tech;
         _cleanup_free_ char *ename = html_escape(name), *eday = html_escape(day_fr), *ekey = html_escape(g->key);
@@ -410,11 +410,13 @@ static void compose_alert(const Group *g, const char *day_fr, Email *e) {
                                     "attribués dans Gazelle à un technicien absent de la configuration (utilisateur "
                                     "Gazelle <code>%s</code>) : merci de les transmettre.</p>\n", ekey);
         }
-        append(&e->text, "%s rendez-vous de demain, %s, qui %s pas encore confirmé%s par le client :\n\n",
-               n > 1 ? "Voici les" : "Voici le", day_fr, n > 1 ? "ne sont" : "n'est", n > 1 ? "s" : "");
-        append(&e->html, "<p>%s rendez-vous de demain, <strong>%s</strong>, qui %s pas encore confirmé%s par le "
-               "client&nbsp;:</p>\n", n > 1 ? "Voici les" : "Voici le", eday, n > 1 ? "ne sont" : "n'est",
-               n > 1 ? "s" : "");
+        /* "de demain" only when it is: a --target-date run may be about another day. */
+        append(&e->text, "%s rendez-vous %s%s, qui %s pas encore confirmé%s par le client :\n\n",
+               n > 1 ? "Voici les" : "Voici le", tomorrow ? "de demain, " : "du ", day_fr,
+               n > 1 ? "ne sont" : "n'est", n > 1 ? "s" : "");
+        append(&e->html, "<p>%s rendez-vous %s<strong>%s</strong>, qui %s pas encore confirmé%s par le "
+               "client&nbsp;:</p>\n", n > 1 ? "Voici les" : "Voici le", tomorrow ? "de demain, " : "du ", eday,
+               n > 1 ? "ne sont" : "n'est", n > 1 ? "s" : "");
 
         for (size_t i = 0; i < n; i++) {
                 const Appointment *a = g->to_send[i];
@@ -531,7 +533,11 @@ static int send_group(RunContext *ctx, Mailer *mailer, Group *g, const char *tar
                 snprintf(res.error, sizeof res.error,
                          "aucune adresse : ni courriel du technicien, ni alerts.fallback_email, ni mail.admin_email");
         } else {
-                compose_alert(g, day_fr, &e);
+                LocalDate today = local_date_of(now_realtime()), day;
+                LocalDate next = local_date_add_days(today, 1);
+                bool tomorrow = parse_local_date(target, &day) >= 0 && next.year == day.year &&
+                                next.month == day.month && next.day == day.day;
+                compose_alert(g, day_fr, tomorrow, &e);
                 MailMessage msg = {
                         .from_email = mailer_from_email(mailer),
                         .from_name = mailer_from_name(mailer),
@@ -603,7 +609,7 @@ static void fill_stats(cJSON *stats, const char *target, const Totals *t, const 
 
 static void set_message(TaskResult *result, const char *day_fr, const Totals *t, const char *transport,
                         const char *outbox, const char *sync_error, bool dry_run) {
-        _cleanup_free_ char *m = xasprintf("Demain (%s) : %zu rendez-vous non confirmé%s sur %zu", day_fr,
+        _cleanup_free_ char *m = xasprintf("Rendez-vous du %s : %zu non confirmé%s sur %zu", day_fr,
                                            t->unconfirmed, t->unconfirmed > 1 ? "s" : "", t->appointments);
         if (dry_run)
                 append(&m, " ; simulation : aucun courriel envoyé");

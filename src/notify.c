@@ -35,9 +35,11 @@ int notify_journal_tail(const char *unit, const char *invocation_id, const char 
         if (r < 0)
                 return r;
         if (invocation_id || run_id) {
-                /* Our own field for the runner's lines, systemd's for everything the unit printed. */
+                /* Our own field for the runner's lines; systemd's for what the unit printed and for what
+                 * the (system or user) manager said about it. */
                 if ((r = add_match(j, "_SYSTEMD_INVOCATION_ID", invocation_id, &any)) < 0 ||
                     (r = add_match(j, "INVOCATION_ID", invocation_id, &any)) < 0 ||
+                    (r = add_match(j, "USER_INVOCATION_ID", invocation_id, &any)) < 0 ||
                     (r = add_match(j, "GAZELLE_RUN_ID", run_id, &any)) < 0)
                         return r;
         } else if ((r = add_match(j, "_SYSTEMD_UNIT", unit, &any)) < 0 ||
