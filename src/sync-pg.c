@@ -1,9 +1,9 @@
-/* sync-pg.c — the PostgreSQL path of a sync page write: the page's rows go to a temporary
+/* sync-pg.c — the PostgreSQL page writer of sync.c (sync-store.h): the page's rows go to a temporary
  * staging table with one COPY, then one UPDATE marks the ids seen and one INSERT … ON CONFLICT
  * writes only rows whose API-owned columns differ. Three round trips per table and page,
  * whatever the page size. Runs inside the caller's transaction (the staging rows vanish at
  * commit). Library layer: -errno, the message in db_error(); never logs. */
-#include "sync-pg.h"
+#include "sync-store.h"
 
 #include <libpq-fe.h>
 
@@ -47,7 +47,7 @@ static void buf_put_copy_text(Buf *b, const char *s) {
         buf_put(b, start, (size_t) (s - start));
 }
 
-static int ensure_stage(Db *db, const SyncPgTable *t, bool *staged) {
+static int ensure_stage(Db *db, const SyncTable *t, bool *staged) {
         if (*staged)
                 return 0;
         Buf sql = {};
@@ -69,7 +69,7 @@ static int ensure_stage(Db *db, const SyncPgTable *t, bool *staged) {
         return 0;
 }
 
-static int copy_rows(Db *db, const SyncPgTable *t, const DbValue *vals, size_t n) {
+static int copy_rows(Db *db, const SyncTable *t, const DbValue *vals, size_t n) {
         PGconn *conn = (PGconn *) db_pg_handle(db);
         Buf b = {};
         int r = 0;
@@ -134,7 +134,7 @@ static int copy_rows(Db *db, const SyncPgTable *t, const DbValue *vals, size_t n
         return r;
 }
 
-int sync_pg_write(Db *db, const SyncPgTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
+int sync_pg_write(Db *db, const SyncTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
                   unsigned *ret_existed, unsigned *ret_changed) {
         int r = ensure_stage(db, t, staged);
         if (r < 0)

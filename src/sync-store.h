@@ -1,20 +1,33 @@
-/* sync-pg.h — the PostgreSQL page writer of sync.c: COPY into a temporary staging table, then
- * one UPDATE (ids seen) and one INSERT … ON CONFLICT (changed rows only). */
+/* sync-store.h — the page writers of sync.c, one per engine, for one table's rows of one page
+ * inside the caller's transaction: mark the ids seen (synced_at), then insert new rows and
+ * rewrite only rows whose API-owned columns differ. They report how many rows already existed
+ * and how many were inserted or changed, so the stats are exact.
+ *   PostgreSQL: COPY into a temporary staging table, one UPDATE, one INSERT … ON CONFLICT.
+ *   SQLite: two statements prepared once per run, stepped per row (no round trips to save). */
 #pragma once
 
 #include <inttypes.h>
+#include <sqlite3.h>
 
 #include "db.h"
 
-typedef struct SyncPgTable {
+typedef struct SyncTable {
         const char *name;        /* the store's table */
         const char *const *cols; /* API-owned columns; cols[0] is external_id */
         size_t n_cols;
         bool has_deleted_at;
-} SyncPgTable;
+} SyncTable;
 
-/* Writes n rows (n * t->n_cols values, ids unique) inside the caller's transaction. *staged
- * tells whether this connection's staging table exists (set here; reset it after a rollback).
- * *ret_existed: rows that were already there; *ret_changed: rows inserted or changed. */
-int sync_pg_write(Db *db, const SyncPgTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
+/* n rows of t->n_cols values each, ids unique. *staged tells whether this connection's staging
+ * table exists (set here; reset it after a rollback). */
+int sync_pg_write(Db *db, const SyncTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
                   unsigned *ret_existed, unsigned *ret_changed);
+
+/* The prepared statements of one table, kept across pages. */
+typedef struct SyncSqliteStmts {
+        sqlite3_stmt *touch, *upsert;
+} SyncSqliteStmts;
+
+int sync_sqlite_write(Db *db, const SyncTable *t, SyncSqliteStmts *stmts, const DbValue *vals, size_t n,
+                      const char *synced_at, unsigned *ret_existed, unsigned *ret_changed);
+void sync_sqlite_stmts_clear(SyncSqliteStmts *stmts);

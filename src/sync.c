@@ -1,15 +1,15 @@
 /* sync.c — Sync Gazelle Totale: the paginations of the four fetched entities run concurrently
- * (gazelle.h bounds them); each page is mapped to rows and written in one transaction, two
- * statements per table (touch the ids seen, then one multi-row upsert that changes only rows
- * whose API-owned columns differ), so counts of inserted and updated rows are exact and memory
- * holds one page per entity. Completed passes then infer deletions and move the marks. */
+ * (gazelle.h bounds them); each page is mapped to rows and written in one transaction by the
+ * engine's writer (sync-store.h: ids seen marked, only rows whose API-owned columns differ
+ * rewritten), so counts of inserted and updated rows are exact and memory holds one page per
+ * entity. Completed passes then infer deletions and move the marks. */
 #include "sync.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 
 #include "gazelle.h"
-#include "sync-pg.h"
+#include "sync-store.h"
 
 /* pg_try_advisory_lock key: "gazelle-scheduler sync". */
 #define SYNC_LOCK_KEY "7163920316"
@@ -121,6 +121,7 @@ struct Sync {
         cJSON *warnings;           /* deletions held back */
         int first_error;
         bool staged[_E_MAX];       /* PostgreSQL staging tables made on this connection */
+        SyncSqliteStmts stmts[_E_MAX]; /* SQLite statements, prepared once per run */
         Stream streams[4];
         size_t n_streams;
 };
@@ -382,72 +383,7 @@ static void map_event(Stream *st, const cJSON *n, const char *id) {
         add_user(&st->aux, jget(n, "user"));
 }
 
-/* ---- SQL ---- */
-
-static void sb_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...) _printf_(4, 5);
-static void sb_add(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
-        va_list ap;
-        for (;;) {
-                va_start(ap, fmt);
-                int n = vsnprintf(*buf ? *buf + *len : NULL, *buf ? *cap - *len : 0, fmt, ap);
-                va_end(ap);
-                if (n < 0)
-                        abort();
-                if (*buf && *len + (size_t) n < *cap) {
-                        *len += (size_t) n;
-                        return;
-                }
-                *cap = (*cap + (size_t) n + 1) * 2;
-                *buf = realloc(*buf, *cap);
-                if (!*buf)
-                        abort();
-        }
-}
-
-/* "external_id IN ($first, …)" over n ids. */
-static void sql_in_list(char **b, size_t *len, size_t *cap, size_t first, size_t n) {
-        sb_add(b, len, cap, "external_id IN (");
-        for (size_t i = 0; i < n; i++)
-                sb_add(b, len, cap, "%s$%zu", i ? ", " : "", first + i);
-        sb_add(b, len, cap, ")");
-}
-
-/* Upsert of n rows: only API-owned columns, and only when one of them differs (or the row was
- * marked deleted), so an unchanged row is not rewritten and counts as unchanged. */
-static char *sql_upsert(DbBackend backend, const Table *t, size_t n) {
-        char *b = NULL;
-        size_t len = 0, cap = 0, k = t->n_cols;
-        const char *distinct = backend == DB_SQLITE ? "IS NOT" : "IS DISTINCT FROM";
-
-        sb_add(&b, &len, &cap, "INSERT INTO %s (", t->name);
-        for (size_t c = 0; c < k; c++)
-                sb_add(&b, &len, &cap, "%s, ", t->cols[c]);
-        sb_add(&b, &len, &cap, "synced_at) VALUES ");
-        for (size_t r = 0; r < n; r++) {
-                sb_add(&b, &len, &cap, "%s(", r ? ", " : "");
-                for (size_t c = 0; c < k; c++)
-                        sb_add(&b, &len, &cap, "$%zu, ", r * k + c + 1);
-                sb_add(&b, &len, &cap, "$%zu)", n * k + 1);
-        }
-        sb_add(&b, &len, &cap, " ON CONFLICT (external_id) DO UPDATE SET ");
-        for (size_t c = 1; c < k; c++)
-                sb_add(&b, &len, &cap, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
-        sb_add(&b, &len, &cap, "synced_at = excluded.synced_at%s WHERE ", t->has_deleted_at ? ", deleted_at = NULL" : "");
-        for (size_t c = 1; c < k; c++)
-                sb_add(&b, &len, &cap, "%s%s.%s %s excluded.%s", c > 1 ? " OR " : "", t->name, t->cols[c], distinct,
-                       t->cols[c]);
-        if (t->has_deleted_at)
-                sb_add(&b, &len, &cap, " OR %s.deleted_at IS NOT NULL", t->name);
-        return b;
-}
-
-static char *sql_touch(const Table *t, size_t n) {
-        char *b = NULL;
-        size_t len = 0, cap = 0;
-        sb_add(&b, &len, &cap, "UPDATE %s SET synced_at = $1 WHERE ", t->name);
-        sql_in_list(&b, &len, &cap, 2, n);
-        return b;
-}
+/* ---- writing ---- */
 
 static void count_written(EntityStats *es, size_t n, unsigned existed, unsigned changed) {
         unsigned inserted = n > existed ? (unsigned) n - existed : 0;
@@ -455,39 +391,23 @@ static void count_written(EntityStats *es, size_t n, unsigned existed, unsigned 
         es->updated += changed > inserted ? changed - inserted : 0;
 }
 
-/* Writes a RowSet: touch (how many existed) then upsert (inserted + changed). */
+/* Writes a RowSet through the engine's writer (sync-store.h). */
 static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
-        size_t n = rs->n_rows, k = rs->t->n_cols;
+        size_t n = rs->n_rows;
+        size_t e = (size_t) (rs->t - tables);
+        const SyncTable t = { rs->t->name, rs->t->cols, rs->t->n_cols, rs->t->has_deleted_at };
+        unsigned existed = 0, changed = 0;
+        int r;
+
         if (n == 0)
                 return 0;
-
-        if (db_backend(s->db) == DB_POSTGRESQL) {
-                const SyncPgTable t = { rs->t->name, rs->t->cols, rs->t->n_cols, rs->t->has_deleted_at };
-                unsigned existed, changed;
-                int r = sync_pg_write(s->db, &t, rs->vals, n, s->now, &s->staged[rs->t - tables], &existed, &changed);
-                if (r < 0)
-                        return r;
-                count_written(es, n, existed, changed);
-                return 0;
-        }
-
-        _cleanup_free_ DbValue *params = xmalloc((n * k + 1) * sizeof *params);
-        params[0] = DBV_T(s->now);
-        for (size_t i = 0; i < n; i++)
-                params[i + 1] = rs->vals[i * k];
-        _cleanup_free_ char *touch = sql_touch(rs->t, n);
-        int existed = db_exec(s->db, touch, params, n + 1);
-        if (existed < 0)
-                return existed;
-
-        memcpy(params, rs->vals, n * k * sizeof *params);
-        params[n * k] = DBV_T(s->now);
-        _cleanup_free_ char *upsert = sql_upsert(db_backend(s->db), rs->t, n);
-        int changed = db_exec(s->db, upsert, params, n * k + 1);
-        if (changed < 0)
-                return changed;
-
-        count_written(es, n, (unsigned) existed, (unsigned) changed);
+        if (db_backend(s->db) == DB_POSTGRESQL)
+                r = sync_pg_write(s->db, &t, rs->vals, n, s->now, &s->staged[e], &existed, &changed);
+        else
+                r = sync_sqlite_write(s->db, &t, &s->stmts[e], rs->vals, n, s->now, &existed, &changed);
+        if (r < 0)
+                return r;
+        count_written(es, n, existed, changed);
         return 0;
 }
 
@@ -859,6 +779,8 @@ static void sync_done(Sync *s) {
                 rowset_done(&s->streams[i].main);
                 rowset_done(&s->streams[i].aux);
         }
+        for (size_t e = 0; e < _E_MAX; e++)
+                sync_sqlite_stmts_clear(&s->stmts[e]);
         cJSON_Delete(s->reasons);
         cJSON_Delete(s->errors);
         cJSON_Delete(s->warnings);
