@@ -830,8 +830,9 @@ int report_retention(const char *reports_dir, LocalDate today, unsigned keep, un
  * (then removed), so a reader sees either the old set of files or the new one, never a mix. */
 static int publish_day(const char *reports_dir, const char *tmp, const char *day) {
         _cleanup_free_ char *final = xasprintf("%s/%s", reports_dir, day);
-        if (fsync_directory(tmp) < 0)
-                return -errno;
+        int r = fsync_directory(tmp);
+        if (r < 0)
+                return r;
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
                 if (errno != EEXIST)
                         return -errno;
@@ -869,6 +870,7 @@ static int load_google_key(GoogleKey **ret, char *error, size_t error_size) {
                 return 0;
         char why[256] = "";
         r = google_key_parse(json, ret, why, sizeof why);
+        explicit_bzero(json, strlen(json)); /* the private key */
         if (r < 0) {
                 snprintf(error, error_size, "clé de compte de service Google (%s) invalide : %s",
                          path && !isempty(path) ? path : GOOGLE_CREDENTIAL, why);
