@@ -266,10 +266,15 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                                          "Invalid email address '%.80s': expected name@domain.tld (at most %d bytes) "
                                          "or an empty string.", email, EMAIL_MAX);
 
-        r = caller_identity(m, &uid, &caller, &admin, c->config.admin_group);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
         LogContext log = { .task = t->name };
+        r = caller_identity(m, &uid, &caller, &admin, c->config.admin_group);
+        if (r < 0) {
+                /* Typically a caller that hung up before we asked the bus who it was: nobody to
+                 * authorize, so nothing is run. */
+                log_run(&log, LOG_WARNING, "RunTask %s from %s refused: cannot identify the caller: %s", t->name,
+                        strempty(sd_bus_message_get_sender(m)), strerror(-r));
+                return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
+        }
         if (!admin) {
                 log_run(&log, LOG_WARNING, "RunTask %s refused: caller %s (uid %u) is neither root nor in group %s",
                         t->name, caller, (unsigned) uid, c->config.admin_group);

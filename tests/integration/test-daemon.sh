@@ -152,17 +152,27 @@ if want != got:
 PY
 ok "introspection of $GS_BUS matches dbus/$GS_BUS.xml (methods, signals, args)"
 
-# --- clients that hang up before the answer harm nothing: the run still happens, the daemon
-# (same process) keeps serving
+# --- clients that hang up before the answer harm nothing: a RunTask runs, or (caller gone
+# before the daemon could ask the bus who it was) is refused and journaled; no row stays
+# pending; the daemon (same process) keeps serving
 wait_for "the backup unit to settle" 30 unit_inactive gazelle-backup.service || fail "backup unit still $(unit_state gazelle-backup.service)"
 inv=$(systemctl --user show -p InvocationID --value "$D")
 n_before=$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup'")
 busctl --user call --expect-reply=no "$GS_BUS" "$GS_PATH" "$GS_BUS" RunTask ss backup '' || fail "RunTask without reply"
 for _ in 1 2 3 4 5; do busctl --user call --expect-reply=no "$GS_BUS" "$GS_PATH" "$GS_BUS" GetLogs u 1000; done
-new_backup_row() { [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup'")" -gt "$n_before" ]; }
-wait_for "the run of the vanished client" 20 new_backup_row || fail "no row for the RunTask whose client hung up"
-gone=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")
-wait_for "run $gone to end" 60 is_status "$gone" success || fail "run $gone: $(q "SELECT status,message FROM scheduler_logs WHERE id='$gone'")"
+ran_or_refused() {
+    [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup'")" -gt "$n_before" ] ||
+        journalctl -t gazelle-schedulerd -o cat --no-pager | grep -q "refused: cannot identify the caller"
+}
+wait_for "the RunTask of the vanished client to run or be refused" 20 ran_or_refused \
+    || fail "RunTask whose client hung up: no row and no refusal in the journal"
+if [ "$(q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup'")" -gt "$n_before" ]; then
+    gone=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")
+    wait_for "run $gone to end" 60 is_status "$gone" success || fail "run $gone: $(q "SELECT status,message FROM scheduler_logs WHERE id='$gone'")"
+    ok "RunTask of a client that hung up: run $gone went to success"
+else
+    ok "RunTask of a client that hung up before its credentials were read: refused and journaled"
+fi
 assert_eq 1 "$(nlogs 1)" "the daemon still answers after clients hung up"
 assert_eq "$inv" "$(systemctl --user show -p InvocationID --value "$D")" "same daemon instance: nothing crashed"
 
