@@ -436,9 +436,10 @@ static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Ema
                 append(&e->text, "\n");
                 append(&e->html, "</table>\n");
         }
-        append(&e->text, "Pense à communiquer avec ces clients pour confirmer.\n\n-- \nGazelle Scheduler, Piano-Tek\n");
-        append(&e->html, "<p>Pense à communiquer avec ces clients pour confirmer.</p>\n<p>-- <br>Gazelle Scheduler, "
-               "Piano-Tek</p>\n</body></html>\n");
+        const char *who = n > 1 ? "ces clients" : "ce client";
+        append(&e->text, "Pense à communiquer avec %s pour confirmer.\n\n-- \nGazelle Scheduler, Piano-Tek\n", who);
+        append(&e->html, "<p>Pense à communiquer avec %s pour confirmer.</p>\n<p>-- <br>Gazelle Scheduler, "
+               "Piano-Tek</p>\n</body></html>\n", who);
 }
 
 /* ---- the run ----------------------------------------------------------------------------- */
