@@ -21,6 +21,24 @@ echo "== Timers (next elapse shown in America/Montreal)"
 TZ=America/Montreal systemctl --user list-timers 'gazelle-*' --all --no-pager
 
 echo
+echo "== Sync Gazelle Totale from the loopback fake Gazelle's sample data (tests/fakes/gazelle.py)"
+python3 "$src/tests/fakes/gazelle.py" --port-file "$XDG_RUNTIME_DIR/fake-gazelle.port" --refresh-token demo \
+        --clients 400 --pianos 300 --timeline 5000 --events 1200 >/dev/null &
+fake_pid=$!
+trap 'kill $fake_pid 2>/dev/null || true' EXIT
+for _ in $(seq 250); do [ -s "$XDG_RUNTIME_DIR/fake-gazelle.port" ] && break; sleep 0.02; done
+fake=http://127.0.0.1:$(cat "$XDG_RUNTIME_DIR/fake-gazelle.port")
+systemctl --user set-environment GAZELLE_API_URL="$fake/graphql/private/" \
+        GAZELLE_TOKEN_URL="$fake/developer/oauth/token" GAZELLE_CLIENT_ID=fake-client-id GAZELLE_CLIENT_SECRET=fake-client-secret
+echo demo | GAZELLE_TOKEN_URL="$fake/developer/oauth/token" GAZELLE_CLIENT_ID=fake-client-id \
+        GAZELLE_CLIENT_SECRET=fake-client-secret "$build/gazelle-scheduler" --user auth --refresh-token -
+systemctl --user start gazelle-sync.service || true
+sqlite3 -header -column "$state/gazelle-scheduler.sqlite" \
+        "SELECT (SELECT count(*) FROM gazelle_clients) AS clients, (SELECT count(*) FROM gazelle_contacts) AS contacts,
+                (SELECT count(*) FROM gazelle_pianos) AS pianos, (SELECT count(*) FROM gazelle_timeline_entries) AS timeline,
+                (SELECT count(*) FROM gazelle_appointments) AS appointments, (SELECT count(*) FROM gazelle_users) AS users"
+
+echo
 echo "== systemctl --user start gazelle-backup.service"
 systemctl --user start gazelle-backup.service
 systemctl --user status gazelle-backup.service --no-pager --lines=0 || true

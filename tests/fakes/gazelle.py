@@ -298,6 +298,10 @@ KINDS = {"allClients": "clients", "allPianos": "pianos", "allTimelineEntries": "
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeGazelle/1"
+    # Headers and body leave in one write, without Nagle: otherwise every response waits for
+    # the client's delayed ACK (40 ms) and the fake measures TCP, not the client.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def handle(self):
         try:
