@@ -681,19 +681,18 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
         LocalDate target;
         char target_s[16], err[256] = "";
 
-        int r = decide_target(ctx, result, &target);
-        if (r != 0)
-                return r < 0 ? r : 0;
-        format_local_date(target, target_s);
-        _cleanup_free_ char *day_fr = alerts_format_day_fr(target);
-
-        /* The transport is checked before any work: a bad setting fails with one line. */
+        /* The transport is checked before anything else: a bad setting fails with one line. */
         _cleanup_(mailer_freep) Mailer *mailer = NULL;
-        r = mailer_new(s, ctx->config->state_dir, ctx->cancelled, &mailer, err, sizeof err);
+        int r = mailer_new(s, ctx->config->state_dir, ctx->cancelled, &mailer, err, sizeof err);
         if (r < 0) {
                 task_result_set(result, "error", "Configuration invalide : %s", err);
                 return r;
         }
+        r = decide_target(ctx, result, &target);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        format_local_date(target, target_s);
+        _cleanup_free_ char *day_fr = alerts_format_day_fr(target);
         const char *transport = mailer_transport(mailer);
         _cleanup_free_ char *outbox = s->outbox_dir ? xstrdup(s->outbox_dir)
                                                     : xasprintf("%s/outbox", ctx->config->state_dir);

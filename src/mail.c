@@ -37,6 +37,7 @@ struct Mailer {
         char *smtp_password;     /* secret */
         HttpClient *http;
         const volatile sig_atomic_t *cancelled;
+        bool provider_down; /* a send already exhausted its retries: one attempt for the others */
 };
 
 static void secret_freep(char **p) {
@@ -334,6 +335,10 @@ static bool cancelled(const Mailer *m) {
 }
 
 /* Exponential backoff with a little jitter, interrupted by cancellation. */
+static unsigned max_attempts(const Mailer *m) {
+        return m->provider_down ? 1 : SEND_MAX_ATTEMPTS;
+}
+
 static void backoff_sleep(const Mailer *m, unsigned attempt) {
         usec_t wait = SEND_BACKOFF_BASE_USEC << (attempt - 1);
         unsigned char j;
@@ -428,7 +433,9 @@ static int sendgrid_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                         outcome = MAIL_UNCERTAIN;
                         retry = false;
                 }
-                if (!retry || attempt >= SEND_MAX_ATTEMPTS || cancelled(m)) {
+                if (!retry || attempt >= max_attempts(m) || cancelled(m)) {
+                        if (retry)
+                                m->provider_down = true;
                         int ret = result_fail(r, outcome, "SendGrid (%u tentative%s) : %s", attempt,
                                               attempt > 1 ? "s" : "", resp.error[0] ? resp.error : strerror(-k));
                         http_response_clear(&resp);
@@ -537,7 +544,9 @@ static int smtp_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                 bool refused = connect_failed || code >= 400 || cc == CURLE_LOGIN_DENIED ||
                                cc == CURLE_USE_SSL_FAILED || cc == CURLE_SSL_CONNECT_ERROR;
                 bool retry = connect_failed || (code >= 400 && code < 500);
-                if (!refused || !retry || attempt >= SEND_MAX_ATTEMPTS || cancelled(m))
+                if (refused && retry && attempt >= max_attempts(m))
+                        m->provider_down = true;
+                if (!refused || !retry || attempt >= max_attempts(m) || cancelled(m))
                         return result_fail(r, refused ? MAIL_REFUSED : MAIL_UNCERTAIN,
                                            "SMTP (%u tentative%s) : %s%s%ld", attempt, attempt > 1 ? "s" : "",
                                            errbuf[0] ? errbuf : curl_easy_strerror(cc), code ? ", réponse " : "",

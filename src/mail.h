@@ -75,5 +75,6 @@ const char *mailer_from_name(const Mailer *m);
 
 /* Sends one message. 0 when sent or queued; otherwise -errno with r->outcome REFUSED or
  * UNCERTAIN and r->error set. Retries 429/5xx and refused connections with backoff, never 4xx
- * and never an uncertain attempt. */
+ * and never an uncertain attempt; once a send ran out of retries the provider is taken as down
+ * and later sends of the same mailer get one attempt each. */
 int mailer_send(Mailer *m, const MailMessage *msg, MailResult *r);
