@@ -122,3 +122,18 @@ grep -q 'Configuration invalide' <<<"$notes" || fail "the mail lacks the run's j
 grep -q 'gazelle-alerts.service: .*exited' <<<"$notes" || fail "the mail lacks the manager's lines: $notes"
 ok "the administrator got the unit, the run's message and its journal lines"
 systemctl --user set-environment ALERTS_MAX_LATENESS=25h
+
+# --- 4. a notification that fails does not notify about itself (no OnFailure= loop)
+systemctl --user set-environment ALERTS_MAX_LATENESS=bogus SENDGRID_API_KEY=revoked-key
+systemctl --user reset-failed 2>/dev/null || true
+systemctl --user start gazelle-alerts.service && fail "the run with ALERTS_MAX_LATENESS=bogus succeeded"
+notify_failed() { [ "$(unit_state gazelle-notify-failure@gazelle-alerts.service.service)" = failed ]; }
+wait_for "the notification unit to fail (SendGrid refuses the key)" 60 notify_failed \
+    || fail "notification unit is $(unit_state gazelle-notify-failure@gazelle-alerts.service.service)"
+ok "with a revoked key the notification fails: $(systemctl --user show -p Result --value gazelle-notify-failure@gazelle-alerts.service.service)"
+loops=$(systemctl --user list-units --all --no-legend 'gazelle-notify-failure@gazelle-notify-failure*' | wc -l)
+assert_eq 0 "$loops" "no notification about the notification"
+journal_wait 10 SYSLOG_IDENTIFIER=gazelle-scheduler GAZELLE_FAILED_UNIT=gazelle-alerts.service GAZELLE_ALERT_STATE=failed >/dev/null \
+    || fail "the failed notification is not in the journal"
+ok "the failed notification is in the journal (GAZELLE_ALERT_STATE=failed)"
+systemctl --user set-environment ALERTS_MAX_LATENESS=25h SENDGRID_API_KEY=sg-test-key

@@ -662,6 +662,29 @@ TEST(late_catch_up_skipped) {
         env_done(&e);
 }
 
+/* --dry-run: the selection and its stats, no ledger row, no mail. */
+TEST(dry_run_sends_nothing) {
+        Env e;
+        env_init(&e, NULL);
+        _cleanup_(db_closep) Db *db = env_store(&e);
+        seed_day(db);
+        RunOptions opts = { .no_sync = true, .dry_run = true, .target_date = target };
+        fflush(NULL);
+        ASSERT_EQ_INT(runner_run(&e.config, task_get(TASK_RV_ALERTS), &opts), 0);
+        _cleanup_(run_clear) Run run = {};
+        last_run(&e, &run);
+        ASSERT_STREQ(run.row.status, "success");
+        ASSERT_CONTAINS(run.row.message, "simulation");
+        ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 5);
+        ASSERT_EQ_INT(stat_int(&run, "queued"), 0);
+        ASSERT(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(run.stats, "technicians"), "Nick"));
+        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger", NULL), 0);
+        _cleanup_free_ char *outbox = xasprintf("%s/outbox", e.config.state_dir);
+        char *paths[32];
+        ASSERT_EQ_INT(list_eml(outbox, paths), 0);
+        env_done(&e);
+}
+
 static void sendgrid_env(Env *e, const Fake *f) {
         _cleanup_free_ char *url = xasprintf("SENDGRID_API_URL=http://127.0.0.1:%d", f->port);
         env_init(e, (const char *const[]) { url, "SENDGRID_API_KEY=test-sendgrid-key", NULL });
@@ -869,6 +892,7 @@ static const TestCase cases[] = {
         TEST_CASE(montreal_day_bounds_dst),
         TEST_CASE(outbox_routing_content_rerun_move),
         TEST_CASE(late_catch_up_skipped),
+        TEST_CASE(dry_run_sends_nothing),
         TEST_CASE(sendgrid),
         TEST_CASE(crash_after_acceptance_is_uncertain),
         TEST_CASE(smtp),
