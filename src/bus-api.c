@@ -433,9 +433,8 @@ static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *erro
         return sd_bus_send(NULL, reply, NULL);
 }
 
-static int append_task(Context *c, Db *db, sd_bus_message *reply, const Task *t) {
-        _cleanup_(run_row_clear) RunRow last = { .duration_seconds = -1 };
-        _cleanup_(run_row_clear) RunRow ok = { .duration_seconds = -1 };
+/* last: the task's newest run, ok: its newest success or warning (zeroed rows when none). */
+static int append_task(Context *c, sd_bus_message *reply, const Task *t, const RunRow *last, const RunRow *ok) {
         usec_t next = 0;
 
         int r = sd_bus_message_open_container(reply, 'a', "{sv}");
@@ -444,15 +443,14 @@ static int append_task(Context *c, Db *db, sd_bus_message *reply, const Task *t)
                                           "unit", "s", t->unit, "schedule", "s", t->schedule);
         if (r >= 0 && manager_timer_next_elapse(c->bus, t->timer, &next) >= 0)
                 r = append_time(reply, "next_run", next);
-        if (r >= 0 && store_run_last(db, t->name, NULL, NULL, &last) > 0) {
-                r = append_str(reply, "last_status", last.status);
-                if (r >= 0)
-                        r = append_str(reply, "last_run_id", last.id);
-                if (r >= 0)
-                        r = append_time(reply, "last_started_at", last.started_at);
-        }
-        if (r >= 0 && store_run_last(db, t->name, "success", "warning", &ok) > 0)
-                r = append_time(reply, "last_success_at", ok.started_at);
+        if (r >= 0)
+                r = append_str(reply, "last_status", last->status);
+        if (r >= 0)
+                r = append_str(reply, "last_run_id", last->id);
+        if (r >= 0)
+                r = append_time(reply, "last_started_at", last->started_at);
+        if (r >= 0)
+                r = append_time(reply, "last_success_at", ok->started_at);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "running", "b",
                                           job_for_task(c, t) || unit_busy(c, t) || task_lock_held(c, t));
@@ -472,8 +470,23 @@ static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *er
         int r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "a{sv}");
-        for (int i = 0; r >= 0 && i < _TASK_MAX; i++)
-                r = append_task(c, db, reply, task_get((TaskId) i));
+        for (int i = 0; r >= 0 && i < _TASK_MAX; i++) {
+                _cleanup_(run_row_clear) RunRow last = { .duration_seconds = -1 };
+                _cleanup_(run_row_clear) RunRow ok = { .duration_seconds = -1 };
+                const Task *t = task_get((TaskId) i);
+
+                /* A store failure must not read as "never run": say so, and drop a dead link. */
+                int q = store_run_last(db, t->name, NULL, NULL, &last);
+                if (q >= 0)
+                        q = store_run_last(db, t->name, "success", "warning", &ok);
+                if (q < 0) {
+                        sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s",
+                                          db_error(db));
+                        context_store_failed(c, q);
+                        return q;
+                }
+                r = append_task(c, reply, t, &last, &ok);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
