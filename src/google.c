@@ -297,8 +297,7 @@ static int sheets_call(GoogleSheets *g, const char *method, const char *url, con
                 if (resp.status == 404)
                         return fail(error, error_size, -ENOENT, "le classeur %s n'existe pas (Google répond 404)", id);
                 if (resp.status == 429 || resp.status >= 500 || resp.status == 0)
-                        return fail(error, error_size, r, "Google Sheets indisponible après %u tentatives : %s",
-                                    resp.attempts, resp.error);
+                        return fail(error, error_size, r, "Google Sheets indisponible : %s", resp.error);
                 return fail(error, error_size, r, "Google Sheets refuse la requête : %s (%s)", resp.error, why);
         }
         if (ret) {

@@ -8,6 +8,8 @@
       14 columns); prints one line per tab.
   report-check.py requests FAKE_URL PATTERN
       how many requests the fake received whose "METHOD path" contains PATTERN.
+  report-check.py tokens FAKE_URL
+      how many access tokens the fake issued.
   report-check.py dump FAKE_URL
       the fake's sheets (to compare two states).
   report-check.py control FAKE_URL JSON
@@ -73,6 +75,8 @@ def main():
         sheet_equals_csv(url, sys.argv[3], sys.argv[4])
     elif cmd == "requests":
         print(sum(1 for r in get(url)["requests"] if sys.argv[3] in r["request"]))
+    elif cmd == "tokens":
+        print(get(url)["tokens_issued"])
     elif cmd == "dump":
         print(json.dumps(get(url)["sheets"], sort_keys=True, ensure_ascii=False))
     elif cmd == "control":

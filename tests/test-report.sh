@@ -93,6 +93,7 @@ total=$(python3 "$check" requests "$fake" ' /')
 [ "$writes" -ge 1 ] && [ "$writes" -le 5 ] || fail "$writes values:batchUpdate calls"
 [ "$total" -le $((writes + 4)) ] || fail "$total requests for $writes writes"
 grep -q "\"requests\":$total" <<<"$stats" || fail "stats do not count $total requests: $stats"
+[ "$(python3 "$check" tokens "$fake")" = 1 ] || fail "more than one token for one run"
 ok "$total requests in all, $writes values:batchUpdate (about 2 MB each), token once"
 [ ! -e "$STATE_DIRECTORY/reports/2020-01-01" ] || fail "a 2020 report directory survived retention"
 [ -d "$STATE_DIRECTORY/reports/$recent" ] && [ -d "$STATE_DIRECTORY/reports/notes" ] \
@@ -137,6 +138,30 @@ python3 "$check" dump "$fake" >"$tmp/after.json"
 cmp -s "$tmp/before.json" "$tmp/after.json" || fail "the sheet changed although the run failed before writing"
 ok "403: \"$msg\"; sheet unchanged"
 python3 "$check" control "$fake" '{"shared": true}'
+
+# --- 4b. Google down (503 on every attempt) before the write: fails, sheet as it was
+python3 "$check" control "$fake" '{"faults": [{"match": "GET /v4/spreadsheets", "status": 503, "count": -1, "retry_after": 0}]}'
+if "$bin" run rapport 2>"$tmp/run4b.err"; then fail "run succeeded with Google down"; fi
+msg=$(last message)
+grep -q "Google Sheets indisponible : GET .*/v4/spreadsheets/$sheet_id.*503" <<<"$msg" && grep -q "n'a pas été modifié" <<<"$msg" || fail "message: $msg"
+python3 "$check" dump "$fake" >"$tmp/after4b.json"
+cmp -s "$tmp/before.json" "$tmp/after4b.json" || fail "the sheet changed although Google was down before writing"
+ok "503 on every attempt: \"$msg\"; sheet unchanged"
+python3 "$check" control "$fake" '{"clear_faults": true}'
+
+# --- 4c. tokens are reused until shortly before they expire: with 200 s tokens (less than the
+# 5 min margin) every call needs a new one, with 1 h tokens one per run
+python3 "$check" control "$fake" '{"token_ttl": 200}'
+t_before=$(python3 "$check" tokens "$fake"); r_before=$(python3 "$check" requests "$fake" ' /v4/')
+"$bin" run rapport 2>"$tmp/run4c.err" || fail "run with short tokens failed: $(last message)"
+t_new=$(( $(python3 "$check" tokens "$fake") - t_before )); r_new=$(( $(python3 "$check" requests "$fake" ' /v4/') - r_before ))
+[ "$t_new" = "$r_new" ] || fail "$t_new tokens for $r_new Sheets calls with 200 s tokens"
+python3 "$check" control "$fake" '{"token_ttl": 3599}'
+t_before=$(python3 "$check" tokens "$fake")
+"$bin" run rapport 2>"$tmp/run4d.err" || fail "run failed: $(last message)"
+[ $(( $(python3 "$check" tokens "$fake") - t_before )) = 1 ] || fail "1 h tokens not reused within a run"
+ok "token cache: $t_new tokens for $r_new calls with 200 s tokens, 1 token per run with 1 h tokens"
+python3 "$check" dump "$fake" >"$tmp/before.json"
 
 # --- 5. a key that does not parse
 printf '{"type": "service_account", "client_email": "%s", "private_key": "-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----\\n"}' \
