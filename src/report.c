@@ -961,7 +961,8 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
                 return r;
         }
         unsigned deleted = 0;
-        (void) report_retention(reports_dir, today, REPORT_KEEP_DAYS, &deleted); /* also stale temporaries */
+        if (!ctx->options.dry_run) /* also removes temporaries of killed runs */
+                (void) report_retention(reports_dir, today, REPORT_KEEP_DAYS, &deleted);
 
         _cleanup_free_ char *tmp = xasprintf("%s/.tmp-%s-%d", reports_dir, day, (int) getpid());
         if (mkdir(tmp, 0700) < 0) {
