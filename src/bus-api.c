@@ -158,8 +158,9 @@ static void job_completed(Context *c, StartJob *j, const char *result) {
                 /* Never adopted: the runner did not start (condition, start limit, missing binary). */
                 _cleanup_free_ char *msg = streq(result, "done")
                         ? xasprintf("Ignorée par systemd : %s n'a pas été exécutée (condition non remplie)", j->task->unit)
-                        : xasprintf("systemd n'a pas pu exécuter %s (résultat du job : %s) : voir journalctl "
-                                    "-u %s", j->task->unit, result, j->task->unit);
+                        : xasprintf("systemd n'a pas pu exécuter %s (résultat du job : %s) : voir journalctl%s "
+                                    "-u %s", j->task->unit, result, c->config.bus == BUS_USER ? " --user" : "",
+                                    j->task->unit);
                 const char *status = streq(result, "done") ? "skipped" : "error";
                 mark_unstarted(c, j->run_id, status, msg);
                 log_full(&log, streq(status, "error") ? LOG_ERR : LOG_NOTICE, 0,
