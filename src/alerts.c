@@ -697,7 +697,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_free_ char *outbox = s->outbox_dir ? xstrdup(s->outbox_dir)
                                                     : xasprintf("%s/outbox", ctx->config->state_dir);
 
-        r = ledger_recover(ctx->db, now_realtime());
+        r = ctx->options.dry_run ? 0 : ledger_recover(ctx->db, now_realtime());
         if (r < 0) {
                 task_result_set(result, "error", "Registre des alertes illisible : %s", db_error(ctx->db));
                 return r;
@@ -712,7 +712,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
                 TaskResult sync = { .stats = cJSON_CreateObject() };
                 r = sync_appointments_window(ctx, target, target, &sync);
                 if (r < 0 || streq_ptr(sync.status, "error")) {
-                        sync_error = xstrdup(sync.message ? sync.message : strerror(-r));
+                        sync_error = xstrdup(sync.message ? sync.message : r < 0 ? strerror(-r) : "échec");
                         log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s failed, alerting from the store: %s",
                                 target_s, sync_error);
                 }
