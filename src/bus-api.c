@@ -63,6 +63,18 @@ static bool email_valid(const char *e) {
         return true;
 }
 
+/* At most max bytes of a caller-supplied string for the journal, control and non-ASCII bytes
+ * as '?': one request, one line. */
+static char *printable(const char *s, size_t max) {
+        char *p = strndup(s, max);
+        if (!p)
+                abort();
+        for (char *q = p; *q; q++)
+                if ((unsigned char) *q < ' ' || (unsigned char) *q >= 0x7f)
+                        *q = '?';
+        return p;
+}
+
 static int caller_identity(sd_bus_message *m, uid_t *ret_uid, char **ret_name, bool *ret_admin, const char *admin_group) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
         uid_t uid;
@@ -258,23 +270,32 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
 
+        /* Identify (not yet authorize) first, so that every request, even a malformed one, is
+         * journaled with its caller. */
         const Task *t = task_lookup(name);
-        if (!t)
-                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
-                                         name, task_valid_names());
-        if (!email_valid(email))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid email address '%.80s': expected name@domain.tld (at most %d bytes) "
-                                         "or an empty string.", email, EMAIL_MAX);
-
-        LogContext log = { .task = t->name };
+        LogContext log = { .task = t ? t->name : NULL };
         r = caller_identity(m, &uid, &caller, &admin, c->config.admin_group);
         if (r < 0) {
                 /* Typically a caller that hung up before we asked the bus who it was: nobody to
                  * authorize, so nothing is run. */
-                log_run(&log, LOG_WARNING, "RunTask %s from %s refused: cannot identify the caller: %s", t->name,
+                log_run(&log, LOG_WARNING, "RunTask from %s refused: cannot identify the caller: %s",
                         strempty(sd_bus_message_get_sender(m)), strerror(-r));
                 return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
+        }
+        if (!t) {
+                _cleanup_free_ char *shown = printable(name, 64);
+                log_run(&log, LOG_NOTICE, "RunTask '%s' by %s (uid %u) refused: unknown task", shown, caller,
+                        (unsigned) uid);
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
+                                         name, task_valid_names());
+        }
+        if (!email_valid(email)) {
+                _cleanup_free_ char *shown = printable(email, 80);
+                log_run(&log, LOG_NOTICE, "RunTask %s by %s (uid %u) refused: invalid email address '%s'", t->name,
+                        caller, (unsigned) uid, shown);
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid email address '%.80s': expected name@domain.tld (at most %d bytes) "
+                                         "or an empty string.", email, EMAIL_MAX);
         }
         if (!admin) {
                 log_run(&log, LOG_WARNING, "RunTask %s refused: caller %s (uid %u) is neither root nor in group %s",

@@ -60,6 +60,11 @@ assert_eq "api|root" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler
 # --- errors
 assert_eq "$ERR.UnknownTask" "$(err_name RunTask string:nosuchtask string:)" "unknown task -> UnknownTask"
 assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup string:not-an-email)" "'not-an-email' -> InvalidArgs"
+journaled() { journalctl -t gazelle-schedulerd -o cat --no-pager 2>/dev/null | grep -qF "$1"; }
+wait_for "the refusals in the journal" 10 journaled "RunTask 'nosuchtask' by root (uid 0) refused: unknown task" \
+    && wait_for "the refusals in the journal" 10 journaled "RunTask backup by root (uid 0) refused: invalid email address 'not-an-email'" \
+    || fail "refused requests not journaled: $(journalctl -t gazelle-schedulerd -o cat --no-pager | grep refused | tail -3)"
+ok "refused requests are journaled with the caller"
 long="$(printf 'a%.0s' $(seq 290))@example.com"
 assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup "string:$long")" "${#long}-byte address -> InvalidArgs"
 
