@@ -476,6 +476,7 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
                 return;
         }
         cJSON *nodes = cJSON_GetObjectItemCaseSensitive(data, "nodes");
+        cJSON *nodes_owned = NULL;
         cJSON *info = cJSON_GetObjectItemCaseSensitive(data, "pageInfo");
         cJSON *more = cJSON_GetObjectItemCaseSensitive(info, "hasNextPage");
         cJSON *cursor = cJSON_GetObjectItemCaseSensitive(info, "endCursor");
@@ -486,6 +487,8 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
         }
 
         bool last = !cJSON_IsTrue(more);
+        /* page() takes the records over (a writer may keep them after this callback). */
+        nodes_owned = cJSON_DetachItemViaPointer(data, nodes);
         if (!last) {
                 if (!cJSON_IsString(cursor) || isempty(cursor->valuestring) ||
                     streq_ptr(p->last_cursor, cursor->valuestring)) {
@@ -503,13 +506,13 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
                         p->stopped = true;
                         /* Still write this page: it is whole and consistent. */
                         char perr[GAZELLE_ERROR_MAX];
-                        (void) p->page(p->userdata, nodes, perr, sizeof perr);
+                        (void) p->page(p->userdata, nodes_owned, perr, sizeof perr);
                         pager_end(p, r, error);
                         return;
                 }
         }
 
-        r = p->page(p->userdata, nodes, error, sizeof error);
+        r = p->page(p->userdata, nodes_owned, error, sizeof error);
         if (r < 0) {
                 if (last)
                         pager_end(p, r, error);

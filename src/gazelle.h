@@ -36,8 +36,8 @@ const char *gazelle_endpoint(const GazelleClient *g);
  * within a few minutes). Call before a run to fail early with a clear message. */
 int gazelle_authenticate(GazelleClient *g, char *error, size_t error_size);
 
-/* Pagination. page() gets each page's `nodes` array (borrowed: valid during the call) in order,
- * after the next page has been requested, so the caller's work overlaps the transfer; it returns
+/* Pagination. page() gets each page's `nodes` array in order and owns it (cJSON_Delete), after
+ * the next page has been requested, so the caller's work can overlap the transfer; it returns
  * 0, or -errno with error set to stop the pagination. end() runs exactly once: 0 after the last
  * page, or -errno with the reason. Both run from gazelle_run(). variables is taken over. */
 typedef int (*GazellePageFunc)(void *userdata, cJSON *nodes, char *error, size_t error_size);

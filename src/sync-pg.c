@@ -143,13 +143,28 @@ int sync_pg_write(Db *db, const SyncTable *t, const DbValue *vals, size_t n, con
         if (r < 0)
                 return r;
 
+        /* The ids as one array parameter: "= ANY($2)" is an index probe per id whatever the
+         * planner thinks of the staging table (it has no statistics: a join could scan the
+         * whole target table on every page). */
+        Buf ids = {};
+        buf_puts(&ids, "{");
+        for (size_t i = 0; i < n; i++) {
+                const char *id = vals[i * t->n_cols].s;
+                buf_puts(&ids, i ? ",\"" : "\"");
+                for (const char *c = id; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                buf_puts(&ids, "\\");
+                        buf_put(&ids, c, 1);
+                }
+                buf_puts(&ids, "\"");
+        }
+        buf_puts(&ids, "}");
         Buf sql = {};
         buf_puts(&sql, "UPDATE ");
         buf_puts(&sql, t->name);
-        buf_puts(&sql, " AS t SET synced_at = $1 FROM stage_");
-        buf_puts(&sql, t->name);
-        buf_puts(&sql, " AS s WHERE t.external_id = s.external_id");
-        int existed = db_exec(db, sql.p, DB_PARAMS(DBV_TEXT_OR_NULL(synced_at)));
+        buf_puts(&sql, " SET synced_at = $1 WHERE external_id = ANY($2::text[])");
+        int existed = db_exec(db, sql.p, DB_PARAMS(DBV_TEXT_OR_NULL(synced_at), DBV_TEXT_OR_NULL(ids.p)));
+        free(ids.p);
         if (existed < 0) {
                 free(sql.p);
                 return existed;

@@ -6,9 +6,11 @@
 #include "sync.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "gazelle.h"
+#include "store.h"
 #include "sync-store.h"
 
 /* pg_try_advisory_lock key: "gazelle-scheduler sync". */
@@ -19,6 +21,8 @@
 #define PROGRESS_EVERY_PAGES 25
 #define REJECT_REASONS_MAX 5
 #define ERRORS_MAX 4
+/* Pages parsed but not yet written: the backpressure that keeps memory flat. */
+#define QUEUE_MAX 8
 
 /* A text value that is never NULL (arrays: DBV_TEXT_OR_NULL would test their address). */
 #define DBV_T(x) ((DbValue) { .type = DBV_TEXT, .s = (x) })
@@ -105,11 +109,29 @@ typedef struct Stream {
         LocalDate from, to;        /* appointments window, Montréal days, inclusive */
         char win_start[ISO_UTC_MAX], win_end[ISO_UTC_MAX];
         RowSet main, aux;          /* aux: contacts of clients, users of entries and events */
+        bool ended;                /* the pagination ran to its last page (main thread) */
+        bool write_failed;         /* a page could not be written (under Sync.lock) */
 } Stream;
 
+typedef struct PageItem {
+        Stream *st;
+        cJSON *nodes;
+} PageItem;
+
+/* Two threads: the main one drives the HTTP transfers (gazelle_run) and queues each page's
+ * records; the writer maps them to rows and writes them on its own connection, so a page is
+ * written while the next one is being fetched. Shared: the queue, errors, write_failed (lock). */
 struct Sync {
         RunContext *ctx;
-        Db *db;
+        Db *db;                    /* main thread: tokens, the advisory lock, the final steps */
+        Db *wdb;                   /* writer thread: the pages */
+        pthread_mutex_t lock;
+        pthread_cond_t changed;
+        PageItem queue[QUEUE_MAX];
+        size_t q_head, q_len;
+        bool q_closed;
+        pthread_t writer;
+        bool writer_started;
         GazelleClient *g;
         bool dry_run;
         unsigned delete_max_percent;
@@ -401,10 +423,10 @@ static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
 
         if (n == 0)
                 return 0;
-        if (db_backend(s->db) == DB_POSTGRESQL)
-                r = sync_pg_write(s->db, &t, rs->vals, n, s->now, &s->staged[e], &existed, &changed);
+        if (db_backend(s->wdb) == DB_POSTGRESQL)
+                r = sync_pg_write(s->wdb, &t, rs->vals, n, s->now, &s->staged[e], &existed, &changed);
         else
-                r = sync_sqlite_write(s->db, &t, &s->stmts[e], rs->vals, n, s->now, &existed, &changed);
+                r = sync_sqlite_write(s->wdb, &t, &s->stmts[e], rs->vals, n, s->now, &existed, &changed);
         if (r < 0)
                 return r;
         count_written(es, n, existed, changed);
@@ -419,9 +441,8 @@ static void progress(Sync *s) {
                      s->stats[E_APPOINTMENTS].fetched);
 }
 
-static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size) {
-        Stream *st = userdata;
-        Sync *s = st->s;
+/* Writer thread: one page, one transaction. */
+static int write_page(Sync *s, Stream *st, const cJSON *nodes, char *error, size_t error_size) {
         Entity aux = st->entity == E_CLIENTS ? E_CONTACTS : E_USERS;
         size_t i = 0;
         const cJSON *n;
@@ -461,17 +482,17 @@ static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size)
 
         if (!s->dry_run) {
                 EntityStats main = {}, sub = {};
-                int r = db_begin(s->db);
+                int r = db_begin(s->wdb);
                 if (r >= 0)
                         r = write_rows(s, &st->main, &main);
                 if (r >= 0)
                         r = write_rows(s, &st->aux, &sub);
                 if (r >= 0)
-                        r = db_commit(s->db);
+                        r = db_commit(s->wdb);
                 if (r < 0) {
                         snprintf(error, error_size, "écriture d'une page de %s dans la base : %s", tables[st->entity].label,
-                                 db_error(s->db));
-                        (void) db_rollback(s->db);
+                                 db_error(s->wdb));
+                        (void) db_rollback(s->wdb);
                         /* Staging tables made in the rolled-back transaction are gone. */
                         memset(s->staged, 0, sizeof s->staged);
                         return r;
@@ -486,6 +507,63 @@ static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size)
                 s->stats[E_USERS].fetched += (unsigned) st->aux.n_rows; /* technicians named, per page */
         if (s->pages % PROGRESS_EVERY_PAGES == 0)
                 progress(s);
+        return 0;
+}
+
+static void add_error(Sync *s, int r, const char *fmt, ...) _printf_(3, 4);
+
+static void *writer_main(void *userdata) {
+        Sync *s = userdata;
+        char error[GAZELLE_ERROR_MAX];
+
+        for (;;) {
+                pthread_mutex_lock(&s->lock);
+                while (s->q_len == 0 && !s->q_closed)
+                        pthread_cond_wait(&s->changed, &s->lock);
+                if (s->q_len == 0) {
+                        pthread_mutex_unlock(&s->lock);
+                        return NULL;
+                }
+                PageItem item = s->queue[s->q_head];
+                s->q_head = (s->q_head + 1) % QUEUE_MAX;
+                s->q_len--;
+                bool skip = item.st->write_failed;
+                pthread_cond_broadcast(&s->changed);
+                pthread_mutex_unlock(&s->lock);
+
+                int r = skip || run_cancelled(s->ctx) ? 0 : write_page(s, item.st, item.nodes, error, sizeof error);
+                cJSON_Delete(item.nodes);
+                if (r < 0) {
+                        add_error(s, r, "%s : %s", tables[item.st->entity].label, error);
+                        pthread_mutex_lock(&s->lock);
+                        item.st->write_failed = true;
+                        pthread_mutex_unlock(&s->lock);
+                }
+        }
+}
+
+/* Main thread: hand the page to the writer (waiting while QUEUE_MAX pages are pending) and
+ * return, so that curl sends the next request at once. */
+static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size) {
+        Stream *st = userdata;
+        Sync *s = st->s;
+
+        pthread_mutex_lock(&s->lock);
+        while (s->q_len == QUEUE_MAX && !st->write_failed)
+                pthread_cond_wait(&s->changed, &s->lock);
+        bool failed = st->write_failed;
+        if (!failed) {
+                s->queue[(s->q_head + s->q_len) % QUEUE_MAX] = (PageItem) { st, nodes };
+                s->q_len++;
+                pthread_cond_broadcast(&s->changed);
+        }
+        pthread_mutex_unlock(&s->lock);
+
+        if (failed) {
+                cJSON_Delete(nodes);
+                snprintf(error, error_size, "arrêt après une erreur d'écriture");
+                return -EIO;
+        }
         if (run_cancelled(s->ctx)) {
                 snprintf(error, error_size, "interrompue par un signal");
                 return -ECANCELED;
@@ -493,7 +571,7 @@ static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size)
         return 0;
 }
 
-static void add_error(Sync *s, int r, const char *fmt, ...) _printf_(3, 4);
+/* Either thread. */
 static void add_error(Sync *s, int r, const char *fmt, ...) {
         va_list ap;
         char *m;
@@ -501,10 +579,12 @@ static void add_error(Sync *s, int r, const char *fmt, ...) {
         if (vasprintf(&m, fmt, ap) < 0)
                 abort();
         va_end(ap);
+        pthread_mutex_lock(&s->lock);
         if (!s->first_error)
                 s->first_error = r;
         if (cJSON_GetArraySize(s->errors) < ERRORS_MAX)
                 cJSON_AddItemToArray(s->errors, cJSON_CreateString(m));
+        pthread_mutex_unlock(&s->lock);
         log_full(&s->ctx->log, LOG_ERR, r, NULL, NULL, NULL, "Sync Gazelle : %s", m);
         free(m);
 }
@@ -512,12 +592,15 @@ static void add_error(Sync *s, int r, const char *fmt, ...) {
 static void on_end(void *userdata, int r, const char *error) {
         Stream *st = userdata;
         if (r < 0) {
-                add_error(st->s, r, "%s : %s", tables[st->entity].label, error ?: strerror(-r));
+                pthread_mutex_lock(&st->s->lock);
+                bool reported = st->write_failed; /* the writer already said why */
+                pthread_mutex_unlock(&st->s->lock);
+                if (!reported)
+                        add_error(st->s, r, "%s : %s", tables[st->entity].label, error ?: strerror(-r));
                 return;
         }
-        st->complete = true;
-        log_run(&st->s->ctx->log, LOG_INFO, "Sync Gazelle : %s terminés (%u pages)", tables[st->entity].label,
-                st->pages);
+        st->ended = true;
+        log_run(&st->s->ctx->log, LOG_INFO, "Sync Gazelle : %s : dernière page reçue", tables[st->entity].label);
 }
 
 /* ---- after a completed pass ---- */
@@ -774,13 +857,31 @@ static void fill_result(Sync *s, TaskResult *result) {
                                 s->pages, requests, dry);
 }
 
+/* Lets the writer drain the queue and waits for it. */
+static void writer_stop(Sync *s) {
+        if (!s->writer_started)
+                return;
+        pthread_mutex_lock(&s->lock);
+        s->q_closed = true;
+        pthread_cond_broadcast(&s->changed);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->writer, NULL);
+        s->writer_started = false;
+}
+
 static void sync_done(Sync *s) {
+        writer_stop(s);
+        for (size_t i = 0; i < s->q_len; i++)
+                cJSON_Delete(s->queue[(s->q_head + i) % QUEUE_MAX].nodes);
         for (size_t i = 0; i < s->n_streams; i++) {
                 rowset_done(&s->streams[i].main);
                 rowset_done(&s->streams[i].aux);
         }
         for (size_t e = 0; e < _E_MAX; e++)
                 sync_sqlite_stmts_clear(&s->stmts[e]);
+        db_close(s->wdb);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->changed);
         cJSON_Delete(s->reasons);
         cJSON_Delete(s->errors);
         cJSON_Delete(s->warnings);
@@ -804,6 +905,7 @@ static int take_pg_lock(Db *db) {
 
 static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from, LocalDate to, TaskResult *result) {
         Sync s = { .ctx = ctx, .db = ctx->db, .dry_run = ctx->options.dry_run,
+                   .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
                    .reasons = cJSON_CreateArray(), .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray() };
         char error[GAZELLE_ERROR_MAX] = "";
         int r;
@@ -831,6 +933,24 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                         task_result_set(result, "error", "Verrou de synchronisation PostgreSQL : %s", db_error(s.db));
                 sync_done(&s);
                 return r;
+        }
+
+        if (!s.dry_run) {
+                r = store_open(ctx->config, &s.wdb);
+                if (r < 0) {
+                        task_result_set(result, "error", "Connexion d'écriture à la base : %s",
+                                        s.wdb ? db_error(s.wdb) : strerror(-r));
+                        sync_done(&s);
+                        return r;
+                }
+        }
+        if (s.wdb && db_backend(s.wdb) == DB_SQLITE) {
+                /* Thousands of small commits: checkpoint (and fsync) every ~80 MiB of WAL rather
+                 * than every 4 MiB, and keep the indexes' hot pages in a 64 MiB cache. Both last
+                 * for this connection only. */
+                if (db_exec(s.wdb, "PRAGMA wal_autocheckpoint = 20000", DB_NO_PARAMS) < 0 ||
+                    db_exec(s.wdb, "PRAGMA cache_size = -65536", DB_NO_PARAMS) < 0)
+                        log_warning("Failed to tune the SQLite connection for the sync, ignoring: %s", db_error(s.wdb));
         }
 
         r = gazelle_client_new(ctx->config, s.db, &s.g, error, sizeof error);
@@ -864,13 +984,30 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                      appointments_only ? "rendez-vous seulement" : !isempty(since) ? "entrées depuis la marque − 30 j" :
                                                                                     "passe complète",
                      gazelle_max_concurrency(s.g));
+        r = pthread_create(&s.writer, NULL, writer_main, &s);
+        if (r != 0) {
+                task_result_set(result, "error", "Impossible de démarrer l'écriture des pages : %s", strerror(r));
+                sync_done(&s);
+                return -r;
+        }
+        s.writer_started = true;
+
         /* The longest pagination (the timeline) first, so it is never queued behind short ones. */
         for (size_t i = s.n_streams; i-- > 0;)
                 (void) stream_start(&s, &s.streams[i], since);
         r = gazelle_run(s.g);
         if (r < 0 && r != -ECANCELED && cJSON_GetArraySize(s.errors) == 0)
                 add_error(&s, r, "transferts HTTP : %s", strerror(-r));
+        writer_stop(&s);
 
+        for (size_t i = 0; i < s.n_streams; i++) {
+                Stream *st = &s.streams[i];
+                /* Complete: every page received and written. */
+                st->complete = st->ended && !st->write_failed && !run_cancelled(ctx);
+                if (st->complete)
+                        log_run(&ctx->log, LOG_INFO, "Sync Gazelle : %s terminés (%u pages)", tables[st->entity].label,
+                                st->pages);
+        }
         for (size_t i = 0; i < s.n_streams && !s.dry_run; i++) {
                 Stream *st = &s.streams[i];
                 if (!st->complete)

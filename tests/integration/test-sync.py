@@ -336,6 +336,30 @@ def test_faults(w):
     w.sync(expect="success")
 
 
+def test_pg_lock(w):
+    """Another host's sync holds the advisory lock: this one ends skipped, having done nothing."""
+    if STORE != "postgresql":
+        return
+    holder = subprocess.Popen(["psql", "-X", "-q", "-d", os.environ["SBX_PG_URL"], "-c",
+                               "SELECT pg_advisory_lock(7163920316), pg_sleep(60)"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait(lambda: w.q1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1", 10,
+             "the advisory lock held by psql")
+        served = w.state()["graphql_requests"]
+        r = w.sync(expect="skipped")
+        check("autre synchronisation" in r["message"] and w.state()["graphql_requests"] == served,
+              "a second sync while the PostgreSQL advisory lock is held ends skipped, no request made", r["message"])
+    finally:
+        # The backend sleeps on without its client: end it, which frees the lock.
+        w.q("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        holder.kill()
+        holder.wait()
+    wait(lambda: w.q1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0", 10,
+         "the advisory lock to go")
+    w.sync(expect="success")
+
+
 def wait(cond, secs, what):
     deadline = time.time() + secs
     while not cond():
@@ -396,6 +420,7 @@ def main():
         test_second_run_and_edits(w)
         test_faults(w)
         test_crash_after_refresh(w)
+        test_pg_lock(w)
         test_kills(w)
     finally:
         w.cleanup()
