@@ -22,8 +22,8 @@ python3 "$GS_SOURCE_DIR/tests/fakes/gazelle.py" --port-file "$SBX_DIR/gazelle.po
 pids+=($!)
 python3 "$GS_SOURCE_DIR/tests/fakes/sendgrid.py" --port-file "$SBX_DIR/sendgrid.port" --api-key sg-test-key &
 pids+=($!)
-wait_for "the fake Gazelle" 10 has_file "$SBX_DIR/gazelle.port" || fail "fake Gazelle did not start"
-wait_for "the fake SendGrid" 10 has_file "$SBX_DIR/sendgrid.port" || fail "fake SendGrid did not start"
+wait_for "the fake Gazelle" 30 has_file "$SBX_DIR/gazelle.port" || fail "fake Gazelle did not start"
+wait_for "the fake SendGrid" 30 has_file "$SBX_DIR/sendgrid.port" || fail "fake SendGrid did not start"
 gz=http://127.0.0.1:$(cat "$SBX_DIR/gazelle.port")
 sg=http://127.0.0.1:$(cat "$SBX_DIR/sendgrid.port")
 ok "fake Gazelle on $gz, fake SendGrid on $sg"
@@ -79,7 +79,7 @@ assert_eq True "$(stat 'isinstance(sync, dict)')" "the appointment sync of $targ
 assert_eq "$sent" "$(accepted)" "the fake SendGrid accepted exactly emails_sent=$sent messages"
 assert_eq "$unconfirmed" "$(q1 "SELECT count(*) FROM alert_ledger WHERE state='sent' AND transport='sendgrid'")" \
     "ledger: $unconfirmed alerts sent through SendGrid"
-entries=$(journal_wait 10 MESSAGE_ID=3bb6f2bf00c242dcad50fa78143631b4 GAZELLE_RUN_ID="$run_id") || fail "no alert sent entry"
+entries=$(journal_wait 30 MESSAGE_ID=3bb6f2bf00c242dcad50fa78143631b4 GAZELLE_RUN_ID="$run_id") || fail "no alert sent entry"
 assert_eq "$sent" "$(wc -l <<<"$entries")" "one 'alert sent' journal entry per email, with GAZELLE_RUN_ID"
 grep -q '"GAZELLE_APPOINTMENT_IDS":"evt_' <<<"$entries" || fail "alert entries lack the appointment ids"
 ! grep -q '@example.com' <<<"$entries" || fail "an alert journal entry carries an email address"
@@ -133,7 +133,7 @@ wait_for "the notification unit to fail (SendGrid refuses the key)" 60 notify_fa
 ok "with a revoked key the notification fails: $(systemctl --user show -p Result --value gazelle-notify-failure@gazelle-alerts.service.service)"
 loops=$(systemctl --user list-units --all --no-legend 'gazelle-notify-failure@gazelle-notify-failure*' | wc -l)
 assert_eq 0 "$loops" "no notification about the notification"
-journal_wait 10 SYSLOG_IDENTIFIER=gazelle-scheduler GAZELLE_FAILED_UNIT=gazelle-alerts.service GAZELLE_ALERT_STATE=failed >/dev/null \
+journal_wait 30 SYSLOG_IDENTIFIER=gazelle-scheduler GAZELLE_FAILED_UNIT=gazelle-alerts.service GAZELLE_ALERT_STATE=failed >/dev/null \
     || fail "the failed notification is not in the journal"
 ok "the failed notification is in the journal (GAZELLE_ALERT_STATE=failed)"
 systemctl --user set-environment ALERTS_MAX_LATENESS=25h SENDGRID_API_KEY=sg-test-key
