@@ -60,7 +60,7 @@ sheet_id=1ZZsMrIT0BEwHKQ6-test
 python3 "$GS_SOURCE_DIR/tests/fakes/fake_google.py" --port-file "$tmp/port" --public-key "$tmp/pub.pem" \
     --client-email "$email" --spreadsheet "$sheet_id" --sheet "Feuille 1=1000x26" --sheet "UQAM=40000x40" &
 fake_pid=$!
-for _ in $(seq 500); do [ -s "$tmp/port" ] && break; sleep 0.02; done
+for _ in $(seq 1500); do [ -s "$tmp/port" ] && break; sleep 0.02; done  # 30 s: a loaded machine
 [ -s "$tmp/port" ] || fail "fake Google did not start"
 fake=http://127.0.0.1:$(cat "$tmp/port")
 export GOOGLE_APPLICATION_CREDENTIALS=$tmp/sa.json REPORT_SPREADSHEET_ID=$sheet_id

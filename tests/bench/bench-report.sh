@@ -92,7 +92,7 @@ bench_store() {  # scale
         python3 "$src/tests/fakes/fake_google.py" --port-file "$work/port" --public-key "$work/pub.pem" \
             --client-email bench@x.iam.gserviceaccount.com --spreadsheet bench &
         local fake=$!
-        for _ in $(seq 500); do [ -s "$work/port" ] && break; sleep 0.02; done
+        for _ in $(seq 1500); do [ -s "$work/port" ] && break; sleep 0.02; done
         GOOGLE_APPLICATION_CREDENTIALS=$work/sa.json REPORT_SPREADSHEET_ID=bench \
             GOOGLE_TOKEN_URL=http://127.0.0.1:$(cat "$work/port")/token SHEETS_API_URL=http://127.0.0.1:$(cat "$work/port") \
             run_report "$label+sheets"

@@ -44,7 +44,7 @@ python3 "$GS_SOURCE_DIR/tests/fakes/fake_google.py" --port-file "$work/port" --p
 fake_pid=$!
 trap '_gs_cleanup; kill "$fake_pid" 2>/dev/null || true' EXIT
 has_port() { [ -s "$work/port" ]; }
-wait_for "the fake Google" 10 has_port || fail "fake Google did not start"
+wait_for "the fake Google" 30 has_port || fail "fake Google did not start"
 fake=http://127.0.0.1:$(cat "$work/port")
 systemctl --user set-environment GAZELLE_CONFIG="$work/expected/config.json" \
     GOOGLE_APPLICATION_CREDENTIALS="$work/sa.json" REPORT_SPREADSHEET_ID="$sheet_id" \
