@@ -88,7 +88,8 @@ class World:
         port_file = os.path.join(self.tmp, "port")
         if os.path.exists(port_file):
             os.unlink(port_file)
-        args = [sys.executable, FAKE, "--port-file", port_file, "--refresh-token", "ref-initial"]
+        args = [sys.executable, FAKE, "--port-file", port_file, "--refresh-token", "ref-initial",
+                "--api-key", "fake-api-key"]
         for k, v in dict(N, **kw).items():
             args += [f"--{k.replace('_', '-')}", str(v)]
         self.fake = subprocess.Popen(args, stdout=subprocess.DEVNULL)
@@ -360,6 +361,14 @@ def test_pg_lock(w):
     w.sync(expect="success")
 
 
+def test_api_key(w):
+    r = w.sync(env={"GAZELLE_API_KEY": "fake-api-key"}, expect="success")
+    check(r["status"] == "success", "GAZELLE_API_KEY selects API-key mode (x-gazelle-api-key)")
+    r = w.sync(env={"GAZELLE_API_KEY": "wrong-key"}, expect="error")
+    check("GAZELLE_API_KEY" in r["message"] and "wrong-key" not in r["message"],
+          "a refused API key fails clearly, without the key in the message", r["message"])
+
+
 def wait(cond, secs, what):
     deadline = time.time() + secs
     while not cond():
@@ -421,6 +430,7 @@ def main():
         test_faults(w)
         test_crash_after_refresh(w)
         test_pg_lock(w)
+        test_api_key(w)
         test_kills(w)
     finally:
         w.cleanup()
