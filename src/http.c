@@ -396,6 +396,11 @@ static void active_remove(HttpClient *c, Transfer *t) {
         c->active--;
 }
 
+static usec_t retry_after_clamped(const HttpClient *c, long sec) {
+        usec_t ra = (usec_t) sec * USEC_PER_SEC;
+        return ra > c->policy.backoff_max_usec ? c->policy.backoff_max_usec : ra;
+}
+
 static void complete(Transfer *t, int r, long status) {
         HttpClient *c = t->client;
         HttpResponse resp = {
@@ -404,6 +409,7 @@ static void complete(Transfer *t, int r, long status) {
                 .body_len = t->len,
                 .captured = TAKE_PTR(t->captured),
                 .attempts = t->attempts,
+                .retry_after_usec = t->retry_after_sec > 0 ? retry_after_clamped(c, t->retry_after_sec) : 0,
         };
         if (!resp.body)
                 resp.body = xstrdup("");
@@ -478,10 +484,8 @@ static bool curl_code_retryable(CURLcode cc) {
  * both capped so one answer cannot park a run for hours. */
 static usec_t retry_delay(HttpClient *c, const Transfer *t) {
         const HttpPolicy *p = &c->policy;
-        if (t->retry_after_sec >= 0) {
-                usec_t ra = (usec_t) t->retry_after_sec * USEC_PER_SEC;
-                return ra > p->backoff_max_usec ? p->backoff_max_usec : ra;
-        }
+        if (t->retry_after_sec >= 0)
+                return retry_after_clamped(c, t->retry_after_sec);
         usec_t d = p->backoff_base_usec;
         for (unsigned i = 1; i < t->attempts && d < p->backoff_max_usec; i++)
                 d *= 2;

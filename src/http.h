@@ -44,6 +44,7 @@ typedef struct HttpResponse {
         size_t body_len;
         char *captured;         /* value of capture_header, owned, or NULL */
         unsigned attempts;      /* 1 + retries */
+        usec_t retry_after_usec; /* the last answer's Retry-After (clamped to backoff_max), or 0 */
         char error[HTTP_ERROR_MAX]; /* set when the call fails: "POST host/path: HTTP 403: …" */
 } HttpResponse;
 

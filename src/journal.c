@@ -44,7 +44,7 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
         _cleanup_free_ char *f_ident = xasprintf("SYSLOG_IDENTIFIER=%s", identifier);
         _cleanup_free_ char *f_id = message_id ? xasprintf("MESSAGE_ID=%s", message_id) : NULL;
         _cleanup_free_ char *f_task = ctx && ctx->task ? xasprintf("GAZELLE_TASK=%s", ctx->task) : NULL;
-        _cleanup_free_ char *f_run = ctx && ctx->run_id ? xasprintf("GAZELLE_RUN_ID=%s", ctx->run_id) : NULL;
+        _cleanup_free_ char *f_run = ctx && !isempty(ctx->run_id) ? xasprintf("GAZELLE_RUN_ID=%s", ctx->run_id) : NULL;
         _cleanup_free_ char *f_trig = ctx && ctx->trigger ? xasprintf("GAZELLE_TRIGGER=%s", ctx->trigger) : NULL;
         _cleanup_free_ char *f_status = status ? xasprintf("GAZELLE_STATUS=%s", status) : NULL;
         _cleanup_free_ char *f_errno = error ? xasprintf("ERRNO=%d", abs(error)) : NULL;

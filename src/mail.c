@@ -339,11 +339,14 @@ static unsigned max_attempts(const Mailer *m) {
         return m->provider_down ? 1 : SEND_MAX_ATTEMPTS;
 }
 
-static void backoff_sleep(const Mailer *m, unsigned attempt) {
+static void backoff_sleep(const Mailer *m, unsigned attempt, usec_t retry_after) {
         usec_t wait = SEND_BACKOFF_BASE_USEC << (attempt - 1);
         unsigned char j;
         if (getrandom(&j, 1, 0) == 1)
                 wait += wait * j / 1024;
+        /* The provider's own Retry-After (already clamped by the HTTP layer) wins when longer. */
+        if (retry_after > wait)
+                wait = retry_after;
         usec_t until = now_monotonic() + wait;
         while (!cancelled(m)) {
                 usec_t now = now_monotonic();
@@ -441,8 +444,9 @@ static int sendgrid_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                         http_response_clear(&resp);
                         return ret;
                 }
+                usec_t retry_after = resp.retry_after_usec;
                 http_response_clear(&resp);
-                backoff_sleep(m, attempt);
+                backoff_sleep(m, attempt, retry_after);
         }
 }
 
@@ -551,7 +555,7 @@ static int smtp_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                                            "SMTP (%u tentative%s) : %s%s%ld", attempt, attempt > 1 ? "s" : "",
                                            errbuf[0] ? errbuf : curl_easy_strerror(cc), code ? ", réponse " : "",
                                            code);
-                backoff_sleep(m, attempt);
+                backoff_sleep(m, attempt, 0);
         }
 }
 

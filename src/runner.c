@@ -237,10 +237,11 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
                                        config->state_dir, strerror(-r)),
                        EXIT_TASK_FAILED;
 
+        /* Points at the id begin_run() fills in, so its "démarrage" entry carries it already. */
+        ctx.log.run_id = ctx.run_id;
         r = begin_run(&ctx, host);
         if (r < 0)
                 return EXIT_TASK_FAILED;
-        ctx.log.run_id = ctx.run_id;
         reap_interrupted(&ctx, host);
 
         TaskResult result = { .stats = cJSON_CreateObject() };

@@ -719,7 +719,10 @@ TEST(sendgrid) {
         /* Back up, with one 429 on the way: everything is sent once. */
         cJSON_Delete(fake_call(&f, "/_control", "{\"reset\": true, \"faults\": [{\"type\": \"status\", \"status\": 429, "
                                                "\"retry_after\": 1, \"count\": 1}]}"));
+        usec_t t0 = now_monotonic();
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
+        /* The provider's Retry-After (1 s) wins over the first backoff step (≤ 625 ms). */
+        ASSERT(now_monotonic() - t0 >= USEC_PER_SEC);
         last_run(&e, &run);
         ASSERT_STREQ(run.row.status, "success");
         ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 4);
