@@ -892,6 +892,17 @@ static cJSON *stats_tabs(const ReportResult *res, cJSON *notes) {
         return tabs;
 }
 
+/* "UQAM 7599, Vincent d'Indy 6571, …" for the run's message. */
+static char *tabs_summary(const ReportResult *res) {
+        char *s = xstrdup("");
+        for (size_t i = 0; i < res->n_tabs; i++) {
+                char *n = xasprintf("%s%s%s %" PRIu64, s, i ? ", " : "", res->tabs[i].title, res->tabs[i].rows);
+                free(s);
+                s = n;
+        }
+        return s;
+}
+
 static int publish_to_sheets(RunContext *ctx, GoogleKey **key, const char *spreadsheet_id, const char *dir,
                              const ReportResult *res, TaskResult *result, char *error, size_t error_size) {
         const char *token_url = getenv("GOOGLE_TOKEN_URL"), *api_url = getenv("SHEETS_API_URL");
@@ -984,6 +995,7 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
 
         cJSON *notes = cJSON_CreateArray();
         cJSON_AddItemToObject(result->stats, "rows", stats_tabs(&res, notes));
+        cJSON_AddItemToObject(result->stats, "notes", notes); /* owned by stats, still filled below */
         cJSON_AddNumberToObject(result->stats, "entries_read", (double) res.entries);
         cJSON_AddNumberToObject(result->stats, "folded", (double) res.folded);
         cJSON_AddNumberToObject(result->stats, "duplicates", (double) res.duplicates);
@@ -991,7 +1003,6 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
 
         if (ctx->options.dry_run) {
                 rm_tree_shallow(tmp);
-                cJSON_AddItemToObject(result->stats, "notes", notes);
                 task_result_set(result, "success", "Simulation : rapport construit (%" PRIu64 " entrées lues), rien écrit",
                                 res.entries);
                 return 0;
@@ -999,7 +1010,6 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         r = publish_day(reports_dir, tmp, day);
         if (r < 0) {
                 rm_tree_shallow(tmp);
-                cJSON_AddItemToObject(result->stats, "notes", notes);
                 task_result_set(result, "error", "Rapport non publié : %s/%s (%s)", reports_dir, day, strerror(-r));
                 return r;
         }
@@ -1007,27 +1017,17 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         cJSON_AddStringToObject(result->stats, "csv_dir", dir);
         cJSON_AddNumberToObject(result->stats, "csv_days_deleted", deleted);
 
-        _cleanup_free_ char *summary = NULL;
-        {
-                size_t cap = 256 + res.n_tabs * 64, len = 0;
-                summary = xmalloc(cap);
-                summary[0] = 0;
-                for (size_t i = 0; i < res.n_tabs; i++)
-                        len += (size_t) snprintf(summary + len, cap - len, "%s%s %" PRIu64, i ? ", " : "",
-                                                 res.tabs[i].title, res.tabs[i].rows);
-        }
+        _cleanup_free_ char *summary = tabs_summary(&res);
 
         if (!key || isempty(spreadsheet_id)) {
                 if (key)
                         cJSON_AddItemToArray(notes, cJSON_CreateString(
                                 "clé Google configurée mais aucun classeur (REPORT_SPREADSHEET_ID) : CSV seulement"));
-                cJSON_AddItemToObject(result->stats, "notes", notes);
                 task_result_set(result, "success", "Rapport généré en CSV (%s) dans %s%s", summary, dir,
                                 key ? "" : " ; Google Sheets non configuré");
                 return 0;
         }
         cJSON_AddStringToObject(result->stats, "spreadsheet_id", spreadsheet_id);
-        cJSON_AddItemToObject(result->stats, "notes", notes);
         r = publish_to_sheets(ctx, &key, spreadsheet_id, dir, &res, result, error, sizeof error);
         if (r < 0) {
                 task_result_set(result, "error", "Rapport CSV écrit dans %s, mais Google Sheets a échoué : %s", dir, error);
