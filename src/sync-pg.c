@@ -136,9 +136,19 @@ static int copy_rows(Db *db, const SyncTable *t, const DbValue *vals, size_t n) 
 
 int sync_pg_write(Db *db, const SyncTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
                   unsigned *ret_existed, unsigned *ret_changed) {
+        bool fresh = !*staged;
         int r = ensure_stage(db, t, staged);
         if (r < 0)
                 return r;
+        if (!fresh) {
+                /* Several pages may share a transaction: empty the previous page's rows. */
+                _cleanup_free_ char *del = NULL;
+                if (asprintf(&del, "DELETE FROM stage_%s", t->name) < 0)
+                        abort();
+                r = db_exec(db, del, DB_NO_PARAMS);
+                if (r < 0)
+                        return r;
+        }
         r = copy_rows(db, t, vals, n);
         if (r < 0)
                 return r;

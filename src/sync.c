@@ -23,6 +23,9 @@
 #define ERRORS_MAX 4
 /* Pages parsed but not yet written: the backpressure that keeps memory flat. */
 #define QUEUE_MAX 8
+/* When the writer falls behind, up to this many queued pages share one commit (each page stays
+ * whole: a transaction never holds part of a page); when it keeps up, one page per commit. */
+#define GROUP_MAX 16
 
 /* A text value that is never NULL (arrays: DBV_TEXT_OR_NULL would test their address). */
 #define DBV_T(x) ((DbValue) { .type = DBV_TEXT, .s = (x) })
@@ -144,6 +147,10 @@ struct Sync {
         int first_error;
         bool staged[_E_MAX];       /* PostgreSQL staging tables made on this connection */
         SyncSqliteStmts stmts[_E_MAX]; /* SQLite statements, prepared once per run */
+        bool in_tx;                /* writer: a group of pages is open */
+        unsigned tx_pages;
+        bool tx_streams[4];        /* streams with pages in the open group */
+        EntityStats pending[_E_MAX]; /* their counts, added to stats at commit */
         Stream streams[4];
         size_t n_streams;
 };
@@ -481,27 +488,22 @@ static int write_page(Sync *s, Stream *st, const cJSON *nodes, char *error, size
                 s->stats[E_CONTACTS].fetched += (unsigned) st->aux.n_rows;
 
         if (!s->dry_run) {
-                EntityStats main = {}, sub = {};
-                int r = db_begin(s->wdb);
+                int r = 0;
+                if (!s->in_tx) {
+                        r = db_begin(s->wdb);
+                        s->in_tx = r >= 0;
+                }
                 if (r >= 0)
-                        r = write_rows(s, &st->main, &main);
+                        r = write_rows(s, &st->main, &s->pending[st->entity]);
                 if (r >= 0)
-                        r = write_rows(s, &st->aux, &sub);
-                if (r >= 0)
-                        r = db_commit(s->wdb);
+                        r = write_rows(s, &st->aux, &s->pending[aux]);
                 if (r < 0) {
                         snprintf(error, error_size, "écriture d'une page de %s dans la base : %s", tables[st->entity].label,
                                  db_error(s->wdb));
-                        (void) db_rollback(s->wdb);
-                        /* Staging tables made in the rolled-back transaction are gone. */
-                        memset(s->staged, 0, sizeof s->staged);
                         return r;
                 }
-                /* Counted only once committed: the stats say what the store holds. */
-                s->stats[st->entity].inserted += main.inserted;
-                s->stats[st->entity].updated += main.updated;
-                s->stats[aux].inserted += sub.inserted;
-                s->stats[aux].updated += sub.updated;
+                s->tx_pages++;
+                s->tx_streams[st - s->streams] = true;
         }
         if (st->entity != E_CLIENTS)
                 s->stats[E_USERS].fetched += (unsigned) st->aux.n_rows; /* technicians named, per page */
@@ -511,6 +513,45 @@ static int write_page(Sync *s, Stream *st, const cJSON *nodes, char *error, size
 }
 
 static void add_error(Sync *s, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* Writer: a failed group is rolled back whole; every stream with a page in it has lost pages
+ * and cannot complete. */
+static void group_failed(Sync *s, int r, const char *error) {
+        (void) db_rollback(s->wdb);
+        /* Staging tables made in the rolled-back transaction are gone. */
+        memset(s->staged, 0, sizeof s->staged);
+        add_error(s, r, "%s", error);
+        pthread_mutex_lock(&s->lock);
+        for (size_t i = 0; i < s->n_streams; i++)
+                if (s->tx_streams[i])
+                        s->streams[i].write_failed = true;
+        pthread_mutex_unlock(&s->lock);
+        s->in_tx = false;
+        s->tx_pages = 0;
+        memset(s->tx_streams, 0, sizeof s->tx_streams);
+        memset(s->pending, 0, sizeof s->pending);
+}
+
+static void group_commit(Sync *s) {
+        if (!s->in_tx)
+                return;
+        int r = db_commit(s->wdb);
+        if (r < 0) {
+                char error[GAZELLE_ERROR_MAX];
+                snprintf(error, sizeof error, "validation d'un groupe de pages dans la base : %s", db_error(s->wdb));
+                group_failed(s, r, error);
+                return;
+        }
+        /* Counted only once committed: the stats say what the store holds. */
+        for (size_t e = 0; e < _E_MAX; e++) {
+                s->stats[e].inserted += s->pending[e].inserted;
+                s->stats[e].updated += s->pending[e].updated;
+        }
+        s->in_tx = false;
+        s->tx_pages = 0;
+        memset(s->tx_streams, 0, sizeof s->tx_streams);
+        memset(s->pending, 0, sizeof s->pending);
+}
 
 static void *writer_main(void *userdata) {
         Sync *s = userdata;
@@ -522,6 +563,7 @@ static void *writer_main(void *userdata) {
                         pthread_cond_wait(&s->changed, &s->lock);
                 if (s->q_len == 0) {
                         pthread_mutex_unlock(&s->lock);
+                        group_commit(s);
                         return NULL;
                 }
                 PageItem item = s->queue[s->q_head];
@@ -534,11 +576,17 @@ static void *writer_main(void *userdata) {
                 int r = skip || run_cancelled(s->ctx) ? 0 : write_page(s, item.st, item.nodes, error, sizeof error);
                 cJSON_Delete(item.nodes);
                 if (r < 0) {
-                        add_error(s, r, "%s : %s", tables[item.st->entity].label, error);
-                        pthread_mutex_lock(&s->lock);
-                        item.st->write_failed = true;
-                        pthread_mutex_unlock(&s->lock);
+                        char m[GAZELLE_ERROR_MAX + 64];
+                        snprintf(m, sizeof m, "%s : %s", tables[item.st->entity].label, error);
+                        s->tx_streams[item.st - s->streams] = true;
+                        group_failed(s, r, m);
+                        continue;
                 }
+                pthread_mutex_lock(&s->lock);
+                bool caught_up = s->q_len == 0;
+                pthread_mutex_unlock(&s->lock);
+                if (caught_up || s->tx_pages >= GROUP_MAX)
+                        group_commit(s);
         }
 }
 
@@ -946,10 +994,10 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
         }
         if (s.wdb && db_backend(s.wdb) == DB_SQLITE) {
                 /* Thousands of small commits: checkpoint (and fsync) every ~80 MiB of WAL rather
-                 * than every 4 MiB, and keep the indexes' hot pages in a 64 MiB cache. Both last
+                 * than every 4 MiB, and keep the indexes' hot pages in a 16 MiB cache. Both last
                  * for this connection only. */
                 if (db_exec(s.wdb, "PRAGMA wal_autocheckpoint = 20000", DB_NO_PARAMS) < 0 ||
-                    db_exec(s.wdb, "PRAGMA cache_size = -65536", DB_NO_PARAMS) < 0)
+                    db_exec(s.wdb, "PRAGMA cache_size = -16384", DB_NO_PARAMS) < 0)
                         log_warning("Failed to tune the SQLite connection for the sync, ignoring: %s", db_error(s.wdb));
         }
 
