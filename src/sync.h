@@ -1,8 +1,9 @@
 /* sync.h — the Sync Gazelle Totale task (SPEC §4.1): clients with their default contacts,
  * pianos, timeline entries and appointments from the Gazelle API into the store, technicians
- * (gazelle_users) from the entries and events. Pages are upserted one transaction each, only the
- * API-owned columns; deletions are inferred from completed passes, under a safety threshold;
- * high-water marks move only when their entity completed. */
+ * (gazelle_users) from the entries and events. Pages are upserted whole, each in one transaction
+ * (a few whole pages may share one), only the API-owned columns; deletions are inferred from
+ * completed passes, under a safety threshold; high-water marks move only when their entity
+ * completed. */
 #pragma once
 
 #include "runner.h"
