@@ -82,7 +82,8 @@ out=$STATE_DIRECTORY/reports/$day
 for f in "$tmp"/expected/*.csv; do
     cmp "$f" "$out/${f##*/}" || fail "${f##*/} differs from the expected report"
 done
-ok "every CSV file equals the expected bytes ($(ls "$tmp"/expected/*.csv | wc -l) files)"
+n_csv=("$tmp"/expected/*.csv)
+ok "every CSV file equals the expected bytes (${#n_csv[@]} files)"
 python3 "$check" sheet-equals-csv "$fake" "$out" "$tmp/expected/summary.json"
 stats=$(last stats)
 grep -q '"Orford":0' <<<"$stats" || fail "no Orford row count in $stats"
@@ -166,7 +167,6 @@ python3 "$check" dump "$fake" >"$tmp/before.json"
 # --- 5. a key that does not parse
 printf '{"type": "service_account", "client_email": "%s", "private_key": "-----BEGIN PRIVATE KEY-----\\nnope\\n-----END PRIVATE KEY-----\\n"}' \
     "$email" >"$tmp/bad.json"
-before=$(sql "SELECT count(*) FROM scheduler_logs")
 if GOOGLE_APPLICATION_CREDENTIALS=$tmp/bad.json "$bin" run rapport 2>"$tmp/run5.err"; then fail "bad key accepted"; fi
 msg=$(last message)
 grep -q "clé de compte de service Google ($tmp/bad.json) invalide : private_key" <<<"$msg" || fail "message: $msg"

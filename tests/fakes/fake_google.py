@@ -29,6 +29,7 @@ Usage: fake_google.py --port-file FILE --public-key PEM --client-email EMAIL --s
 import argparse
 import base64
 import json
+import os
 import re
 import threading
 import time
@@ -364,7 +365,6 @@ def main():
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))
-    import os
     os.rename(tmp, a.port_file)
     srv.serve_forever()
 
