@@ -31,15 +31,23 @@ import base64
 import json
 import os
 import re
+import sys
 import threading
 import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+except ImportError:
+    # tests/deps.sh installs Debian's python3-cryptography for /usr/bin/python3; a python3
+    # found first on PATH (pyenv, a venv) may not see it.
+    if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    raise
 
 SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 MAX_CELLS = 10_000_000
