@@ -2,7 +2,7 @@
  * inside the caller's transaction: mark the ids seen (synced_at), then insert new rows and
  * rewrite only rows whose API-owned columns differ. They report how many rows already existed
  * and how many were inserted or changed, so the stats are exact.
- *   PostgreSQL: COPY into a temporary staging table, one UPDATE, one INSERT … ON CONFLICT.
+ *   PostgreSQL: one statement, the rows as one JSON parameter (one round trip).
  *   SQLite: two statements prepared once per run, stepped per row (no round trips to save). */
 #pragma once
 
@@ -18,9 +18,9 @@ typedef struct SyncTable {
         bool has_deleted_at;
 } SyncTable;
 
-/* n rows of t->n_cols values each, ids unique. *staged tells whether this connection's staging
- * table exists (set here; reset it after a rollback). */
-int sync_pg_write(Db *db, const SyncTable *t, const DbValue *vals, size_t n, const char *synced_at, bool *staged,
+/* n rows of t->n_cols values each, ids unique. *sql_cache keeps the table's statement text
+ * across pages (free it at the end). */
+int sync_pg_write(Db *db, const SyncTable *t, char **sql_cache, const DbValue *vals, size_t n, const char *synced_at,
                   unsigned *ret_existed, unsigned *ret_changed);
 
 /* The prepared statements of one table, kept across pages. */

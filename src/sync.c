@@ -145,7 +145,7 @@ struct Sync {
         cJSON *errors;             /* fetch and write failures, French */
         cJSON *warnings;           /* deletions held back */
         int first_error;
-        bool staged[_E_MAX];       /* PostgreSQL staging tables made on this connection */
+        char *pg_sql[_E_MAX];      /* PostgreSQL statements, built once per run */
         SyncSqliteStmts stmts[_E_MAX]; /* SQLite statements, prepared once per run */
         bool in_tx;                /* writer: a group of pages is open */
         unsigned tx_pages;
@@ -431,7 +431,7 @@ static int write_rows(Sync *s, RowSet *rs, EntityStats *es) {
         if (n == 0)
                 return 0;
         if (db_backend(s->wdb) == DB_POSTGRESQL)
-                r = sync_pg_write(s->wdb, &t, rs->vals, n, s->now, &s->staged[e], &existed, &changed);
+                r = sync_pg_write(s->wdb, &t, &s->pg_sql[e], rs->vals, n, s->now, &existed, &changed);
         else
                 r = sync_sqlite_write(s->wdb, &t, &s->stmts[e], rs->vals, n, s->now, &existed, &changed);
         if (r < 0)
@@ -518,8 +518,6 @@ static void add_error(Sync *s, int r, const char *fmt, ...) _printf_(3, 4);
  * and cannot complete. */
 static void group_failed(Sync *s, int r, const char *error) {
         (void) db_rollback(s->wdb);
-        /* Staging tables made in the rolled-back transaction are gone. */
-        memset(s->staged, 0, sizeof s->staged);
         add_error(s, r, "%s", error);
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->n_streams; i++)
@@ -925,8 +923,10 @@ static void sync_done(Sync *s) {
                 rowset_done(&s->streams[i].main);
                 rowset_done(&s->streams[i].aux);
         }
-        for (size_t e = 0; e < _E_MAX; e++)
+        for (size_t e = 0; e < _E_MAX; e++) {
                 sync_sqlite_stmts_clear(&s->stmts[e]);
+                free(s->pg_sql[e]);
+        }
         db_close(s->wdb);
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->changed);
