@@ -532,6 +532,13 @@ static int flush_day(Builder *b) {
                         /* Newest measurement first in query order: the first one wins. */
                         if (!d[j].fields[COL_HUMIDITY] && d[i].fields[COL_HUMIDITY])
                                 d[j].fields[COL_HUMIDITY] = xstrdup(d[i].fields[COL_HUMIDITY]);
+                        /* The folded measurement's text still counts for the maintenance alerts
+                         * (dedup is done, so text is only matched from here on). */
+                        if (!isempty(d[i].text)) {
+                                char *t = xasprintf("%s\n%s", strempty(d[j].text), d[i].text);
+                                free(d[j].text);
+                                d[j].text = t;
+                        }
                 }
                 if (folded) {
                         d[i].dropped = true;

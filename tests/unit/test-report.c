@@ -179,6 +179,9 @@ static void fill_history(Db *db) {
         add_entry(db, "tle_b1", "2026-03-10T13:00:00.000000Z", SVC, "Réglage", NULL, UQAM, "ins_u2", "usr_unknown1",
                   false);
         add_entry(db, "tme_b1", "2026-03-10T12:00:00.000000Z", SVC, "Réglage", NULL, UQAM, "ins_u2", JP, false);
+        /* Folded into that service: its humidity and its alert keyword still count. */
+        add_entry(db, "tme_b2", "2026-03-10T11:00:00.000000Z", MES, "Humidité 20 %, réservoir vide", NULL, UQAM,
+                  "ins_u2", JP, false);
         /* A measurement alone on its day: its own Mesure row. */
         add_entry(db, "tme_c1", "2026-02-01T16:00:00.000000Z", MES, "21 °C / 38 %", NULL, UQAM, "ins_u1", NICK, false);
         /* A service on Jan 14 23:30 Montréal (04:30Z on the 15th) and a measurement at 00:30 on the 15th:
@@ -260,7 +263,7 @@ static void check_report(Db *db) {
         ASSERT_STREQ(res.tabs[0].file, "uqam.csv");
         ASSERT_STREQ(res.tabs[1].file, "vincent-d-indy.csv");
         ASSERT_STREQ(res.tabs[2].file, "alertes-maintenance.csv");
-        ASSERT_EQ_INT(res.folded, 1);
+        ASSERT_EQ_INT(res.folded, 2);
         ASSERT_EQ_INT(res.duplicates, 1);
 
         size_t n;
@@ -272,7 +275,7 @@ static void check_report(Db *db) {
                 "2026-03-10|Service|Accord 440 — Housse enlevée par le client|UQAM|Steinway|D-274|S-1001|Piano à "
                 "queue|1995|Salle 3|Nick|21°, 45%",
                 "2026-03-10|Service|Réglage|Uqàm — Pavillon de musique|Yamaha|D-274|Y-2002|Piano à queue|1995|Salle "
-                "3|JP|",
+                "3|JP|20%",
                 "2026-02-01|Mesure|21 °C / 38 %|UQAM|Steinway|D-274|S-1001|Piano à queue|1995|Salle 3|Nick|21°, 38%",
                 "2026-01-15|Mesure|Humidité 30 %|UQAM|Steinway|D-274|S-1001|Piano à queue|1995|Salle 3|Nick|30%",
                 "2026-01-14|Service|Urgence : fenêtre ouverte|UQAM|Steinway|D-274|S-1001|Piano à queue|1995|Salle "
@@ -294,13 +297,15 @@ static void check_report(Db *db) {
 
         _cleanup_free_ char *p2 = xasprintf("%s/alertes-maintenance.csv", out);
         rows = read_csv(p2, &n);
-        ASSERT_EQ_INT(n, 3);
+        ASSERT_EQ_INT(n, 4);
         ASSERT_CONTAINS(rows[0], "DateEvenement|Institution|TypeEvenement");
         ASSERT_CONTAINS(rows[0], "|MotCle");
         ASSERT_STREQ(rows[1], "2026-03-10|UQAM|Service|Accord 440 — Housse enlevée par le client|UQAM|Steinway|D-274|"
                               "S-1001|Piano à queue|1995|Salle 3|Nick|21°, 45%|housse enlevée");
-        ASSERT_CONTAINS(rows[2], "2026-01-14|UQAM|Service|Urgence : fenêtre ouverte|");
-        ASSERT_CONTAINS(rows[2], "|fenêtre ouverte");
+        ASSERT_STREQ(rows[2], "2026-03-10|UQAM|Service|Réglage|Uqàm — Pavillon de musique|Yamaha|D-274|Y-2002|"
+                              "Piano à queue|1995|Salle 3|JP|20%|réservoir vide");
+        ASSERT_CONTAINS(rows[3], "2026-01-14|UQAM|Service|Urgence : fenêtre ouverte|");
+        ASSERT_CONTAINS(rows[3], "|fenêtre ouverte");
         free_rows(rows, n);
 
         report_result_clear(&res);
