@@ -145,6 +145,7 @@ struct Sync {
         cJSON *errors;             /* fetch and write failures, French */
         cJSON *warnings;           /* deletions held back */
         int first_error;
+        bool pg_locked;            /* this run holds the PostgreSQL advisory lock */
         char *pg_sql[_E_MAX];      /* PostgreSQL statements, built once per run */
         SyncSqliteStmts stmts[_E_MAX]; /* SQLite statements, prepared once per run */
         bool in_tx;                /* writer: a group of pages is open */
@@ -917,6 +918,10 @@ static void writer_stop(Sync *s) {
 
 static void sync_done(Sync *s) {
         writer_stop(s);
+        /* rv_alerts keeps its connection after the appointments step: let other hosts sync. */
+        if (s->pg_locked && db_exec(s->db, "SELECT pg_advisory_unlock(" SYNC_LOCK_KEY ")", DB_NO_PARAMS) < 0)
+                log_warning("Failed to release the sync lock, ignoring (it goes with the connection): %s",
+                            db_error(s->db));
         for (size_t i = 0; i < s->q_len; i++)
                 cJSON_Delete(s->queue[(s->q_head + i) % QUEUE_MAX].nodes);
         for (size_t i = 0; i < s->n_streams; i++) {
@@ -982,6 +987,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                 sync_done(&s);
                 return r;
         }
+        s.pg_locked = db_backend(s.db) == DB_POSTGRESQL;
 
         if (!s.dry_run) {
                 r = store_open(ctx->config, &s.wdb);
