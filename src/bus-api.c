@@ -376,12 +376,8 @@ static int append_time(sd_bus_message *reply, const char *key, usec_t t) {
 /* The display name ("Nick") of the technician whose address started a manual run, or NULL:
  * RunTask stores the email, people want to read the name. */
 static const char *technician_name_by_email(const Settings *s, const char *email) {
-        if (isempty(email) || !strchr(email, '@'))
-                return NULL;
-        for (size_t i = 0; i < s->n_technicians; i++)
-                if (s->technicians[i].email && strcasecmp(s->technicians[i].email, email) == 0)
-                        return s->technicians[i].display_name;
-        return NULL;
+        const Technician *t = settings_find_technician_by_email(s, email);
+        return t ? t->display_name : NULL;
 }
 
 static int append_run(sd_bus_message *reply, const Settings *settings, const RunRow *row) {

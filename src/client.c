@@ -419,6 +419,7 @@ static void run_row_set(const char *key, char type, const DictValue *v, void *us
                 { "stats", offsetof(RunRow, stats) },
                 { "triggered_by", offsetof(RunRow, triggered_by) },
                 { "triggered_by_user", offsetof(RunRow, triggered_by_user) },
+                { "triggered_by_name", offsetof(RunRow, triggered_by_name) },
                 { "invocation_id", offsetof(RunRow, invocation_id) },
                 { "host", offsetof(RunRow, host) },
         };
@@ -583,7 +584,8 @@ static void table_fill_row(char **cells, const RunRow *row, usec_t now) {
         cells[COL_STATUS] = xstrdup(status_label(row->status));
         cells[COL_DURATION] = xstrdup(format_duration(run_duration(row, now), duration));
         cells[COL_MESSAGE] = xstrdup(strempty(row->message));
-        cells[COL_TRIGGER] = trigger_label(row->triggered_by, row->triggered_by_user);
+        cells[COL_TRIGGER] = trigger_label(row->triggered_by,
+                                           row->triggered_by_name ? row->triggered_by_name : row->triggered_by_user);
 }
 
 /* Natural widths, then the shrinkable columns give up room until the table fits. */
@@ -679,6 +681,7 @@ static cJSON *run_json(const RunRow *row) {
         json_add_stats(o, row->stats);
         json_add_string(o, "triggered_by", row->triggered_by);
         json_add_string(o, "triggered_by_user", row->triggered_by_user);
+        json_add_string(o, "triggered_by_name", row->triggered_by_name);
         json_add_time(o, "created_at", row->created_at);
         json_add_string(o, "invocation_id", row->invocation_id);
         json_add_string(o, "host", row->host);
@@ -711,12 +714,26 @@ typedef struct LogsOptions {
         unsigned watch_sec;       /* 0: print once */
 } LogsOptions;
 
+/* "Nick" rather than an address, as the daemon's GetLogs does; also when the rows came from
+ * the store, or from a daemon that does not know this technician yet. */
+static void name_technicians(BusScope scope, RunList *l) {
+        _cleanup_(config_clear) Config cfg = {};
+        if (config_load(&cfg, scope) < 0)
+                return;
+        for (size_t i = 0; i < l->n; i++) {
+                const Technician *t = settings_find_technician_by_email(&cfg.settings, l->rows[i].triggered_by_user);
+                if (t && !l->rows[i].triggered_by_name)
+                        l->rows[i].triggered_by_name = xstrdup(t->display_name);
+        }
+}
+
 static int logs_once(BusScope scope, const LogsOptions *o) {
         _cleanup_(run_list_clear) RunList l = {};
 
         int r = fetch_runs(scope, o->limit, o->task, &l);
         if (r < 0)
                 return r;
+        name_technicians(scope, &l);
         if (o->json)
                 return print_runs_json(&l);
         if (l.n == 0 && o->task)

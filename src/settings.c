@@ -454,6 +454,15 @@ const Technician *settings_find_technician(const Settings *s, const char *id_or_
         return NULL;
 }
 
+const Technician *settings_find_technician_by_email(const Settings *s, const char *email) {
+        if (isempty(email) || !strchr(email, '@'))
+                return NULL;
+        for (size_t i = 0; i < s->n_technicians; i++)
+                if (s->technicians[i].email && strcasecmp(s->technicians[i].email, email) == 0)
+                        return &s->technicians[i];
+        return NULL;
+}
+
 const char *settings_display_name(const Settings *s, const char *user_id, const char *fallback) {
         const Technician *t = settings_find_technician(s, user_id);
         return t ? t->display_name : fallback;

@@ -58,6 +58,8 @@ void settings_clear(Settings *s);
 
 /* The technician whose id or alias matches (exact id, or case-insensitive alias), or NULL. */
 const Technician *settings_find_technician(const Settings *s, const char *id_or_alias);
+/* The technician whose email matches, ignoring case, or NULL. */
+const Technician *settings_find_technician_by_email(const Settings *s, const char *email);
 /* Display name of a Gazelle user id: the configured display name, else fallback (may be NULL). */
 const char *settings_display_name(const Settings *s, const char *user_id, const char *fallback);
 /* Whether a client (id, name) belongs to an institution: id listed, or a name pattern matches

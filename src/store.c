@@ -24,6 +24,7 @@ void run_row_clear(RunRow *row) {
         free(row->triggered_by_user);
         free(row->invocation_id);
         free(row->host);
+        free(row->triggered_by_name);
         *row = (RunRow) { .duration_seconds = -1 };
 }
 

@@ -29,6 +29,7 @@ typedef struct RunRow {
         char *invocation_id;
         char *host;
         int64_t pid;               /* 0 when NULL */
+        char *triggered_by_name;   /* not a column: display name of the technician with that email */
 } RunRow;
 
 void run_row_clear(RunRow *row);

@@ -57,6 +57,14 @@ id2=$(run_id_of "$out")
 wait_for "run $id2 to end" 60 is_status "$id2" success || fail "run $id2: $(q "SELECT status,message FROM scheduler_logs WHERE id='$id2'")"
 assert_eq "api|root" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler_logs WHERE id='$id2'")" "RunTask with '' -> triggered_by=api, user root"
 
+# --- the journal table names a known technician by display name, not by address
+names=$XDG_RUNTIME_DIR/gs-names.json
+printf '{"technicians": [{"id": "usr_t", "display_name": "Allan", "email": "ADMIN@piano-tek.com"}]}\n' > "$names"
+table=$(GAZELLE_CONFIG=$names COLUMNS=250 gazelle-scheduler logs -n 5)
+grep -qF "👤 Manuel (Allan)" <<<"$table" || fail "logs table without the display name: $table"
+grep -qF "admin@piano-tek.com" <<<"$table" && fail "logs table still shows the address: $table"
+ok "gazelle-scheduler logs shows 👤 Manuel (Allan) for admin@piano-tek.com"
+
 # --- errors
 assert_eq "$ERR.UnknownTask" "$(err_name RunTask string:nosuchtask string:)" "unknown task -> UnknownTask"
 assert_eq org.freedesktop.DBus.Error.InvalidArgs "$(err_name RunTask string:backup string:not-an-email)" "'not-an-email' -> InvalidArgs"
