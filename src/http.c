@@ -137,12 +137,9 @@ static uint64_t next_random(HttpClient *c) {
 }
 
 int http_client_new(const HttpPolicy *policy, unsigned max_concurrency, HttpClient **ret) {
-        static bool curl_ready; /* curl_global_init is itself reference-counted; this only skips the call. */
-        if (!curl_ready) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                        return -ENOMEM;
-                curl_ready = true;
-        }
+        /* Reference-counted by libcurl: paired with the cleanup in http_client_free(). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -ENOMEM;
         HttpClient *c = xmalloc(sizeof *c);
         *c = (HttpClient) { .max_concurrency = max_concurrency < 1 ? 1 : max_concurrency };
         if (policy)
@@ -154,6 +151,7 @@ int http_client_new(const HttpPolicy *policy, unsigned max_concurrency, HttpClie
         c->multi = curl_multi_init();
         if (!c->multi) {
                 free(c);
+                curl_global_cleanup();
                 return -ENOMEM;
         }
         /* Connections to one host are reused across pages; the bound applies per client. */
@@ -674,5 +672,6 @@ HttpClient *http_client_free(HttpClient *c) {
         }
         curl_multi_cleanup(c->multi);
         free(c);
+        curl_global_cleanup();
         return NULL;
 }
