@@ -8,6 +8,7 @@
 #include <stdarg.h>
 
 #include "alert-ledger.h"
+#include "labels.h"
 #include "mail.h"
 #include "sync.h"
 
@@ -238,7 +239,7 @@ static int load_day(Db *db, const Settings *s, LocalDate day, Day *ret) {
         return 0;
 }
 
-/* "Yamaha U1 (UPRIGHT), n° de série 123, 1998 — Salle 2" for each piano id, "; "-joined. The
+/* "Yamaha U1 (Piano droit), n° de série 123, 1998 — Salle 2" for each piano id, "; "-joined. The
  * ids are stored as a JSON array or a list; any run of id characters is one id. */
 static int describe_pianos(Db *db, const char *ids, char **ret) {
         char *out = NULL;
@@ -267,7 +268,8 @@ static int describe_pianos(Db *db, const char *ids, char **ret) {
                         continue;
                 const char *mm[] = { db_cursor_text(c, 0), db_cursor_text(c, 1) };
                 _cleanup_free_ char *name = join_parts(mm, 2, " ");
-                _cleanup_free_ char *type = db_cursor_text(c, 2) ? xasprintf("(%s)", db_cursor_text(c, 2)) : NULL;
+                const char *type_fr = piano_type_label(db_cursor_text(c, 2));
+                _cleanup_free_ char *type = *type_fr ? xasprintf("(%s)", type_fr) : NULL;
                 _cleanup_free_ char *serial = db_cursor_text(c, 3) ? xasprintf("n° de série %s", db_cursor_text(c, 3))
                                                                    : NULL;
                 const char *parts1[] = { name, type };

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "google.h"
+#include "labels.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
@@ -454,20 +455,6 @@ static char *join_text(const char *summary, const char *comment) {
                 s[n] = 0;
         }
         return s;
-}
-
-static const char *piano_type_label(const char *t) {
-        static const struct {
-                const char *api, *label;
-        } types[] = {
-                { "GRAND", "Piano à queue" }, { "SQUARE_GRAND", "Piano carré" }, { "SPINET", "Spinet" },
-                { "STUDIO", "Studio" },       { "UPRIGHT", "Piano droit" },    { "CONSOLE", "Console" },
-                { "UNKNOWN", "" },
-        };
-        for (size_t i = 0; t && i < ELEMENTSOF(types); i++)
-                if (streq(t, types[i].api))
-                        return types[i].label;
-        return strempty(t);
 }
 
 static bool is_tme(const char *id) {

@@ -20,10 +20,18 @@ systemctl --user enable --now gazelle-sync.timer gazelle-report.timer gazelle-ba
 echo "== Timers (next elapse shown in America/Montreal)"
 TZ=America/Montreal systemctl --user list-timers 'gazelle-*' --all --no-pager
 
+# Piano-Tek's settings (units/config.example.json) with its four technicians; no SendGrid key
+# and no SMTP_URL, so alerts land in the outbox.
+config=$XDG_CONFIG_HOME/gazelle-scheduler/config.json
+mkdir -p "${config%/*}"
+cp "$src/units/config.example.json" "$config"
+systemctl --user set-environment GAZELLE_CONFIG="$config"
+export GAZELLE_CONFIG=$config
+
 echo
 echo "== Sync Gazelle Totale from the loopback fake Gazelle's sample data (tests/fakes/gazelle.py)"
 python3 "$src/tests/fakes/gazelle.py" --port-file "$XDG_RUNTIME_DIR/fake-gazelle.port" --refresh-token demo \
-        --clients 400 --pianos 300 --timeline 5000 --events 1200 >/dev/null &
+        --clients 400 --pianos 300 --timeline 5000 --events 6000 >/dev/null &
 fake_pid=$!
 trap 'kill $fake_pid 2>/dev/null || true' EXIT
 for _ in $(seq 250); do [ -s "$XDG_RUNTIME_DIR/fake-gazelle.port" ] && break; sleep 0.02; done
@@ -67,3 +75,35 @@ busctl --user call com.piano_tek.GazelleScheduler1 /com/piano_tek/GazelleSchedul
 sleep 2
 busctl --user call com.piano_tek.GazelleScheduler1 /com/piano_tek/GazelleScheduler1 \
         com.piano_tek.GazelleScheduler1 GetLogs u 2 || true
+
+echo
+echo "== Rapport Timeline: systemctl --user start gazelle-report.service (CSV only: no Google key)"
+systemctl --user start gazelle-report.service || true
+sqlite3 "$state/gazelle-scheduler.sqlite" \
+        "SELECT status || ' — ' || message FROM scheduler_logs WHERE task_name = 'rapport_timeline' ORDER BY started_at DESC LIMIT 1"
+day=$(ls "$state/reports" | tail -n 1)
+ls -l "$state/reports/$day"
+echo "-- $state/reports/$day/uqam.csv (first lines)"
+head -n 4 "$state/reports/$day/uqam.csv"
+
+echo
+tomorrow=$(TZ=America/Montreal date -d tomorrow +%F)
+echo "== Sync RV & Alertes for $tomorrow (gazelle-scheduler run alerts --target-date $tomorrow): the outbox"
+GAZELLE_API_URL="$fake/graphql/private/" GAZELLE_TOKEN_URL="$fake/developer/oauth/token" \
+        GAZELLE_CLIENT_ID=fake-client-id GAZELLE_CLIENT_SECRET=fake-client-secret \
+        "$build/gazelle-scheduler" --user run alerts --target-date "$tomorrow" || true
+sqlite3 "$state/gazelle-scheduler.sqlite" \
+        "SELECT status || ' — ' || message FROM scheduler_logs WHERE task_name = 'rv_alerts' ORDER BY started_at DESC LIMIT 1"
+ls -l "$state/outbox" 2>/dev/null || echo "(no unconfirmed appointment tomorrow in the sample data)"
+first=$(ls "$state"/outbox/*.eml 2>/dev/null | head -n 1 || true)
+if [ -n "$first" ]; then
+        echo "-- $(basename "$first"), decoded"
+        python3 "$src/tests/fakes/parse_eml.py" "$first" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)[0]
+print("From:", m["from"]); print("To:", m["to"]); print("Subject:", m["subject"]); print(); print(m["text"])'
+fi
+
+echo
+echo "== gazelle-scheduler logs (the \"Journal des tâches\")"
+COLUMNS=160 "$build/gazelle-scheduler" --user logs -n 8 || true

@@ -570,7 +570,7 @@ TEST(outbox_routing_content_rerun_move) {
         ASSERT_CONTAINS(text, "Téléphone : 514-555-0101");
         ASSERT_CONTAINS(text, "Courriel : jean@example.org");
         ASSERT_CONTAINS(text, "Adresse : 4200 rue Saint-Denis, Montréal QC, H2J 2K8");
-        ASSERT_CONTAINS(text, "Piano : Yamaha U1 (UPRIGHT), n° de série SN-42");
+        ASSERT_CONTAINS(text, "Piano : Yamaha U1 (Piano droit), n° de série SN-42");
         ASSERT_CONTAINS(text, "Notes : Sonner deux fois");
         ASSERT_CONTAINS(html, "Bonjour Nick,");
         ASSERT_CONTAINS(html, "Studio &lt;b&gt;Bach&lt;/b&gt; &amp; Fils");
