@@ -20,12 +20,6 @@
  * reached a runner). */
 #define PENDING_ADOPT_WINDOW_USEC (10 * 60 * USEC_PER_SEC)
 
-_unused_ static int task_not_implemented(RunContext *ctx, TaskResult *result) {
-        task_result_set(result, "error", "%s n'est pas encore disponible dans cette version (non implémentée)",
-                        ctx->task->label);
-        return -EOPNOTSUPP;
-}
-
 static const TaskRunFunc task_functions[_TASK_MAX] = {
         [TASK_SYNC_GAZELLE] = sync_task_run,
         [TASK_RAPPORT_TIMELINE] = report_task_run,
