@@ -372,15 +372,13 @@ static void email_clear(Email *e) {
 static void append(char **s, const char *fmt, ...) _printf_(2, 3);
 static void append(char **s, const char *fmt, ...) {
         va_list ap;
-        char *add, *n;
+        char *add;
         va_start(ap, fmt);
         if (vasprintf(&add, fmt, ap) < 0)
                 abort();
         va_end(ap);
-        n = xasprintf("%s%s", strempty(*s), add);
+        *s = strextendf(*s, "%s", add);
         free(add);
-        free(*s);
-        *s = n;
 }
 
 /* One labelled line of an appointment, in both parts; the HTML gets escaped client text. */

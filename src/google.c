@@ -399,40 +399,14 @@ static int clear_sheets(GoogleSheets *g, const GoogleTab *tabs, size_t n, char *
         return sheets_call(g, "POST", url, json, strlen(json), NULL, error, error_size);
 }
 
-/* A growing request body. */
-typedef struct Out {
-        char *p;
-        size_t n, cap;
-} Out;
-
-static void out_add(Out *o, const char *s, size_t len) {
-        if (o->n + len + 1 > o->cap) {
-                size_t cap = o->cap ? o->cap : 4096;
-                while (cap < o->n + len + 1)
-                        cap *= 2;
-                char *q = realloc(o->p, cap);
-                if (!q)
-                        abort();
-                o->p = q;
-                o->cap = cap;
-        }
-        memcpy(o->p + o->n, s, len);
-        o->n += len;
-        o->p[o->n] = 0;
-}
-
-static void out_str(Out *o, const char *s) {
-        out_add(o, s, strlen(s));
-}
-
-static void out_json_string(Out *o, const char *s) {
-        out_add(o, "\"", 1);
+static void out_json_string(Buf *o, const char *s) {
+        buf_add(o, "\"", 1);
         const char *run = s;
         for (const char *p = s;; p++) {
                 unsigned char c = (unsigned char) *p;
                 if (c != 0 && c != '"' && c != '\\' && c >= 0x20)
                         continue;
-                out_add(o, run, (size_t) (p - run));
+                buf_add(o, run, (size_t) (p - run));
                 if (c == 0)
                         break;
                 char esc[8];
@@ -440,50 +414,50 @@ static void out_json_string(Out *o, const char *s) {
                         snprintf(esc, sizeof esc, "\\%c", c);
                 else
                         snprintf(esc, sizeof esc, "\\u%04x", c);
-                out_str(o, esc);
+                buf_puts(o, esc);
                 run = p + 1;
         }
-        out_add(o, "\"", 1);
+        buf_add(o, "\"", 1);
 }
 
 typedef struct Writer {
         GoogleSheets *g;
         char *url;
-        Out body;
+        Buf body; /* the growing request body */
         bool in_range;
         unsigned chunks;
 } Writer;
 
 static void writer_begin_body(Writer *w) {
-        w->body.n = 0;
-        out_str(&w->body, "{\"valueInputOption\":\"RAW\",\"data\":[");
+        w->body.len = 0;
+        buf_puts(&w->body, "{\"valueInputOption\":\"RAW\",\"data\":[");
         w->in_range = false;
 }
 
 static void writer_begin_range(Writer *w, const char *title, size_t row) {
         _cleanup_free_ char *sheet = a1_sheet(title);
         _cleanup_free_ char *range = xasprintf("%s!A%zu", sheet, row);
-        if (w->body.p[w->body.n - 1] == '}')
-                out_str(&w->body, ",");
-        out_str(&w->body, "{\"range\":");
+        if (w->body.data[w->body.len - 1] == '}')
+                buf_puts(&w->body, ",");
+        buf_puts(&w->body, "{\"range\":");
         out_json_string(&w->body, range);
-        out_str(&w->body, ",\"majorDimension\":\"ROWS\",\"values\":[");
+        buf_puts(&w->body, ",\"majorDimension\":\"ROWS\",\"values\":[");
         w->in_range = true;
 }
 
 static void writer_end_range(Writer *w) {
         if (w->in_range)
-                out_str(&w->body, "]}");
+                buf_puts(&w->body, "]}");
         w->in_range = false;
 }
 
 static int writer_send(Writer *w, char *error, size_t error_size) {
         writer_end_range(w);
-        if (w->body.p[w->body.n - 1] == '[') /* nothing in it */
+        if (w->body.data[w->body.len - 1] == '[') /* nothing in it */
                 return 0;
-        out_str(&w->body, "]}");
+        buf_puts(&w->body, "]}");
         w->chunks++;
-        int r = sheets_call(w->g, "POST", w->url, w->body.p, w->body.n, NULL, error, error_size);
+        int r = sheets_call(w->g, "POST", w->url, w->body.data, w->body.len, NULL, error, error_size);
         writer_begin_body(w);
         return r;
 }
@@ -511,18 +485,18 @@ static int write_tab(Writer *w, const GoogleTab *tab, char *error, size_t error_
                         first_in_range = true;
                 }
                 if (!first_in_range)
-                        out_str(&w->body, ",");
+                        buf_puts(&w->body, ",");
                 first_in_range = false;
-                out_str(&w->body, "[");
+                buf_puts(&w->body, "[");
                 for (size_t i = 0; i < nf; i++) {
                         if (i)
-                                out_str(&w->body, ",");
+                                buf_puts(&w->body, ",");
                         out_json_string(&w->body, fields[i]);
                 }
-                out_str(&w->body, "]");
+                buf_puts(&w->body, "]");
                 csv_record_free(fields);
                 row++;
-                if (w->body.n >= GOOGLE_CHUNK_BYTES && (r = writer_send(w, error, error_size)) < 0)
+                if (w->body.len >= GOOGLE_CHUNK_BYTES && (r = writer_send(w, error, error_size)) < 0)
                         return r;
         }
         writer_end_range(w);
@@ -557,7 +531,7 @@ int google_sheets_publish(GoogleSheets *g, const GoogleTab *tabs, size_t n, Goog
         if (r >= 0)
                 r = writer_send(&w, error, error_size);
         free(w.url);
-        free(w.body.p);
+        free(w.body.data);
         if (r >= 0)
                 *state = GOOGLE_WRITE_DONE;
         return r;

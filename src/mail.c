@@ -49,42 +49,6 @@ static void secret_freep(char **p) {
 
 /* ---- composition ------------------------------------------------------------------------- */
 
-typedef struct Buf {
-        char *data;
-        size_t len, cap;
-} Buf;
-
-static void buf_add(Buf *b, const char *s, size_t n) {
-        if (b->len + n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 1024;
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                char *d = realloc(b->data, cap);
-                if (!d)
-                        abort();
-                b->data = d;
-                b->cap = cap;
-        }
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-        b->data[b->len] = 0;
-}
-
-static void buf_puts(Buf *b, const char *s) {
-        buf_add(b, s, strlen(s));
-}
-
-_printf_(2, 3) static void buf_printf(Buf *b, const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        buf_puts(b, s);
-        free(s);
-}
-
 static void base64_encode(Buf *b, const unsigned char *in, size_t n, size_t wrap) {
         static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         size_t col = 0;

@@ -61,25 +61,12 @@ int csv_write_record(FILE *f, const char *const *fields, size_t n) {
         return ferror(f) ? -EIO : 0;
 }
 
-typedef struct Buf {
-        char *p;
-        size_t n, cap;
-} Buf;
-
 static void buf_putc(Buf *b, char c) {
-        if (b->n + 2 > b->cap) {
-                b->cap = b->cap ? b->cap * 2 : 64;
-                char *q = realloc(b->p, b->cap);
-                if (!q)
-                        abort();
-                b->p = q;
-        }
-        b->p[b->n++] = c;
-        b->p[b->n] = 0;
+        buf_add(b, &c, 1);
 }
 
 static char *buf_take(Buf *b) {
-        char *p = b->p ? b->p : xstrdup("");
+        char *p = b->data ? b->data : xstrdup("");
         *b = (Buf) {};
         return p;
 }
@@ -125,7 +112,7 @@ int csv_read_record(FILE *f, char ***ret, size_t *n_ret) {
                                 break;
                         c = d;
                 }
-                if (c == '"' && !quoted && b.n == 0) {
+                if (c == '"' && !quoted && b.len == 0) {
                         quoted = in_quotes = true;
                         continue;
                 }
@@ -137,7 +124,7 @@ int csv_read_record(FILE *f, char ***ret, size_t *n_ret) {
                 if (c == '\r') {
                         int d = fgetc(f);
                         if (d != '\n') {
-                                csv_record_free(fields), free(b.p);
+                                csv_record_free(fields), free(b.data);
                                 return -EBADMSG;
                         }
                         c = '\n';
@@ -149,17 +136,17 @@ int csv_read_record(FILE *f, char ***ret, size_t *n_ret) {
                         return 1;
                 }
                 if (quoted) { /* text after a closing quote */
-                        csv_record_free(fields), free(b.p);
+                        csv_record_free(fields), free(b.data);
                         return -EBADMSG;
                 }
                 buf_putc(&b, (char) c);
         }
         if (in_quotes || ferror(f)) {
-                csv_record_free(fields), free(b.p);
+                csv_record_free(fields), free(b.data);
                 return -EBADMSG;
         }
         if (!any) {
-                free(b.p);
+                free(b.data);
                 *ret = NULL;
                 *n_ret = 0;
                 return 0;

@@ -9,41 +9,26 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 
-static char *append(char *s, const char *fmt, ...) _printf_(2, 3);
-static char *append(char *s, const char *fmt, ...) {
-        va_list ap;
-        char *add, *out;
-        va_start(ap, fmt);
-        if (vasprintf(&add, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        if (asprintf(&out, "%s%s", strempty(s), add) < 0)
-                abort();
-        free(s);
-        free(add);
-        return out;
-}
-
 static char *sql_for(const SyncTable *t) {
         const char *name = t->name;
-        char *q = append(NULL, "WITH input AS (SELECT * FROM json_populate_recordset(NULL::%s, $1::json)), "
+        char *q = strextendf(NULL, "WITH input AS (SELECT * FROM json_populate_recordset(NULL::%s, $1::json)), "
                          "existed AS (SELECT count(*) AS n FROM %s t JOIN input i USING (external_id)), "
                          "unchanged AS (SELECT count(*) AS n FROM %s t JOIN input i USING (external_id) WHERE ",
                          name, name, name);
         for (size_t c = 1; c < t->n_cols; c++)
-                q = append(q, "%st.%s IS NOT DISTINCT FROM i.%s", c > 1 ? " AND " : "", t->cols[c], t->cols[c]);
+                q = strextendf(q, "%st.%s IS NOT DISTINCT FROM i.%s", c > 1 ? " AND " : "", t->cols[c], t->cols[c]);
         if (t->has_deleted_at)
-                q = append(q, " AND t.deleted_at IS NULL");
-        q = append(q, "), up AS (INSERT INTO %s AS t (", name);
+                q = strextendf(q, " AND t.deleted_at IS NULL");
+        q = strextendf(q, "), up AS (INSERT INTO %s AS t (", name);
         for (size_t c = 0; c < t->n_cols; c++)
-                q = append(q, "%s, ", t->cols[c]);
-        q = append(q, "synced_at) SELECT ");
+                q = strextendf(q, "%s, ", t->cols[c]);
+        q = strextendf(q, "synced_at) SELECT ");
         for (size_t c = 0; c < t->n_cols; c++)
-                q = append(q, "%s, ", t->cols[c]);
-        q = append(q, "$2::timestamptz FROM input ON CONFLICT (external_id) DO UPDATE SET ");
+                q = strextendf(q, "%s, ", t->cols[c]);
+        q = strextendf(q, "$2::timestamptz FROM input ON CONFLICT (external_id) DO UPDATE SET ");
         for (size_t c = 1; c < t->n_cols; c++)
-                q = append(q, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
-        q = append(q, "synced_at = excluded.synced_at%s RETURNING 1) "
+                q = strextendf(q, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
+        q = strextendf(q, "synced_at = excluded.synced_at%s RETURNING 1) "
                    "SELECT (SELECT n FROM existed), (SELECT n FROM unchanged), (SELECT count(*) FROM up)",
                    t->has_deleted_at ? ", deleted_at = NULL" : "");
         return q;

@@ -6,21 +6,6 @@
 
 #include <stdarg.h>
 
-static char *sql_printf_append(char *s, const char *fmt, ...) _printf_(2, 3);
-static char *sql_printf_append(char *s, const char *fmt, ...) {
-        va_list ap;
-        char *add, *out;
-        va_start(ap, fmt);
-        if (vasprintf(&add, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        if (asprintf(&out, "%s%s", strempty(s), add) < 0)
-                abort();
-        free(s);
-        free(add);
-        return out;
-}
-
 static int prepare(Db *db, const char *sql, sqlite3_stmt **ret) {
         sqlite3 *h = db_sqlite_handle(db);
         if (sqlite3_prepare_v3(h, sql, -1, SQLITE_PREPARE_PERSISTENT, ret, NULL) != SQLITE_OK) {
@@ -37,22 +22,22 @@ static int prepare_all(Db *db, const SyncTable *t, SyncSqliteStmts *st) {
         if (asprintf(&touch, "UPDATE %s SET synced_at = ?1 WHERE external_id = ?2", t->name) < 0)
                 abort();
 
-        char *up = sql_printf_append(NULL, "INSERT INTO %s (", t->name);
+        char *up = strextendf(NULL, "INSERT INTO %s (", t->name);
         for (size_t c = 0; c < t->n_cols; c++)
-                up = sql_printf_append(up, "%s, ", t->cols[c]);
-        up = sql_printf_append(up, "synced_at) VALUES (");
+                up = strextendf(up, "%s, ", t->cols[c]);
+        up = strextendf(up, "synced_at) VALUES (");
         for (size_t c = 0; c < t->n_cols; c++)
-                up = sql_printf_append(up, "?%zu, ", c + 1);
-        up = sql_printf_append(up, "?%zu) ON CONFLICT (external_id) DO UPDATE SET ", t->n_cols + 1);
+                up = strextendf(up, "?%zu, ", c + 1);
+        up = strextendf(up, "?%zu) ON CONFLICT (external_id) DO UPDATE SET ", t->n_cols + 1);
         for (size_t c = 1; c < t->n_cols; c++)
-                up = sql_printf_append(up, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
-        up = sql_printf_append(up, "synced_at = excluded.synced_at%s WHERE ",
+                up = strextendf(up, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
+        up = strextendf(up, "synced_at = excluded.synced_at%s WHERE ",
                                t->has_deleted_at ? ", deleted_at = NULL" : "");
         for (size_t c = 1; c < t->n_cols; c++)
-                up = sql_printf_append(up, "%s%s.%s IS NOT excluded.%s", c > 1 ? " OR " : "", t->name, t->cols[c],
+                up = strextendf(up, "%s%s.%s IS NOT excluded.%s", c > 1 ? " OR " : "", t->name, t->cols[c],
                                        t->cols[c]);
         if (t->has_deleted_at)
-                up = sql_printf_append(up, " OR %s.deleted_at IS NOT NULL", t->name);
+                up = strextendf(up, " OR %s.deleted_at IS NOT NULL", t->name);
 
         int r = prepare(db, touch, &st->touch);
         if (r >= 0)

@@ -38,6 +38,60 @@ char *xasprintf(const char *fmt, ...) {
         return p;
 }
 
+char *strextendf(char *s, const char *fmt, ...) {
+        va_list ap;
+        char *add;
+
+        va_start(ap, fmt);
+        int r = vasprintf(&add, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                fputs("Out of memory.\n", stderr);
+                abort();
+        }
+        char *out = xasprintf("%s%s", strempty(s), add);
+        free(add);
+        free(s);
+        return out;
+}
+
+void buf_add(Buf *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->cap) {
+                size_t cap = b->cap ? b->cap : 1024;
+                while (cap < b->len + n + 1)
+                        cap *= 2;
+                char *d = realloc(b->data, cap);
+                if (!d) {
+                        fputs("Out of memory.\n", stderr);
+                        abort();
+                }
+                b->data = d;
+                b->cap = cap;
+        }
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = 0;
+}
+
+void buf_puts(Buf *b, const char *s) {
+        buf_add(b, s, strlen(s));
+}
+
+void buf_printf(Buf *b, const char *fmt, ...) {
+        va_list ap;
+        char *s;
+
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                fputs("Out of memory.\n", stderr);
+                abort();
+        }
+        buf_add(b, s, (size_t) r);
+        free(s);
+}
+
 int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = xstrdup(path);
 

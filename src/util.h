@@ -82,6 +82,17 @@ static inline const char *strempty(const char *s) {
 void *xmalloc(size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+/* Appends formatted text to a heap string (NULL = empty) and returns it, reallocated. */
+char *strextendf(char *s, const char *fmt, ...) _printf_(2, 3);
+
+/* A growing, always NUL-terminated byte buffer for composed bodies (MIME, JSON, SQL). */
+typedef struct Buf {
+        char *data;
+        size_t len, cap;
+} Buf;
+void buf_add(Buf *b, const char *s, size_t n);
+void buf_puts(Buf *b, const char *s);
+void buf_printf(Buf *b, const char *fmt, ...) _printf_(2, 3);
 
 /* errno-preserving mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
