@@ -4,7 +4,8 @@
 
 static const char *const state_names[] = {
         [LEDGER_NONE] = "none",       [LEDGER_PENDING] = "pending", [LEDGER_SENDING] = "sending",
-        [LEDGER_SENT] = "sent",       [LEDGER_FAILED] = "failed",   [LEDGER_UNCERTAIN] = "uncertain",
+        [LEDGER_SENT] = "sent",       [LEDGER_QUEUED] = "queued",   [LEDGER_FAILED] = "failed",
+        [LEDGER_UNCERTAIN] = "uncertain",
 };
 
 const char *ledger_state_to_string(LedgerState s) {

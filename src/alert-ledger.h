@@ -2,7 +2,8 @@
  * technician), so an alert goes out at most once across re-runs, restarts and crashes.
  *   pending   planned by a run, not handed to a transport yet
  *   sending   committed before the transport is called; left behind only by a crash
- *   sent      accepted by the provider, or written to the outbox (transport says which)
+ *   sent      accepted by the provider (SendGrid's 2xx, the SMTP server's final OK)
+ *   queued    written to the outbox directory: done for the ledger, never counted as sent
  *   failed    definitely not accepted: the next run tries again
  *   uncertain may have been accepted (crash or lost answer while sending): never re-sent
  *             automatically, reported until a person deals with it
@@ -17,6 +18,7 @@ typedef enum LedgerState {
         LEDGER_PENDING,
         LEDGER_SENDING,
         LEDGER_SENT,
+        LEDGER_QUEUED,
         LEDGER_FAILED,
         LEDGER_UNCERTAIN,
 } LedgerState;

@@ -489,6 +489,7 @@ static int plan_group(RunContext *ctx, Group *g, const char *target, Totals *t) 
                         return r;
                 switch (st) {
                 case LEDGER_SENT:
+                case LEDGER_QUEUED: /* in the outbox already: queuing it again would duplicate it */
                         g->already_sent++;
                         break;
                 case LEDGER_UNCERTAIN:
@@ -550,9 +551,10 @@ static int send_group(RunContext *ctx, Mailer *mailer, Group *g, const char *tar
                 (void) mailer_send(mailer, &msg, &res);
         }
 
-        LedgerState final = res.outcome == MAIL_SENT || res.outcome == MAIL_QUEUED ? LEDGER_SENT
-                            : res.outcome == MAIL_UNCERTAIN                         ? LEDGER_UNCERTAIN
-                                                                                    : LEDGER_FAILED;
+        LedgerState final = res.outcome == MAIL_SENT        ? LEDGER_SENT
+                            : res.outcome == MAIL_QUEUED    ? LEDGER_QUEUED
+                            : res.outcome == MAIL_UNCERTAIN ? LEDGER_UNCERTAIN
+                                                            : LEDGER_FAILED;
         const char *state = mail_outcome_to_string(res.outcome);
         r = ledger_end_send(ctx->db, ids, g->n_to_send, target, g->key, final, res.provider_id,
                             res.error[0] ? res.error : NULL, now_realtime());

@@ -197,6 +197,42 @@ TEST(migrations) {
         test_store_done(&s);
 }
 
+/* Migration 003 on a store made by an older version: outbox rows recorded as `sent` become
+ * `queued`, provider rows stay `sent`, ids are kept (SQLite rebuilds the table for the CHECK). */
+TEST(ledger_outbox_rows_become_queued) {
+        if (T.backend != DB_SQLITE)
+                return;
+        _cleanup_free_ char *dir = test_mkdtemp("store-003");
+        _cleanup_free_ char *path = xasprintf("%s/old.sqlite", dir);
+        Db *db = NULL;
+        ASSERT_OK(db_open_sqlite(path, &db));
+        ASSERT_OK(db_exec_script(db, "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                                     "applied_at TEXT NOT NULL)"));
+        for (const Migration *m = sqlite_migrations; m->name && m->version < 3; m++) {
+                ASSERT_OKF(db_exec_script(db, m->sql), "%s", db_error(db));
+                ASSERT_OK(db_exec(db, "INSERT INTO schema_migrations VALUES ($1, $2, '2026-11-01T00:00:00Z')",
+                                  DB_PARAMS(DBV_I(m->version), DBV_TEXT_OR_NULL(m->name))));
+        }
+        ASSERT_OK(db_exec_script(db,
+                "INSERT INTO alert_ledger (id, appointment_external_id, target_date, technician_external_id, state, "
+                "transport, created_at, updated_at) VALUES "
+                "(7, 'evt_1', '2026-11-25', 'usr_1', 'sent', 'outbox', 'x', 'x'), "
+                "(9, 'evt_2', '2026-11-25', 'usr_1', 'sent', 'sendgrid', 'x', 'x'), "
+                "(11, 'evt_3', '2026-11-25', 'usr_1', 'failed', 'outbox', 'x', 'x')"));
+        ASSERT(migrate_apply(db) >= 1);
+        ASSERT_EQ_INT(query_int(db, "SELECT id FROM alert_ledger WHERE state = 'queued'"), 7);
+        ASSERT_EQ_INT(query_int(db, "SELECT id FROM alert_ledger WHERE state = 'sent'"), 9);
+        ASSERT_EQ_INT(query_int(db, "SELECT id FROM alert_ledger WHERE state = 'failed'"), 11);
+        /* The new CHECK holds, and the index and AUTOINCREMENT came through the rebuild. */
+        ASSERT(db_exec_script(db, "UPDATE alert_ledger SET state = 'lost' WHERE id = 7") < 0);
+        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'alert_ledger_target_date'"), 1);
+        ASSERT_OK(db_exec_script(db, "INSERT INTO alert_ledger (appointment_external_id, target_date, "
+                                     "technician_external_id, created_at, updated_at) VALUES ('evt_4', 'd', 'u', 'x', 'x')"));
+        ASSERT_EQ_INT(query_int(db, "SELECT max(id) FROM alert_ledger"), 12);
+        db_close(db);
+        test_rm_rf(dir);
+}
+
 TEST(concurrent_first_open) {
         /* Several runners starting together on a store that does not exist yet: all succeed, and
          * each migration is applied exactly once. A few rounds: the race is the point. */
@@ -941,7 +977,7 @@ TEST(seed_table_migration) {
 }
 
 static const TestCase common_cases[] = {
-        TEST_CASE(migrations), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt),
+        TEST_CASE(migrations), TEST_CASE(ledger_outbox_rows_become_queued), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt),
         TEST_CASE(adopt_race), TEST_CASE(finish),              TEST_CASE(reap),    TEST_CASE(scheduled_success_between),
         TEST_CASE(runs_query), TEST_CASE(round_trip), TEST_CASE(open_failure_message), TEST_CASE(postgresql_unreachable),
 };
