@@ -767,6 +767,26 @@ TEST(sendgrid) {
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         ASSERT_EQ_INT(fake_accepted(&f, NULL), 1);
 
+        /* The provider takes the message and the answer is lost (the connection closes): the
+         * fate is unknown, so the row is uncertain, and neither this run nor the next resends. */
+        Appt lost = { "evt_lost", target, 18, 0, .client = "cli_plain", .user = JP };
+        add_appointment(db, &lost);
+        cJSON_Delete(fake_call(&f, "/_control", "{\"reset\": true, \"faults\": [{\"type\": \"accept_then_stall\", "
+                                               "\"seconds\": 1, \"count\": 1}]}"));
+        (void) run_alerts(&e, target);
+        last_run(&e, &run);
+        ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 0);
+        ASSERT_EQ_INT(stat_int(&run, "uncertain"), 1);
+        fake_accepted(&f, &requests);
+        ASSERT_EQ_INT(requests, 1);
+        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = 'uncertain' AND "
+                                    "appointment_external_id = $1", "evt_lost"), 1);
+        ASSERT_EQ_INT(run_alerts(&e, target), 0);
+        last_run(&e, &run);
+        ASSERT_EQ_INT(stat_int(&run, "uncertain"), 1);
+        ASSERT_EQ_INT(fake_accepted(&f, &requests), 1);
+        ASSERT_EQ_INT(requests, 1);
+
         /* A wrong key (401) is a failure too, never "sent". */
         env_done(&e);
         _cleanup_free_ char *url = xasprintf("SENDGRID_API_URL=http://127.0.0.1:%d", f.port);
