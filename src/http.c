@@ -163,11 +163,9 @@ int http_client_new(const HttpPolicy *policy, unsigned max_concurrency, HttpClie
 static void transfer_free(Transfer *t) {
         if (!t)
                 return;
-        if (t->easy) {
-                if (t->client)
-                        curl_multi_remove_handle(t->client->multi, t->easy);
+        /* Never inside the multi handle here: active_remove() took it out. */
+        if (t->easy)
                 curl_easy_cleanup(t->easy);
-        }
         free(t->method);
         free(t->url);
         free(t->where);
@@ -297,6 +295,15 @@ static int transfer_setup(Transfer *t) {
         return 0;
 }
 
+static void ready_push(HttpClient *c, Transfer *t) {
+        t->next = NULL;
+        if (c->ready_tail)
+                c->ready_tail->next = t;
+        else
+                c->ready_head = t;
+        c->ready_tail = t;
+}
+
 int http_submit(HttpClient *c, const HttpRequest *req, HttpDoneFunc done, void *userdata) {
         if (!req->method || !req->url || !done)
                 return -EINVAL;
@@ -328,25 +335,11 @@ int http_submit(HttpClient *c, const HttpRequest *req, HttpDoneFunc done, void *
                 abort();
         int r = transfer_setup(t);
         if (r < 0) {
-                t->client = NULL;
                 transfer_free(t);
                 return r;
         }
-        if (c->ready_tail)
-                c->ready_tail->next = t;
-        else
-                c->ready_head = t;
-        c->ready_tail = t;
+        ready_push(c, t);
         return 0;
-}
-
-static void ready_push(HttpClient *c, Transfer *t) {
-        t->next = NULL;
-        if (c->ready_tail)
-                c->ready_tail->next = t;
-        else
-                c->ready_head = t;
-        c->ready_tail = t;
 }
 
 static Transfer *ready_pop(HttpClient *c) {
@@ -614,11 +607,10 @@ int http_run(HttpClient *c) {
                         }
                 if (c->ready_head && c->active < c->max_concurrency)
                         continue;
-                /* Wake at least every 200 ms so a cancellation is seen promptly. */
+                /* Wake at least every 200 ms so a cancellation is seen promptly, and when the
+                 * next retry is due. */
                 long timeout_ms = 200;
-                if (c->active == 0 && wait != USEC_INFINITY && (long) (wait / USEC_PER_MSEC) < timeout_ms)
-                        timeout_ms = (long) (wait / USEC_PER_MSEC) + 1;
-                else if (c->active > 0 && wait != USEC_INFINITY && (long) (wait / USEC_PER_MSEC) < timeout_ms)
+                if (wait != USEC_INFINITY && (long) (wait / USEC_PER_MSEC) < timeout_ms)
                         timeout_ms = (long) (wait / USEC_PER_MSEC) + 1;
                 curl_multi_poll(c->multi, NULL, 0, (int) timeout_ms, NULL);
         }
