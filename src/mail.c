@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/random.h>
@@ -49,22 +50,15 @@ static void secret_freep(char **p) {
 
 /* ---- composition ------------------------------------------------------------------------- */
 
+/* Base64 (libcrypto's encoder), cut into lines of `wrap` characters joined by CRLF; 0: one line. */
 static void base64_encode(Buf *b, const unsigned char *in, size_t n, size_t wrap) {
-        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        size_t col = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t) in[i] << 16 | (i + 1 < n ? (uint32_t) in[i + 1] << 8 : 0) |
-                             (i + 2 < n ? in[i + 2] : 0);
-                char out[4] = {
-                        alphabet[v >> 18 & 63], alphabet[v >> 12 & 63],
-                        i + 1 < n ? alphabet[v >> 6 & 63] : '=', i + 2 < n ? alphabet[v & 63] : '=',
-                };
-                buf_add(b, out, 4);
-                col += 4;
-                if (wrap && col >= wrap && i + 3 < n) {
+        _cleanup_free_ char *enc = xmalloc(4 * ((n + 2) / 3) + 1);
+        size_t len = (size_t) EVP_EncodeBlock((unsigned char *) enc, in, (int) n);
+        size_t step = wrap ? wrap : len;
+        for (size_t i = 0; i < len; i += step) {
+                if (i > 0)
                         buf_puts(b, "\r\n");
-                        col = 0;
-                }
+                buf_add(b, enc + i, len - i < step ? len - i : step);
         }
 }
 
