@@ -369,25 +369,13 @@ static void email_clear(Email *e) {
         free(e->html);
 }
 
-static void append(char **s, const char *fmt, ...) _printf_(2, 3);
-static void append(char **s, const char *fmt, ...) {
-        va_list ap;
-        char *add;
-        va_start(ap, fmt);
-        if (vasprintf(&add, fmt, ap) < 0)
-                abort();
-        va_end(ap);
-        *s = strextendf(*s, "%s", add);
-        free(add);
-}
-
 /* One labelled line of an appointment, in both parts; the HTML gets escaped client text. */
 static void detail(char **text, char **html, const char *label, const char *value) {
         if (isempty(value))
                 return;
         _cleanup_free_ char *ev = html_escape(value);
-        append(text, "  %s : %s\n", label, value);
-        append(html, "<tr><th style=\"text-align:left;padding-right:1em\">%s</th><td>%s</td></tr>\n", label, ev);
+        *text = strextendf(*text, "  %s : %s\n", label, value);
+        *html = strextendf(*html, "<tr><th style=\"text-align:left;padding-right:1em\">%s</th><td>%s</td></tr>\n", label, ev);
 }
 
 static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Email *e) {
@@ -411,10 +399,10 @@ static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Ema
                                     "Gazelle <code>%s</code>) : merci de les transmettre.</p>\n", ekey);
         }
         /* "de demain" only when it is: a --target-date run may be about another day. */
-        append(&e->text, "%s rendez-vous %s%s, qui %s pas encore confirmé%s par le client :\n\n",
+        e->text = strextendf(e->text, "%s rendez-vous %s%s, qui %s pas encore confirmé%s par le client :\n\n",
                n > 1 ? "Voici les" : "Voici le", tomorrow ? "de demain, " : "du ", day_fr,
                n > 1 ? "ne sont" : "n'est", n > 1 ? "s" : "");
-        append(&e->html, "<p>%s rendez-vous %s<strong>%s</strong>, qui %s pas encore confirmé%s par le "
+        e->html = strextendf(e->html, "<p>%s rendez-vous %s<strong>%s</strong>, qui %s pas encore confirmé%s par le "
                "client&nbsp;:</p>\n", n > 1 ? "Voici les" : "Voici le", tomorrow ? "de demain, " : "du ", eday,
                n > 1 ? "ne sont" : "n'est", n > 1 ? "s" : "");
 
@@ -424,8 +412,8 @@ static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Ema
                 format_time(a, when);
                 const char *client = a->client_name ? a->client_name : a->client_id;
                 _cleanup_free_ char *eclient = html_escape(client);
-                append(&e->text, "%s — %s\n", when, client);
-                append(&e->html, "<h3>%s — %s</h3>\n<table>\n", when, eclient);
+                e->text = strextendf(e->text, "%s — %s\n", when, client);
+                e->html = strextendf(e->html, "<h3>%s — %s</h3>\n<table>\n", when, eclient);
                 detail(&e->text, &e->html, "Contact", a->contact);
                 detail(&e->text, &e->html, "Téléphone", a->phone);
                 detail(&e->text, &e->html, "Courriel", a->email);
@@ -433,12 +421,12 @@ static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Ema
                 detail(&e->text, &e->html, "Piano", a->piano);
                 detail(&e->text, &e->html, "Titre", a->title);
                 detail(&e->text, &e->html, "Notes", a->notes);
-                append(&e->text, "\n");
-                append(&e->html, "</table>\n");
+                e->text = strextendf(e->text, "\n");
+                e->html = strextendf(e->html, "</table>\n");
         }
         const char *who = n > 1 ? "ces clients" : "ce client";
-        append(&e->text, "Pense à communiquer avec %s pour confirmer.\n\n-- \nGazelle Scheduler, Piano-Tek\n", who);
-        append(&e->html, "<p>Pense à communiquer avec %s pour confirmer.</p>\n<p>-- <br>Gazelle Scheduler, "
+        e->text = strextendf(e->text, "Pense à communiquer avec %s pour confirmer.\n\n-- \nGazelle Scheduler, Piano-Tek\n", who);
+        e->html = strextendf(e->html, "<p>Pense à communiquer avec %s pour confirmer.</p>\n<p>-- <br>Gazelle Scheduler, "
                "Piano-Tek</p>\n</body></html>\n", who);
 }
 
@@ -615,23 +603,23 @@ static void set_message(TaskResult *result, const char *day_fr, const Totals *t,
         _cleanup_free_ char *m = xasprintf("Rendez-vous du %s : %zu non confirmé%s sur %zu", day_fr,
                                            t->unconfirmed, t->unconfirmed > 1 ? "s" : "", t->appointments);
         if (dry_run)
-                append(&m, " ; simulation : aucun courriel envoyé");
+                m = strextendf(m, " ; simulation : aucun courriel envoyé");
         if (t->emails_sent)
-                append(&m, " ; %zu courriel%s envoyé%s (%s)", t->emails_sent, t->emails_sent > 1 ? "s" : "",
+                m = strextendf(m, " ; %zu courriel%s envoyé%s (%s)", t->emails_sent, t->emails_sent > 1 ? "s" : "",
                        t->emails_sent > 1 ? "s" : "", transport);
         if (t->queued)
-                append(&m, " ; %zu courriel%s mis en file dans %s (pas envoyé%s)", t->queued, t->queued > 1 ? "s" : "",
+                m = strextendf(m, " ; %zu courriel%s mis en file dans %s (pas envoyé%s)", t->queued, t->queued > 1 ? "s" : "",
                        outbox, t->queued > 1 ? "s" : "");
         if (t->already_sent)
-                append(&m, " ; %zu alerte%s déjà envoyée%s", t->already_sent, t->already_sent > 1 ? "s" : "",
+                m = strextendf(m, " ; %zu alerte%s déjà envoyée%s", t->already_sent, t->already_sent > 1 ? "s" : "",
                        t->already_sent > 1 ? "s" : "");
         if (t->failed)
-                append(&m, " ; %zu courriel%s en échec (%s)", t->failed, t->failed > 1 ? "s" : "", t->first_error);
+                m = strextendf(m, " ; %zu courriel%s en échec (%s)", t->failed, t->failed > 1 ? "s" : "", t->first_error);
         if (t->uncertain)
-                append(&m, " ; %zu alerte%s au sort incertain (envoi interrompu), non renvoyée%s : vérifiez "
+                m = strextendf(m, " ; %zu alerte%s au sort incertain (envoi interrompu), non renvoyée%s : vérifiez "
                        "alert_ledger", t->uncertain, t->uncertain > 1 ? "s" : "", t->uncertain > 1 ? "s" : "");
         if (sync_error)
-                append(&m, " ; synchronisation des rendez-vous en échec, données de la dernière synchronisation (%s)",
+                m = strextendf(m, " ; synchronisation des rendez-vous en échec, données de la dernière synchronisation (%s)",
                        sync_error);
         const char *status = t->failed ? "error" : t->uncertain || sync_error ? "warning" : "success";
         task_result_set(result, status, "%s", m);
