@@ -23,6 +23,7 @@ static const char *const class_names[_ALERT_CLASS_MAX] = {
         [ALERT_EXCLUDED_NO_TECHNICIAN] = "no_technician",
         [ALERT_EXCLUDED_CONFIRMED] = "confirmed",
         [ALERT_EXCLUDED_INSTITUTION] = "excluded_institution",
+        [ALERT_EXCLUDED_ABSENT] = "absent_from_gazelle",
 };
 
 const char *alert_class_to_string(AlertClass c) {
@@ -154,10 +155,12 @@ static char *join_parts(const char *const *parts, size_t n, const char *sep) {
 enum {
         COL_ID, COL_START, COL_DURATION, COL_ALL_DAY, COL_TITLE, COL_NOTES, COL_TYPE, COL_STATUS, COL_CONFIRMED,
         COL_CLIENT, COL_USER, COL_PIANOS, COL_DELETED, COL_COMPANY, COL_FIRST, COL_LAST, COL_PHONE, COL_EMAIL,
-        COL_STREET1, COL_STREET2, COL_CITY, COL_REGION, COL_POSTAL,
+        COL_STREET1, COL_STREET2, COL_CITY, COL_REGION, COL_POSTAL, COL_SYNCED,
 };
 
-static void read_appointment(const Settings *s, DbCursor *c, Appointment *a) {
+/* seen_at: the stamp of this run's complete appointment fetch ("" without one); an active
+ * row it did not refresh is absent from Gazelle (deleted, or moved to another day). */
+static void read_appointment(const Settings *s, DbCursor *c, const char *seen_at, Appointment *a) {
         const char *first = db_cursor_text(c, COL_FIRST), *last = db_cursor_text(c, COL_LAST);
         const char *name_parts[] = { first, last };
         _cleanup_free_ char *contact_name = join_parts(name_parts, 2, " ");
@@ -186,12 +189,16 @@ static void read_appointment(const Settings *s, DbCursor *c, Appointment *a) {
         a->class = alert_classify(s, db_cursor_text(c, COL_TYPE), db_cursor_text(c, COL_STATUS),
                                   db_cursor_text(c, COL_DELETED) != NULL, a->client_id, a->client_name, a->user_id,
                                   confirmed);
+        usec_t synced, seen;
+        if (a->class == ALERT_UNCONFIRMED && !isempty(seen_at) && parse_iso_utc(seen_at, &seen) >= 0 &&
+            (!db_cursor_text(c, COL_SYNCED) || parse_iso_utc(db_cursor_text(c, COL_SYNCED), &synced) < 0 || synced < seen))
+                a->class = ALERT_EXCLUDED_ABSENT;
 }
 
 /* Every appointment starting in [start, end) of the Montréal day, sorted by time. The SQL
  * window is a day wider (SQLite compares text, and not every writer formats instants alike);
  * the exact bounds are applied to the parsed instants. */
-static int load_day(Db *db, const Settings *s, LocalDate day, Day *ret) {
+static int load_day(Db *db, const Settings *s, LocalDate day, const char *seen_at, Day *ret) {
         usec_t start, end;
         char from[ISO_UTC_MAX], to[ISO_UTC_MAX];
         local_day_bounds(day, &start, &end);
@@ -200,7 +207,7 @@ static int load_day(Db *db, const Settings *s, LocalDate day, Day *ret) {
                          "SELECT a.external_id, a.start_at, a.duration_minutes, a.is_all_day, a.title, a.notes, "
                          "a.type, a.status, a.confirmed_by_client, a.client_external_id, a.user_external_id, "
                          "a.piano_external_ids, a.deleted_at, cl.company_name, ct.first_name, ct.last_name, ct.phone, "
-                         "ct.email, ct.street1, ct.street2, ct.municipality, ct.region, ct.postal_code "
+                         "ct.email, ct.street1, ct.street2, ct.municipality, ct.region, ct.postal_code, a.synced_at "
                          "FROM gazelle_appointments a "
                          "LEFT JOIN gazelle_clients cl ON cl.external_id = a.client_external_id "
                          "LEFT JOIN gazelle_contacts ct ON ct.client_external_id = a.client_external_id "
@@ -228,7 +235,7 @@ static int load_day(Db *db, const Settings *s, LocalDate day, Day *ret) {
                                 abort();
                         d.items = p;
                 }
-                read_appointment(s, c, &d.items[d.n]);
+                read_appointment(s, c, seen_at, &d.items[d.n]);
                 d.items[d.n++].start = t;
         }
         if (r < 0) {
@@ -599,7 +606,7 @@ static void fill_stats(cJSON *stats, const char *target, const Totals *t, const 
 }
 
 static void set_message(TaskResult *result, const char *day_fr, const Totals *t, const char *transport,
-                        const char *outbox, const char *sync_error, bool dry_run) {
+                        const char *outbox, const char *sync_error, const char *sync_warning, bool dry_run) {
         _cleanup_free_ char *m = xasprintf("Rendez-vous du %s : %zu non confirmé%s sur %zu", day_fr,
                                            t->unconfirmed, t->unconfirmed > 1 ? "s" : "", t->appointments);
         if (dry_run)
@@ -618,10 +625,19 @@ static void set_message(TaskResult *result, const char *day_fr, const Totals *t,
         if (t->uncertain)
                 m = strextendf(m, " ; %zu alerte%s au sort incertain (envoi interrompu), non renvoyée%s : vérifiez "
                        "alert_ledger", t->uncertain, t->uncertain > 1 ? "s" : "", t->uncertain > 1 ? "s" : "");
+        size_t absent = t->by_class[ALERT_EXCLUDED_ABSENT];
+        if (absent)
+                m = strextendf(m, " ; %zu rendez-vous absent%s de la réponse de Gazelle sans être marqué%s annulé%s, "
+                               "non alerté%s : vérifiez-le%s dans Gazelle", absent, absent > 1 ? "s" : "",
+                               absent > 1 ? "s" : "", absent > 1 ? "s" : "", absent > 1 ? "s" : "", absent > 1 ? "s" : "");
         if (sync_error)
-                m = strextendf(m, " ; synchronisation des rendez-vous en échec, données de la dernière synchronisation (%s)",
-                       sync_error);
-        const char *status = t->failed ? "error" : t->uncertain || sync_error ? "warning" : "success";
+                m = strextendf(m, " ; rendez-vous non rafraîchis depuis Gazelle, données de la dernière "
+                               "synchronisation (%.300s)", sync_error);
+        else if (sync_warning)
+                m = strextendf(m, " ; rendez-vous du jour incertains, synchronisation incomplète (%.300s)", sync_warning);
+        const char *status = t->failed                                          ? "error"
+                             : t->uncertain || sync_error || sync_warning || absent ? "warning"
+                                                                                    : "success";
         task_result_set(result, status, "%s", m);
 }
 
@@ -666,6 +682,32 @@ static int decide_target(RunContext *ctx, TaskResult *result, LocalDate *ret) {
         return 0;
 }
 
+/* Refreshes the target day from Gazelle: the day before to the day after, so that the whole
+ * Montréal day is fetched whether Gazelle reads the date filters as UTC or Montréal dates (a
+ * UTC day ends at 19:00 or 20:00 here). A failed or skipped refresh leaves the store's data and
+ * says so in *ret_error; one that could not tell which appointments vanished (deletions held
+ * back, records without id) says why in *ret_warning. */
+static int refresh_day(RunContext *ctx, LocalDate target, TaskResult *result, char seen_at[static ISO_UTC_MAX],
+                       char **ret_error, char **ret_warning) {
+        char target_s[16];
+        TaskResult sync = { .stats = cJSON_CreateObject() };
+        int r = sync_appointments_window(ctx, local_date_add_days(target, -1), local_date_add_days(target, 1), &sync,
+                                         seen_at);
+        format_local_date(target, target_s);
+        if (r < 0 || (!streq_ptr(sync.status, "success") && !streq_ptr(sync.status, "warning"))) {
+                seen_at[0] = 0;
+                *ret_error = xstrdup(sync.message ? sync.message : r < 0 ? strerror(-r) : "échec");
+                log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s did not run through, alerting from the store: %s",
+                        target_s, *ret_error);
+        } else if (streq(sync.status, "warning")) {
+                *ret_warning = xstrdup(strempty(sync.message));
+                log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s incomplete: %s", target_s, *ret_warning);
+        }
+        cJSON_AddItemToObject(result->stats, "sync", sync.stats);
+        free(sync.message);
+        return run_cancelled(ctx) ? -ECANCELED : 0;
+}
+
 int alerts_task_run(RunContext *ctx, TaskResult *result) {
         const Settings *s = &ctx->config->settings;
         LocalDate target;
@@ -697,23 +739,16 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
                         "marquée(s) « uncertain », non renvoyée(s)", r);
 
         /* Live confirmedByClient for the day; without it the mirror of the last sync is used. */
-        _cleanup_free_ char *sync_error = NULL;
+        _cleanup_free_ char *sync_error = NULL, *sync_warning = NULL;
+        char seen_at[ISO_UTC_MAX] = "";
         if (!ctx->options.no_sync) {
-                TaskResult sync = { .stats = cJSON_CreateObject() };
-                r = sync_appointments_window(ctx, target, target, &sync);
-                if (r < 0 || streq_ptr(sync.status, "error")) {
-                        sync_error = xstrdup(sync.message ? sync.message : r < 0 ? strerror(-r) : "échec");
-                        log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s failed, alerting from the store: %s",
-                                target_s, sync_error);
-                }
-                cJSON_AddItemToObject(result->stats, "sync", sync.stats);
-                free(sync.message);
-                if (run_cancelled(ctx))
-                        return -ECANCELED;
+                r = refresh_day(ctx, target, result, seen_at, &sync_error, &sync_warning);
+                if (r < 0)
+                        return r;
         }
 
         _cleanup_(day_clear) Day day = {};
-        r = load_day(ctx->db, s, target, &day);
+        r = load_day(ctx->db, s, target, seen_at, &day);
         if (r < 0) {
                 task_result_set(result, "error", "Lecture des rendez-vous du %s impossible : %s", target_s,
                                 db_error(ctx->db));
@@ -755,6 +790,6 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
         cJSON_AddItemToObject(result->stats, "technicians", tech_stats);
         if (r < 0)
                 return r;
-        set_message(result, day_fr, &t, transport, outbox, sync_error, ctx->options.dry_run);
+        set_message(result, day_fr, &t, transport, outbox, sync_error, sync_warning, ctx->options.dry_run);
         return 0;
 }

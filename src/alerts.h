@@ -1,4 +1,4 @@
-/* alerts.h — Sync RV & Alertes (SPEC §4.4): tomorrow's unconfirmed appointments, one email per
+/* alerts.h — Sync RV & Alertes: tomorrow's unconfirmed appointments, one email per
  * technician, at most once per (appointment, day, technician) through the alert ledger. */
 #pragma once
 
@@ -8,7 +8,7 @@
 #define ALERTS_SLOT_HOUR 16
 #define ALERTS_DEFAULT_MAX_LATENESS_USEC (4 * 3600 * USEC_PER_SEC)
 
-/* Why an appointment is or is not alerted (SPEC §4.4 rule 3), in the order checked. */
+/* Why an appointment is or is not alerted, in the order checked. */
 typedef enum AlertClass {
         ALERT_UNCONFIRMED,
         ALERT_EXCLUDED_CANCELLED,   /* status not ACTIVE, or deleted from Gazelle */
@@ -17,6 +17,7 @@ typedef enum AlertClass {
         ALERT_EXCLUDED_NO_TECHNICIAN,
         ALERT_EXCLUDED_CONFIRMED,
         ALERT_EXCLUDED_INSTITUTION,
+        ALERT_EXCLUDED_ABSENT,      /* not returned by Gazelle any more, but not marked cancelled */
         _ALERT_CLASS_MAX,
 } AlertClass;
 

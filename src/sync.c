@@ -109,8 +109,9 @@ typedef struct Stream {
         bool full_pass;            /* deletions may be inferred when complete */
         unsigned pages;
         char hwm[ISO_UTC_MAX];     /* timeline: newest occurredAt seen */
-        LocalDate from, to;        /* appointments window, Montréal days, inclusive */
-        char win_start[ISO_UTC_MAX], win_end[ISO_UTC_MAX];
+        LocalDate from, to;        /* appointments window: the dates asked for, inclusive */
+        char win_start[ISO_UTC_MAX], win_end[ISO_UTC_MAX]; /* where absences may be inferred */
+        bool absences_known;       /* finished: every event of [win_start, win_end) has synced_at now */
         RowSet main, aux;          /* aux: contacts of clients, users of entries and events */
         bool ended;                /* the pagination ran to its last page (main thread) */
         bool write_failed;         /* a page could not be written (under Sync.lock) */
@@ -695,12 +696,22 @@ static int infer_deletions(Sync *s, Entity e) {
         return 0;
 }
 
-/* Appointments of the window that this completed pass did not return were cancelled or deleted
- * in Gazelle: no ghost appointments. */
+/* Appointments that this completed pass did not return, where it certainly covered, were
+ * cancelled or deleted in Gazelle: no ghost appointments. Near the window's edges an absence
+ * may only mean that Gazelle reads the date filters differently: those are left alone. */
 static int cancel_vanished(Sync *s, Stream *st) {
         int64_t in_window = 0, gone = 0;
         const DbValue win[] = { DBV_T(st->win_start), DBV_T(st->win_end),
                                 DBV_T(s->now) };
+        if (s->stats[E_APPOINTMENTS].rejected > 0) {
+                /* A record without id was in the pass: absence proves nothing. */
+                _cleanup_free_ char *m = xasprintf("rendez-vous : %u enregistrement(s) sans id dans la réponse — aucun "
+                                                   "rendez-vous absent marqué annulé", s->stats[E_APPOINTMENTS].rejected);
+                cJSON_AddItemToArray(s->warnings, cJSON_CreateString(m));
+                log_run(&s->ctx->log, LOG_WARNING, "Sync Gazelle : %s", m);
+                return 0;
+        }
+        st->absences_known = true;
         int r = count(s, "SELECT count(*) FROM gazelle_appointments WHERE start_at >= $1 AND start_at < $2 "
                       "AND deleted_at IS NULL", win, 2, &in_window);
         if (r >= 0)
@@ -811,12 +822,12 @@ static int stream_start(Sync *s, Stream *st, const char *since) {
         }
         if (st->entity == E_APPOINTMENTS) {
                 char a[16], b[16];
-                usec_t start, end, ignored;
+                usec_t start, end;
                 cJSON *f = cJSON_AddObjectToObject(vars, "filters");
                 cJSON_AddStringToObject(f, "startOn", format_local_date(st->from, a));
                 cJSON_AddStringToObject(f, "endOn", format_local_date(st->to, b));
-                local_day_bounds(st->from, &start, &ignored);
-                local_day_bounds(st->to, &ignored, &end);
+                /* Absences mean something only where the filter covers whatever Gazelle's reading. */
+                date_range_certain_bounds(st->from, st->to, &start, &end);
                 format_iso_utc(start, st->win_start);
                 format_iso_utc(end, st->win_end);
         }
@@ -956,7 +967,8 @@ static int take_pg_lock(Db *db) {
         return db_cursor_bool(c, 0) ? 1 : 0;
 }
 
-static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from, LocalDate to, TaskResult *result) {
+static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from, LocalDate to, TaskResult *result,
+                        char *seen_at) {
         Sync s = { .ctx = ctx, .db = ctx->db, .dry_run = ctx->options.dry_run,
                    .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
                    .reasons = cJSON_CreateArray(), .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray() };
@@ -1067,8 +1079,12 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                 if (!st->complete)
                         continue;
                 r = finish_stream(&s, st);
-                if (r < 0)
+                if (r < 0) {
                         add_error(&s, r, "fin de %s : %s", tables[st->entity].label, db_error(s.db));
+                        st->absences_known = false;
+                }
+                if (seen_at && st->entity == E_APPOINTMENTS && st->absences_known)
+                        snprintf(seen_at, ISO_UTC_MAX, "%s", s.now);
         }
         if (run_cancelled(ctx) && cJSON_GetArraySize(s.errors) == 0)
                 add_error(&s, -ECANCELED, "interrompue par un signal avant la fin");
@@ -1083,9 +1099,11 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
 int sync_task_run(RunContext *ctx, TaskResult *result) {
         LocalDate today = local_date_of(now_realtime());
         return sync_execute(ctx, false, local_date_add_days(today, -APPOINTMENTS_DAYS_BACK),
-                            local_date_add_days(today, APPOINTMENTS_DAYS_AHEAD), result);
+                            local_date_add_days(today, APPOINTMENTS_DAYS_AHEAD), result, NULL);
 }
 
-int sync_appointments_window(RunContext *ctx, LocalDate from, LocalDate to, TaskResult *result) {
-        return sync_execute(ctx, true, from, to, result);
+int sync_appointments_window(RunContext *ctx, LocalDate from, LocalDate to, TaskResult *result,
+                             char seen_at[static ISO_UTC_MAX]) {
+        seen_at[0] = 0;
+        return sync_execute(ctx, true, from, to, result, seen_at);
 }

@@ -1,4 +1,4 @@
-/* sync.h — the Sync Gazelle Totale task (SPEC §4.1): clients with their default contacts,
+/* sync.h — the Sync Gazelle Totale task: clients with their default contacts,
  * pianos, timeline entries and appointments from the Gazelle API into the store, technicians
  * (gazelle_users) from the entries and events. Pages are upserted whole, each in one transaction
  * (a few whole pages may share one), only the API-owned columns; deletions are inferred from
@@ -11,8 +11,14 @@
 
 int sync_task_run(RunContext *ctx, TaskResult *result);
 
-/* The appointments step on its own window (rv_alerts): every event whose start falls on a
- * Montréal day in [from, to] is upserted, those of the window that vanished are marked
- * CANCELED. result gets status (success, warning, error or skipped), a French message and the
- * stats under "appointments"; returns 0, or -errno when the step failed. */
-int sync_appointments_window(RunContext *ctx, LocalDate from, LocalDate to, TaskResult *result);
+/* The appointments step on its own window (rv_alerts): every event Gazelle returns for the
+ * dates [from, to] is upserted; those that vanished are marked CANCELED only where the window
+ * certainly covers, whether Gazelle reads the dates as UTC or Montréal dates
+ * (date_range_certain_bounds()). result gets status (success, warning, error or skipped), a
+ * French message and the stats under "appointments"; returns 0, or -errno when the step failed.
+ * seen_at gets the synced_at this run gave every event it received when the pass was complete
+ * and its absences are meaningful (written, no record rejected): a row of that region with an
+ * older synced_at is not in Gazelle any more, cancelled or held back by the threshold. Empty
+ * otherwise. */
+int sync_appointments_window(RunContext *ctx, LocalDate from, LocalDate to, TaskResult *result,
+                             char seen_at[static ISO_UTC_MAX]);

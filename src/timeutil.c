@@ -204,6 +204,19 @@ void local_day_bounds(LocalDate d, usec_t *start, usec_t *end) {
         *end = local_to_utc(local_date_add_days(d, 1), 0, 0);
 }
 
+static usec_t utc_day_start(LocalDate d) {
+        struct tm tm = { .tm_year = d.year - 1900, .tm_mon = d.month - 1, .tm_mday = d.day };
+        return (usec_t) timegm(&tm) * USEC_PER_SEC;
+}
+
+void date_range_certain_bounds(LocalDate from, LocalDate to, usec_t *start, usec_t *end) {
+        LocalDate after = local_date_add_days(to, 1);
+        usec_t local_start = local_to_utc(from, 0, 0), local_end = local_to_utc(after, 0, 0);
+        usec_t utc_start = utc_day_start(from), utc_end = utc_day_start(after);
+        *start = local_start > utc_start ? local_start : utc_start;
+        *end = local_end < utc_end ? local_end : utc_end;
+}
+
 LocalDate slot_day_of(usec_t t, int hour, int minute) {
         LocalDate d = local_date_of(t);
         if (t < local_to_utc(d, hour, minute))

@@ -48,6 +48,11 @@ usec_t local_to_utc(LocalDate d, int hour, int minute);
 /* [start, end) of a Montréal calendar day: 23, 24 or 25 hours long. */
 void local_day_bounds(LocalDate d, usec_t *start, usec_t *end);
 
+/* [start, end) that a server's filter on the dates from…to (both included) covers for certain,
+ * whether it reads them as Montréal dates or as UTC dates: the intersection of both readings.
+ * Gazelle documents its date filters only as "ISO dates". */
+void date_range_certain_bounds(LocalDate from, LocalDate to, usec_t *start, usec_t *end);
+
 /* The slot a time belongs to for a daily task at hh:mm: day D such that
  * slot(D) <= t < slot(D+1). */
 LocalDate slot_day_of(usec_t t, int hour, int minute);

@@ -5,12 +5,13 @@
 Data is generated from a seed, record by record from its index, so any scale (up to the
 production 300,000 records) costs no memory: clients (each with a default contact), pianos,
 timeline entries (ascending occurredAt, filter occurredAtGet) and events (ascending start,
-filters startOn/endOn in America/Montreal dates). Text is Québec French with accents,
-apostrophes and emoji; optional fields are sometimes null.
+filters startOn/endOn, both days included). Gazelle documents these filters only as "ISO dates":
+--date-filters says how the fake reads them, as America/Montreal dates (default) or as UTC dates.
+Text is Québec French with accents, apostrophes and emoji; optional fields are sometimes null.
 
 Usage: gazelle.py --port-file FILE [--seed N] [--clients N] [--pianos N] [--timeline N]
                   [--events N] [--latency-ms MS] [--api-key KEY] [--client-id ID]
-                  [--client-secret S] [--token-ttl SEC]
+                  [--client-secret S] [--token-ttl SEC] [--date-filters montreal|utc]
 
 Control (loopback JSON, for the tests):
   GET  /_state                      counts the client should end with, request counters, tokens
@@ -27,6 +28,16 @@ Control (loopback JSON, for the tests):
        "undelete": [id, ...]
        "append_timeline": n         n new timeline entries after the last one
        "missing_id_every": {"pianos": k}   every k-th piano comes without id
+       "add_events": [event, ...]   events besides the generated ones (any field left out gets a
+                                    default: an active, unconfirmed APPOINTMENT of the first
+                                    technician); "start" is required
+       "clear_events": true         the added events are gone (before add_events)
+       "date_filters": "utc"|"montreal"   how startOn/endOn are read from now on
+       "partial_nested": {"objects": ["user", "defaultContact", ...], "mode": "drop"|"null"}
+                                    those nested objects keep only their id: the other fields are
+                                    left out ("drop") or null ("null"); {} turns it off
+       "token_uses": n              an access token is refused (401) after n GraphQL requests
+                                    (0: never accepted; null: no limit, the default)
        "rotate_refresh": bool       issue a new refresh token on every refresh (default true)
        "revoke_refresh": true       the current refresh token stops working
 """
@@ -78,6 +89,25 @@ def iso(t):
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def timestamp(s):
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def reduce_nested(node, objects, mode):
+    """A partial answer: the named nested objects (at any depth) keep their id; their other
+    fields are left out ("drop") or null ("null")."""
+    if isinstance(node, list):
+        return [reduce_nested(x, objects, mode) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if k in objects and isinstance(v, dict):
+            v = {f: (x if f == "id" else None) for f, x in v.items() if f == "id" or mode == "null"}
+        out[k] = reduce_nested(v, objects, mode)
+    return out
+
+
 class Data:
     """Records as pure functions of (seed, kind, index), plus the edits made through /_control."""
 
@@ -94,6 +124,9 @@ class Data:
         self.edits = {}
         self.deleted = set()
         self.missing_id_every = {}
+        self.extra_events = []  # added through /_control, ascending start
+        self.date_filters = a.date_filters
+        self.partial_nested = {}
         self.lock = threading.Lock()
 
     def rng(self, kind, i):
@@ -193,9 +226,30 @@ class Data:
             "allEventPianos": {"nodes": [{"piano": {"id": f"ins_s{self.seed}p{r.randrange(max(self.n['pianos'], 1)):07d}"}}]},
         }
 
+    def extra_event(self, node):
+        """An added event: the fields it leaves out take an ordinary value."""
+        tech = TECHNICIANS[0]
+        out = {"id": node["id"], "title": "Accord", "start": node["start"], "duration": 60, "isAllDay": False,
+               "notes": None, "type": "APPOINTMENT", "status": "ACTIVE", "confirmedByClient": False,
+               "confirmedAt": None, "source": "MANUAL", "travelMode": None, "createdAt": node["start"],
+               "updatedAt": node["start"], "client": {"id": self.client_id(len(INSTITUTIONS))},
+               "user": {"id": tech[0], "firstName": tech[1], "lastName": tech[2]},
+               "createdBy": {"id": tech[0]}, "allEventPianos": {"nodes": []}}
+        out.update(node)
+        return out
+
+    def add_events(self, nodes):
+        with self.lock:
+            self.extra_events = sorted(self.extra_events + [self.extra_event(n) for n in nodes],
+                                       key=lambda n: timestamp(n["start"]))
+
     def get(self, kind, i):
         make = {"clients": self.client, "pianos": self.piano, "timeline": self.timeline, "events": self.event}
-        node = make[kind](i)
+        if kind == "events" and i >= self.n["events"]:
+            with self.lock:
+                node = dict(self.extra_events[i - self.n["events"]])
+        else:
+            node = make[kind](i)
         with self.lock:
             if node["id"] in self.deleted:
                 return None
@@ -203,8 +257,11 @@ class Data:
             if e:
                 node = dict(node, **e)
             k = self.missing_id_every.get(kind)
+            partial = dict(self.partial_nested)
         if k and i % k == k - 1:
             node = dict(node, id=None)
+        if partial.get("objects"):
+            node = reduce_nested(node, partial["objects"], partial.get("mode", "drop"))
         return node
 
     def first_index(self, kind, t):
@@ -214,30 +271,45 @@ class Data:
             return 0
         return int(-(-(t - start) // step)) if step else self.n[kind]
 
-    def window(self, args, kind):
-        """[lo, hi) of indexes a query's arguments select."""
+    def date_start(self, iso_date):
+        """The instant a filter date starts, as this fake reads dates."""
+        d = dt.date.fromisoformat(iso_date)
+        tz = dt.timezone.utc if self.date_filters == "utc" else MTL
+        return dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()
+
+    def select(self, args, kind):
+        """The indexes a query's arguments select, in order (a range, or a list with added events)."""
         n = self.n[kind]
         if kind == "timeline" and args.get("occurredAtGet"):
-            t = dt.datetime.fromisoformat(args["occurredAtGet"].replace("Z", "+00:00")).timestamp()
-            return min(self.first_index(kind, t), n), n
-        if kind == "events":
-            f = args.get("filters") or {}
-            lo, hi = 0, n
-            if f.get("startOn"):
-                d = dt.date.fromisoformat(f["startOn"])
-                t = dt.datetime(d.year, d.month, d.day, tzinfo=MTL).timestamp()
-                lo = min(self.first_index(kind, t), n)
-            if f.get("endOn"):
-                d = dt.date.fromisoformat(f["endOn"]) + dt.timedelta(days=1)
-                t = dt.datetime(d.year, d.month, d.day, tzinfo=MTL).timestamp()
-                hi = min(self.first_index(kind, t), n)
-            return lo, max(lo, hi)
-        return 0, n
-
-    def count(self, kind, lo, hi):
+            return range(min(self.first_index(kind, timestamp(args["occurredAtGet"])), n), n)
+        if kind != "events":
+            return range(0, n)
+        f = args.get("filters") or {}
+        t_lo = self.date_start(f["startOn"]) if f.get("startOn") else None
+        t_hi = self.date_start((dt.date.fromisoformat(f["endOn"]) + dt.timedelta(days=1)).isoformat()) \
+            if f.get("endOn") else None
+        lo = min(self.first_index(kind, t_lo), n) if t_lo is not None else 0
+        hi = min(self.first_index(kind, t_hi), n) if t_hi is not None else n
+        sel = range(lo, max(lo, hi))
         with self.lock:
-            dead = sum(1 for x in self.deleted if x.startswith(self.prefix(kind)) and lo <= self.index_of(x) < hi)
-        return hi - lo - dead
+            extra = [n + j for j, e in enumerate(self.extra_events)
+                     if (t_lo is None or timestamp(e["start"]) >= t_lo) and (t_hi is None or timestamp(e["start"]) < t_hi)]
+        return list(sel) + extra if extra else sel
+
+    def count(self, kind, sel):
+        n = self.n[kind]
+        with self.lock:
+            if isinstance(sel, range):
+                dead = sum(1 for x in self.deleted if x.startswith(self.prefix(kind)) and sel.start <= self.index_of(x) < sel.stop)
+                return len(sel) - dead
+            dead_ids = set(self.deleted)
+            live = 0
+            for i in sel:
+                if i >= n:
+                    live += self.extra_events[i - n]["id"] not in dead_ids
+                else:
+                    live += f"{self.prefix(kind)}s{self.seed}e{i:07d}" not in dead_ids
+            return live
 
     def prefix(self, kind):
         return {"clients": "cli_", "pianos": "ins_", "timeline": "tme_", "events": "evt_"}[kind]
@@ -259,6 +331,8 @@ class State:
         self.token_requests = 0
         self.faults_fired = 0
         self.access_tokens = set()
+        self.token_uses = None  # GraphQL requests an access token serves before it expires
+        self.uses = {}
         self.refresh_token = None
         self.rotate = True
         self.serial = 0
@@ -338,7 +412,7 @@ class Handler(BaseHTTPRequestHandler):
         qs = dict(urllib.parse.parse_qsl(u.query))
         d = self.st.data
         n = d.n
-        counts = {k: d.count(k, 0, n[k]) for k in n}
+        counts = {k: d.count(k, range(0, n[k])) for k in n}
         contacts = 0
         for i in range(n["clients"]):
             c = d.get("clients", i)
@@ -348,11 +422,9 @@ class Handler(BaseHTTPRequestHandler):
                "token_requests": self.st.token_requests, "faults_fired": self.st.faults_fired,
                "refresh_token": self.st.refresh_token, "serial": self.st.serial}
         if "startOn" in qs:
-            lo, hi = d.window({"filters": qs}, "events")
-            out["events_in_window"] = d.count("events", lo, hi)
+            out["events_in_window"] = d.count("events", d.select({"filters": qs}, "events"))
         if "occurredAtGet" in qs:
-            lo, hi = d.window(qs, "timeline")
-            out["timeline_since"] = d.count("timeline", lo, hi)
+            out["timeline_since"] = d.count("timeline", d.select(qs, "timeline"))
         self.send(200, out)
 
     def do_POST(self):
@@ -380,6 +452,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.refresh_token = None
             if "token_ttl" in c:
                 st.a.token_ttl = c["token_ttl"]
+            if "token_uses" in c:
+                st.token_uses = c["token_uses"]
         with d.lock:
             for k, v in c.get("edit", {}).items():
                 d.edits.setdefault(k, {}).update(v)
@@ -387,6 +461,15 @@ class Handler(BaseHTTPRequestHandler):
             d.deleted -= set(c.get("undelete", []))
             d.missing_id_every.update(c.get("missing_id_every", {}))
             d.n["timeline"] += int(c.get("append_timeline", 0))
+            if c.get("date_filters") in ("utc", "montreal"):
+                d.date_filters = c["date_filters"]
+            if "partial_nested" in c:
+                d.partial_nested = dict(c["partial_nested"] or {})
+        if c.get("clear_events"):
+            with d.lock:
+                d.extra_events = []
+        if c.get("add_events"):
+            d.add_events(c["add_events"])
         self.send(200, {"ok": True})
 
     def token(self, f):
@@ -417,7 +500,18 @@ class Handler(BaseHTTPRequestHandler):
         if key is not None:
             return self.st.a.api_key is not None and key == self.st.a.api_key
         auth = self.headers.get("Authorization", "")
-        return auth.startswith("Bearer ") and auth[7:] in self.st.access_tokens
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        st = self.st
+        with st.lock:
+            if token not in st.access_tokens:
+                return False
+            if st.token_uses is None:
+                return True
+            used = st.uses.get(token, 0)
+            if used >= st.token_uses:
+                return False  # expired
+            st.uses[token] = used + 1
+            return True
 
     def graphql(self, raw):
         st = self.st
@@ -453,17 +547,17 @@ class Handler(BaseHTTPRequestHandler):
                                                           "allTimelineEntries, allEventsBatched)"}]})
         name = next(k for k in KINDS if KINDS[k] == kind)
         first = min(int(args.get("first") or 100), 100)
-        lo, hi = st.data.window(args, kind)
-        pos = max(lo, int(args["after"])) if args.get("after") else lo
+        sel = st.data.select(args, kind)
+        # The cursor is a position in the selection.
+        pos = int(args["after"]) if args.get("after") else 0
         nodes = []
-        i = pos
-        while i < hi and len(nodes) < first:
-            node = st.data.get(kind, i)
-            i += 1
+        while pos < len(sel) and len(nodes) < first:
+            node = st.data.get(kind, sel[pos])
+            pos += 1
             if node is not None:
                 nodes.append(node)
-        page = {"nodes": nodes, "pageInfo": {"hasNextPage": i < hi, "endCursor": str(i)},
-                "totalCount": st.data.count(kind, lo, hi)}
+        page = {"nodes": nodes, "pageInfo": {"hasNextPage": pos < len(sel), "endCursor": str(pos)},
+                "totalCount": st.data.count(kind, sel)}
         body = json.dumps({"data": {name: page}}, ensure_ascii=False).encode()
         if f and f["type"] == "truncate":
             self.send_response(200)
@@ -492,6 +586,8 @@ def main():
     p.add_argument("--client-secret", default="fake-client-secret")
     p.add_argument("--token-ttl", type=int, default=3600)
     p.add_argument("--refresh-token", help="a refresh token that works from the start")
+    p.add_argument("--date-filters", choices=("montreal", "utc"), default="montreal",
+                   help="read startOn/endOn as America/Montreal dates or as UTC dates")
     a = p.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True

@@ -7,12 +7,14 @@ tests/sandbox.sh). `gazelle-scheduler run sync` is the real binary; the store is
 Covers: token import, full then incremental sync with counts equal to the fake's, a second run
 that changes nothing, an edit arriving, a deletion becoming deleted_at, local columns surviving,
 a vanished appointment cancelled, the deletion threshold, every fault switch ending with a
-clear error or warning and a consistent store, a crash right after a token refresh, and
-SIGKILLs at random moments each leaving whole pages that the next run completes.
+clear error or warning and a consistent store, the appointment window's edges whether Gazelle
+reads date filters as Montréal or UTC dates, a crash right after a token refresh, and SIGKILLs
+at random moments each leaving whole pages that the next run completes.
 
 Environment: GS_BUILD_DIR (required), GS_STORE (sqlite|postgresql), SYNC_KILLS (default 20).
 """
 
+import datetime as dt
 import json
 import os
 import random
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from zoneinfo import ZoneInfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "..", "fakes", "gazelle.py")
@@ -337,6 +340,46 @@ def test_faults(w):
     w.sync(expect="success")
 
 
+def test_window_edges(w):
+    """The nightly window (-60/+90 days) is asked as dates; Gazelle may read them as Montréal or
+    UTC dates. An appointment only one reading returns is never taken for cancelled; a real
+    deletion where both readings cover still is."""
+    mtl = ZoneInfo("America/Montreal")
+    today = dt.datetime.now(mtl).date()
+    first, last = today - dt.timedelta(days=60), today + dt.timedelta(days=90)
+
+    def at(d, h, m):
+        return dt.datetime(d.year, d.month, d.day, h, m, tzinfo=mtl).astimezone(dt.timezone.utc) \
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+    edges = {
+        "evt_edge_first_0015": at(first, 0, 15),                         # both readings
+        "evt_edge_before_2330": at(first - dt.timedelta(days=1), 23, 30),  # the UTC reading only
+        "evt_edge_last_1930": at(last, 19, 30),                          # the Montréal reading (and UTC in summer)
+        "evt_edge_last_2330": at(last, 23, 30),                          # the Montréal reading only
+        "evt_edge_after_0015": at(last + dt.timedelta(days=1), 0, 15),   # neither
+    }
+    ids = "', '".join(edges)
+    w.control(add_events=[{"id": k, "start": v} for k, v in edges.items()], date_filters="montreal")
+    w.sync(expect="success")
+    stored = {k for (k,) in w.q(f"SELECT external_id FROM gazelle_appointments WHERE external_id IN ('{ids}')")}
+    check(stored == {"evt_edge_first_0015", "evt_edge_last_1930", "evt_edge_last_2330"},
+          "Montréal dates: the window's edge appointments stored", str(sorted(stored)))
+
+    w.control(date_filters="utc")
+    r = w.sync(expect="success")
+    st = dict(w.q(f"SELECT external_id, status FROM gazelle_appointments WHERE external_id IN ('{ids}')"))
+    check(r["stats"]["appointments"]["cancelled"] == 0 and set(st.values()) == {"ACTIVE"} and len(st) == 4,
+          "UTC dates: what only the other reading returned is not cancelled", f"{st} {r['message']}")
+
+    w.control(delete=["evt_edge_first_0015"])
+    r = w.sync(expect="success")
+    st = w.q1("SELECT status FROM gazelle_appointments WHERE external_id = 'evt_edge_first_0015'")
+    check(st == "CANCELED" and r["stats"]["appointments"]["cancelled"] == 1,
+          "UTC dates: a deletion where both readings cover is still a cancellation", f"{st} {r['message']}")
+    w.control(undelete=["evt_edge_first_0015"], date_filters="montreal")
+    w.sync(expect="success")
+
+
 def test_pg_lock(w):
     """Another host's sync holds the advisory lock: this one ends skipped, having done nothing."""
     if STORE != "postgresql":
@@ -428,6 +471,7 @@ def main():
         test_auth_and_full(w)
         test_second_run_and_edits(w)
         test_faults(w)
+        test_window_edges(w)
         test_crash_after_refresh(w)
         test_pg_lock(w)
         test_api_key(w)

@@ -1,15 +1,17 @@
-/* test-alerts.c — Sync RV & Alertes (SPEC §4.4) through the runner, as the unit runs it, on a
- * real store: Montréal day bounds on DST days, routing (known, alias, no email, unknown →
+/* test-alerts.c — Sync RV & Alertes through the runner, as the unit runs it, on a real store:
+ * Montréal day bounds on DST days, the day's refresh from the fake Gazelle under both readings of
+ * its date filters (UTC or Montréal dates) at the day's edges, routing (known, alias, no email, unknown →
  * fallback), every exclusion, one email per technician parsed back by Python's email package,
  * a second run sends nothing, a moved appointment is alerted anew, a crash after the provider's
  * acceptance gives `uncertain` (not a duplicate), a provider outage ends `error` with nothing
  * marked sent and the next run sends, 4xx is not retried, 429 is, SMTP with AUTH, a late
- * catch-up is skipped. Fakes: tests/fakes/sendgrid.py and smtp_sink.py on loopback. With
+ * catch-up is skipped. Fakes: tests/fakes/gazelle.py, sendgrid.py and smtp_sink.py on loopback. With
  * TEST_DATABASE_URL (or SBX_PG_URL inside tests/sandbox.sh) the store is PostgreSQL. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -60,7 +62,8 @@ static void env_clear_settings(void) {
         static const char *const clear[] = { "STATE_DIRECTORY", "DATABASE_URL", "CREDENTIALS_DIRECTORY",
                                              "SENDGRID_API_KEY", "SENDGRID_API_URL", "SMTP_URL", "SMTP_USERNAME",
                                              "SMTP_PASSWORD", "ALERTS_MAX_LATENESS", "INVOCATION_ID",
-                                             "GAZELLE_CONFIG" };
+                                             "GAZELLE_CONFIG", "GAZELLE_API_URL", "GAZELLE_API_KEY",
+                                             "GAZELLE_SYNC_DELETE_MAX_PERCENT" };
         for (size_t i = 0; i < ELEMENTSOF(clear); i++)
                 unsetenv(clear[i]);
 }
@@ -286,12 +289,13 @@ static void fake_start(Fake *f, const char *script, const char *const *args) {
         ASSERT(mkdir(f->dir, 0700) == 0);
         _cleanup_free_ char *port_file = xasprintf("%s/port", f->dir);
         _cleanup_free_ char *path = xasprintf("%s/%s", TEST_FAKES_DIR, script);
-        const char *argv[16] = { "python3", path, "--port-file", port_file };
+        const char *argv[24] = { "python3", path, "--port-file", port_file };
         size_t n = 4;
-        for (const char *const *a = args; a && *a && n < 15; a++)
+        for (const char *const *a = args; a && *a && n < ELEMENTSOF(argv) - 1; a++)
                 argv[n++] = *a;
         f->pid = test_fork();
         if (f->pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed assertion must not leave it behind */
                 execvp("python3", (char **) argv);
                 _exit(127);
         }
@@ -639,6 +643,210 @@ TEST(outbox_routing_content_rerun_move) {
         env_done(&e);
 }
 
+
+/* ---- the day's refresh from Gazelle ------------------------------------------------------- */
+
+#define GAZELLE_KEY "test-gazelle-key"
+
+/* An event of the fake Gazelle and the same appointment in the store, as the nightly sync left
+ * it: active, unconfirmed, Nick's, client cli_a. */
+static void add_event(Db *db, cJSON *events, const char *id, LocalDate day, int hour, int minute, bool confirmed) {
+        char start[ISO_UTC_MAX];
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", id);
+        cJSON_AddStringToObject(e, "start", format_iso_utc(local_to_utc(day, hour, minute), start));
+        cJSON_AddBoolToObject(e, "confirmedByClient", confirmed);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(e, "client"), "id", "cli_a");
+        cJSON *u = cJSON_AddObjectToObject(e, "user");
+        cJSON_AddStringToObject(u, "id", NICK);
+        cJSON_AddStringToObject(u, "firstName", "Nicolas");
+        cJSON_AddStringToObject(u, "lastName", "Lessard");
+        cJSON_AddItemToArray(events, e);
+        Appt a = { id, day, hour, minute, .confirmed = confirmed, .client = "cli_a", .user = NICK };
+        add_appointment(db, &a);
+}
+
+static void fake_control(const Fake *f, cJSON *body) {
+        _cleanup_free_ char *s = cJSON_PrintUnformatted(body);
+        cJSON_Delete(body);
+        cJSON_Delete(fake_call(f, "/_control", s));
+}
+
+static void gazelle_env(Env *e, const Fake *f, const char *const *more) {
+        _cleanup_free_ char *url = xasprintf("GAZELLE_API_URL=http://127.0.0.1:%d/graphql/private/", f->port);
+        const char *settings[8] = { url, "GAZELLE_API_KEY=" GAZELLE_KEY, "GAZELLE_HTTP_BACKOFF_MS=20" };
+        size_t n = 3;
+        for (; more && *more && n < ELEMENTSOF(settings) - 1; more++)
+                settings[n++] = *more;
+        env_init(e, settings);
+}
+
+/* Seeds day d and its neighbours, in Gazelle and in the store: 00:15, 19:30 and 23:30 local on
+ * each (the evening ones are on the next UTC day), four confirmed daytime ones each; then, after
+ * the "nightly sync", d's 08:00 is deleted in Gazelle and its 23:45 confirmed. Ids start with p. */
+static void seed_edges(Db *db, const Fake *f, const char *p, LocalDate d) {
+        static const struct {
+                int hour, minute;
+                bool confirmed;
+        } times[] = { { 0, 15, false }, { 9, 0, true }, { 10, 0, true }, { 11, 0, true }, { 14, 0, true },
+                      { 19, 30, false }, { 23, 30, false } };
+        static const char *const which[] = { "prev", "day", "next" };
+        add_client(db, "cli_a", NULL, "Anne", "Hébert", "514-555-0000", NULL);
+        cJSON *events = cJSON_CreateArray();
+        for (int k = 0; k < 3; k++)
+                for (size_t i = 0; i < ELEMENTSOF(times); i++) {
+                        _cleanup_free_ char *id = xasprintf("%s_%s_%02d%02d", p, which[k], times[i].hour, times[i].minute);
+                        add_event(db, events, id, local_date_add_days(d, k - 1), times[i].hour, times[i].minute,
+                                  times[i].confirmed);
+                }
+        _cleanup_free_ char *deleted = xasprintf("%s_day_0800", p), *confirmed = xasprintf("%s_day_2345", p);
+        add_event(db, events, deleted, d, 8, 0, false);
+        add_event(db, events, confirmed, d, 23, 45, false);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddBoolToObject(c, "clear_events", true);
+        cJSON_AddItemToObject(c, "add_events", events);
+        fake_control(f, c);
+
+        c = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(c, "delete"), cJSON_CreateString(deleted));
+        cJSON *edit = cJSON_AddObjectToObject(cJSON_AddObjectToObject(c, "edit"), confirmed);
+        cJSON_AddBoolToObject(edit, "confirmedByClient", true);
+        fake_control(f, c);
+}
+
+static int run_alerts_synced(const Env *e, LocalDate day) {
+        RunOptions opts = { .target_date = day };
+        fflush(NULL);
+        return runner_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
+}
+
+/* The ids of day d's (or its neighbours') appointments, ' '-joined, that match a condition. */
+static char *appt_ids(Db *db, const char *p, const char *where) {
+        _cleanup_free_ char *sql = xasprintf("SELECT external_id FROM gazelle_appointments WHERE substr(external_id, 1, "
+                                             "length($1)) = $1 AND %s ORDER BY external_id", where);
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(db, sql, DB_PARAMS(DBV_TEXT_OR_NULL(p), DBV_B(true)), &c);
+        ASSERT_OKF(r, "%s", db_error(db));
+        char *out = xstrdup("");
+        while ((r = db_cursor_next(c)) > 0)
+                out = strextendf(out, "%s%s", *out ? " " : "", db_cursor_text(c, 0));
+        ASSERT_OKF(r, "%s", db_error(db));
+        return out;
+}
+
+static char *ledger_ids(Db *db) {
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(db, "SELECT appointment_external_id FROM alert_ledger ORDER BY 1", DB_NO_PARAMS, &c);
+        ASSERT_OKF(r, "%s", db_error(db));
+        char *out = xstrdup("");
+        while ((r = db_cursor_next(c)) > 0)
+                out = strextendf(out, "%s%s", *out ? " " : "", db_cursor_text(c, 0));
+        ASSERT_OKF(r, "%s", db_error(db));
+        return out;
+}
+
+/* Whatever Gazelle's reading of startOn/endOn, the whole Montréal day is refreshed: its 00:15,
+ * 19:30 and 23:30 appointments are alerted and nothing else; the deletion and the confirmation
+ * made after the nightly sync are seen; no neighbour is taken for cancelled. On an ordinary
+ * day and on both DST Sundays. */
+TEST(day_refresh_both_readings) {
+        static const char *const readings[] = { "utc", "montreal" };
+        static const LocalDate days[] = { { 2026, 11, 25 }, { 2026, 3, 8 }, { 2026, 11, 1 } };
+        Fake f;
+        fake_start(&f, "gazelle.py", (const char *const[]) { "--api-key", GAZELLE_KEY, "--clients", "0", "--pianos", "0",
+                                                            "--timeline", "0", "--events", "0", NULL });
+        for (size_t r = 0; r < ELEMENTSOF(readings); r++)
+                for (size_t k = 0; k < ELEMENTSOF(days); k++) {
+                        _cleanup_free_ char *p = xasprintf("evt_%s%zu", readings[r], k);
+                        cJSON *c = cJSON_CreateObject();
+                        cJSON_AddStringToObject(c, "date_filters", readings[r]);
+                        fake_control(&f, c);
+                        Env e;
+                        gazelle_env(&e, &f, NULL);
+                        _cleanup_(db_closep) Db *db = env_store(&e);
+                        LocalDate d = days[k];
+                        seed_edges(db, &f, p, d);
+
+                        ASSERT_EQ_INT(run_alerts_synced(&e, d), 0);
+                        _cleanup_(run_clear) Run run = {};
+                        last_run(&e, &run);
+                        ASSERTF(streq(run.row.status, "success"), "%s, %s: %s", readings[r], p, run.row.message);
+                        if (getenv("TEST_VERBOSE"))
+                                fprintf(stderr, "%s: %s\n%s\n", p, run.row.message, run.row.stats);
+                        ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 3);
+                        ASSERT_EQ_INT(stat_int(&run, "queued"), 1);
+                        ASSERT_EQ_INT(excluded(&run, "confirmed"), 5);
+                        ASSERT_EQ_INT(excluded(&run, "cancelled"), 1);
+                        _cleanup_free_ char *want = xasprintf("%s_day_0015 %s_day_1930 %s_day_2330", p, p, p);
+                        _cleanup_free_ char *ledger = ledger_ids(db);
+                        ASSERT_STREQ(ledger, want);
+                        /* The deletion is a cancellation, nothing else is; the confirmation arrived. */
+                        _cleanup_free_ char *cancelled = appt_ids(db, p, "status = 'CANCELED' AND $2");
+                        _cleanup_free_ char *want_cancelled = xasprintf("%s_day_0800", p);
+                        ASSERT_STREQ(cancelled, want_cancelled);
+                        _cleanup_free_ char *confirmed = appt_ids(db, p, "confirmed_by_client = $2 AND "
+                                                                      "substr(external_id, length($1) + 1) = '_day_2345'");
+                        _cleanup_free_ char *want_confirmed = xasprintf("%s_day_2345", p);
+                        ASSERT_STREQ(confirmed, want_confirmed);
+
+                        _cleanup_free_ char *outbox = xasprintf("%s/outbox", e.config.state_dir);
+                        char *paths[32];
+                        size_t n = list_eml(outbox, paths);
+                        ASSERT_EQ_INT(n, 1);
+                        cJSON *msgs = parse_eml(paths, n);
+                        const char *text = jstr(cJSON_GetArrayItem(msgs, 0), "text");
+                        ASSERT_CONTAINS(text, "00:15 — Anne Hébert");
+                        ASSERT_CONTAINS(text, "19:30 — Anne Hébert");
+                        ASSERT_CONTAINS(text, "23:30 — Anne Hébert");
+                        ASSERT_NULL(strstr(text, "08:00"));
+                        ASSERT_NULL(strstr(text, "23:45"));
+                        cJSON_Delete(msgs);
+                        for (size_t i = 0; i < n; i++)
+                                free(paths[i]);
+                        env_done(&e);
+                }
+        fake_stop(&f);
+}
+
+/* A run that cannot be sure of the day says so and ends warning: the deletion held back by the
+ * threshold is not mailed (absent from Gazelle) nor marked cancelled; a refresh that fails
+ * alerts from the store's last sync and says so. */
+TEST(day_refresh_uncertain_is_warning) {
+        Fake f;
+        fake_start(&f, "gazelle.py", (const char *const[]) { "--api-key", GAZELLE_KEY, "--clients", "0", "--pianos", "0",
+                                                            "--timeline", "0", "--events", "0", "--date-filters", "utc",
+                                                            NULL });
+        Env e;
+        gazelle_env(&e, &f, (const char *const[]) { "GAZELLE_SYNC_DELETE_MAX_PERCENT=0", NULL });
+        _cleanup_(db_closep) Db *db = env_store(&e);
+        seed_edges(db, &f, "evt_held", target);
+        ASSERT_EQ_INT(run_alerts_synced(&e, target), 0);
+        _cleanup_(run_clear) Run run = {};
+        last_run(&e, &run);
+        ASSERT_STREQ(run.row.status, "warning");
+        ASSERT_CONTAINS(run.row.message, "1 rendez-vous absent de la réponse de Gazelle sans être marqué annulé, non alerté");
+        ASSERT_CONTAINS(run.row.message, "aucun marqué annulé");
+        ASSERT_EQ_INT(excluded(&run, "absent_from_gazelle"), 1);
+        _cleanup_free_ char *ledger = ledger_ids(db);
+        ASSERT_STREQ(ledger, "evt_held_day_0015 evt_held_day_1930 evt_held_day_2330");
+        _cleanup_free_ char *cancelled = appt_ids(db, "evt_held", "status = 'CANCELED' AND $2");
+        ASSERT_STREQ(cancelled, "");
+        env_done(&e);
+
+        gazelle_env(&e, &f, (const char *const[]) { "GAZELLE_API_KEY=wrong-key", NULL });
+        db_close(TAKE_PTR(db));
+        db = env_store(&e);
+        seed_edges(db, &f, "evt_stale", target);
+        ASSERT_EQ_INT(run_alerts_synced(&e, target), 0);
+        last_run(&e, &run);
+        ASSERT_STREQ(run.row.status, "warning");
+        ASSERT_CONTAINS(run.row.message, "rendez-vous non rafraîchis depuis Gazelle, données de la dernière synchronisation");
+        ASSERT_CONTAINS(run.row.message, "GAZELLE_API_KEY");
+        ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 5);
+        env_done(&e);
+        fake_stop(&f);
+}
+
 /* A late catch-up without --target-date is skipped and says why; nothing is mailed. */
 TEST(late_catch_up_skipped) {
         Env e;
@@ -915,6 +1123,8 @@ static const TestCase cases[] = {
         TEST_CASE(target_day_and_lateness),
         TEST_CASE(compose),
         TEST_CASE(montreal_day_bounds_dst),
+        TEST_CASE(day_refresh_both_readings),
+        TEST_CASE(day_refresh_uncertain_is_warning),
         TEST_CASE(outbox_routing_content_rerun_move),
         TEST_CASE(late_catch_up_skipped),
         TEST_CASE(dry_run_sends_nothing),

@@ -237,6 +237,35 @@ TEST(local_day_bounds) {
         }
 }
 
+/* Day before → day after of a target: the target day lies inside whatever the server's reading. */
+TEST(date_range_certain_bounds) {
+        usec_t s, e, ds, de;
+
+        /* Winter: Montréal midnight (05:00Z) starts it, UTC midnight (19:00 local) ends it. */
+        date_range_certain_bounds((LocalDate) { 2026, 11, 24 }, (LocalDate) { 2026, 11, 26 }, &s, &e);
+        ASSERT_EQ_TIME(s, utc(2026, 11, 24, 5, 0, 0, 0));
+        ASSERT_EQ_TIME(e, utc(2026, 11, 27, 0, 0, 0, 0));
+        local_day_bounds((LocalDate) { 2026, 11, 25 }, &ds, &de);
+        ASSERT(s <= ds && de <= e);
+
+        /* Both DST Sundays as targets (their neighbours' offsets differ). */
+        date_range_certain_bounds((LocalDate) { 2026, 3, 7 }, (LocalDate) { 2026, 3, 9 }, &s, &e);
+        ASSERT_EQ_TIME(s, utc(2026, 3, 7, 5, 0, 0, 0));
+        ASSERT_EQ_TIME(e, utc(2026, 3, 10, 0, 0, 0, 0));
+        local_day_bounds((LocalDate) { 2026, 3, 8 }, &ds, &de);
+        ASSERT(s <= ds && de <= e);
+        date_range_certain_bounds((LocalDate) { 2026, 10, 31 }, (LocalDate) { 2026, 11, 2 }, &s, &e);
+        ASSERT_EQ_TIME(s, utc(2026, 10, 31, 4, 0, 0, 0));
+        ASSERT_EQ_TIME(e, utc(2026, 11, 3, 0, 0, 0, 0));
+        local_day_bounds((LocalDate) { 2026, 11, 1 }, &ds, &de);
+        ASSERT(s <= ds && de <= e);
+
+        /* One day: certain only from Montréal midnight to UTC midnight (19:00 / 20:00 local). */
+        date_range_certain_bounds((LocalDate) { 2026, 7, 1 }, (LocalDate) { 2026, 7, 1 }, &s, &e);
+        ASSERT_EQ_TIME(s, utc(2026, 7, 1, 4, 0, 0, 0));
+        ASSERT_EQ_TIME(e, utc(2026, 7, 2, 0, 0, 0, 0));
+}
+
 TEST(local_to_utc) {
         /* Spring-forward gap: 02:00 does not exist; it normalizes forward to the jump (03:00 EDT). */
         ASSERT_EQ_TIME(local_to_utc((LocalDate) { 2026, 3, 8 }, 2, 0), utc(2026, 3, 8, 7, 0, 0, 0));
@@ -321,7 +350,8 @@ int main(int argc, char **argv) {
         static const TestCase cases[] = {
                 TEST_CASE(iso_format),      TEST_CASE(iso_round_trip),  TEST_CASE(iso_parse_variants),
                 TEST_CASE(iso_parse_rejects_garbage), TEST_CASE(rfc3339_local), TEST_CASE(local_date),
-                TEST_CASE(parse_local_date), TEST_CASE(local_day_bounds), TEST_CASE(local_to_utc),
+                TEST_CASE(parse_local_date), TEST_CASE(local_day_bounds), TEST_CASE(date_range_certain_bounds),
+                TEST_CASE(local_to_utc),
                 TEST_CASE(slot_day_of),
         };
         return TEST_MAIN(cases, argc, argv);
