@@ -1,7 +1,8 @@
 /* sync-sqlite.c — the SQLite page writer of sync.c (sync-store.h): per table, an UPDATE of
  * synced_at by id (changes() tells whether the row existed) and a one-row upsert that changes
- * only rows whose API-owned columns differ, both prepared once and bound by position. Runs inside
- * the caller's transaction. Library layer: -errno, the message in db_error(); never logs. */
+ * only rows whose API-owned columns differ, both prepared once and bound by position; the last
+ * parameter is the row's keep mask (bit c: column c keeps its stored value). Runs inside the
+ * caller's transaction. Library layer: -errno, the message in db_error(); never logs. */
 #include "sync-store.h"
 
 #include <stdarg.h>
@@ -29,13 +30,15 @@ static int prepare_all(Db *db, const SyncTable *t, SyncSqliteStmts *st) {
         for (size_t c = 0; c < t->n_cols; c++)
                 up = strextendf(up, "?%zu, ", c + 1);
         up = strextendf(up, "?%zu) ON CONFLICT (external_id) DO UPDATE SET ", t->n_cols + 1);
+        size_t keep = t->n_cols + 2;
         for (size_t c = 1; c < t->n_cols; c++)
-                up = strextendf(up, "%s = excluded.%s, ", t->cols[c], t->cols[c]);
+                up = strextendf(up, "%s = CASE WHEN (?%zu >> %zu) & 1 THEN %s.%s ELSE excluded.%s END, ", t->cols[c], keep,
+                                c, t->name, t->cols[c], t->cols[c]);
         up = strextendf(up, "synced_at = excluded.synced_at%s WHERE ",
                                t->has_deleted_at ? ", deleted_at = NULL" : "");
         for (size_t c = 1; c < t->n_cols; c++)
-                up = strextendf(up, "%s%s.%s IS NOT excluded.%s", c > 1 ? " OR " : "", t->name, t->cols[c],
-                                       t->cols[c]);
+                up = strextendf(up, "%s((?%zu >> %zu) & 1 = 0 AND %s.%s IS NOT excluded.%s)", c > 1 ? " OR " : "", keep,
+                                c, t->name, t->cols[c], t->cols[c]);
         if (t->has_deleted_at)
                 up = strextendf(up, " OR %s.deleted_at IS NOT NULL", t->name);
 
@@ -97,7 +100,9 @@ int sync_sqlite_write(Db *db, const SyncTable *t, SyncSqliteStmts *stmts, const 
                 for (size_t c = 0; c < t->n_cols; c++)
                         if (bind(stmts->upsert, (int) c + 1, &row[c]) != SQLITE_OK)
                                 goto bind_failed;
-                if (bind(stmts->upsert, (int) t->n_cols + 1, &now) != SQLITE_OK)
+                DbValue keep = DBV_I(sync_keep_mask(row, t->n_cols));
+                if (bind(stmts->upsert, (int) t->n_cols + 1, &now) != SQLITE_OK ||
+                    bind(stmts->upsert, (int) t->n_cols + 2, &keep) != SQLITE_OK)
                         goto bind_failed;
                 r = step(db, stmts->upsert);
                 if (r < 0)

@@ -207,7 +207,7 @@ static const char *rowset_own(RowSet *rs, char *s) {
 }
 
 /* A row for id: the existing one when the page repeats an id (a multi-row upsert may touch a
- * row only once), else a new one; NULL values. */
+ * row only once), else a new one whose values all keep what the store has (SYNC_KEEP). */
 static DbValue *rowset_row(RowSet *rs, const char *id, bool *ret_existed) {
         size_t k = rs->t->n_cols;
         for (size_t i = 0; i < rs->n_rows; i++)
@@ -223,7 +223,7 @@ static DbValue *rowset_row(RowSet *rs, const char *id, bool *ret_existed) {
         }
         DbValue *row = rs->vals + rs->n_rows++ * k;
         for (size_t c = 0; c < k; c++)
-                row[c] = DBV_N;
+                row[c] = SYNC_KEEP;
         row[0] = (DbValue) { .type = DBV_TEXT, .s = id };
         *ret_existed = false;
         return row;
@@ -233,9 +233,23 @@ static cJSON *jget(const cJSON *o, const char *key) {
         return cJSON_GetObjectItemCaseSensitive(o, key);
 }
 
+/* What Gazelle says of o.key. NULL: nothing, because o or the key was left out (a partial
+ * record or nested object): the stored value stays. A JSON null (also when o itself is null):
+ * "none", the stored value is cleared. */
+static const cJSON *jfield(const cJSON *o, const char *key) {
+        static const cJSON none = { .type = cJSON_NULL };
+        if (!o)
+                return NULL;
+        if (!cJSON_IsObject(o))
+                return &none;
+        return jget(o, key);
+}
+
 /* Strings as they are; numbers as text (a serial number may come as one). */
 static DbValue jtext(RowSet *rs, const cJSON *o, const char *key) {
-        cJSON *v = jget(o, key);
+        const cJSON *v = jfield(o, key);
+        if (!v)
+                return SYNC_KEEP;
         if (cJSON_IsString(v))
                 return DBV_TEXT_OR_NULL(v->valuestring);
         if (cJSON_IsNumber(v))
@@ -243,34 +257,64 @@ static DbValue jtext(RowSet *rs, const cJSON *o, const char *key) {
         return DBV_N;
 }
 
-/* o.key.sub as text: client { id }, defaultEmail { email }. */
+/* o.key.sub as text, where key is part of the record: defaultEmail { email }. */
 static DbValue jtext2(RowSet *rs, const cJSON *o, const char *key, const char *sub) {
-        return jtext(rs, jget(o, key), sub);
+        const cJSON *parent = jfield(o, key);
+        return parent ? jtext(rs, parent, sub) : SYNC_KEEP;
+}
+
+/* A field of a reference to another record (user { id firstName }, client { id }): a null
+ * there may only be a field this account does not see, so it keeps the stored value like an
+ * absent one. */
+static DbValue jref_field(RowSet *rs, const cJSON *ref, const char *sub) {
+        DbValue v = jtext(rs, ref, sub);
+        return v.type == DBV_NULL ? SYNC_KEEP : v;
+}
+
+/* o.key.sub through a reference; a null reference (client: null) is the link removed. */
+static DbValue jref(RowSet *rs, const cJSON *o, const char *key, const char *sub) {
+        const cJSON *ref = jfield(o, key);
+        if (!ref)
+                return SYNC_KEEP;
+        if (!cJSON_IsObject(ref))
+                return DBV_N;
+        return jref_field(rs, ref, sub);
 }
 
 static DbValue jint(const cJSON *o, const char *key) {
-        cJSON *v = jget(o, key);
+        const cJSON *v = jfield(o, key);
+        if (!v)
+                return SYNC_KEEP;
         return cJSON_IsNumber(v) ? DBV_I((int64_t) v->valuedouble) : DBV_N;
 }
 
 static DbValue jbool(const cJSON *o, const char *key) {
-        cJSON *v = jget(o, key);
+        const cJSON *v = jfield(o, key);
+        if (!v)
+                return SYNC_KEEP;
         return cJSON_IsBool(v) ? DBV_B(cJSON_IsTrue(v)) : DBV_N;
 }
 
-/* Instants in the store's one format (fixed width, sorts as text); unparsable → NULL. */
+/* Instants in the store's one format (fixed width, sorts as text). One that cannot be read says
+ * nothing either: an appointment must not lose its start to a garbled answer. */
 static DbValue jtime(RowSet *rs, const cJSON *o, const char *key) {
-        cJSON *v = jget(o, key);
+        const cJSON *v = jfield(o, key);
         usec_t t;
-        if (!cJSON_IsString(v) || parse_iso_utc(v->valuestring, &t) < 0)
+        if (!v)
+                return SYNC_KEEP;
+        if (cJSON_IsNull(v))
                 return DBV_N;
+        if (!cJSON_IsString(v) || parse_iso_utc(v->valuestring, &t) < 0)
+                return SYNC_KEEP;
         char buf[ISO_UTC_MAX];
         return DBV_TEXT_OR_NULL(rowset_own(rs, xstrdup(format_iso_utc(t, buf))));
 }
 
 static DbValue jjson(RowSet *rs, const cJSON *o, const char *key) {
-        cJSON *v = jget(o, key);
-        if (!v || cJSON_IsNull(v))
+        const cJSON *v = jfield(o, key);
+        if (!v)
+                return SYNC_KEEP;
+        if (cJSON_IsNull(v))
                 return DBV_N;
         return DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(v)));
 }
@@ -289,14 +333,19 @@ static void reject(Sync *s, Entity e, unsigned page, size_t index, const char *w
         }
 }
 
+/* Technicians are only ever seen through references: whatever one of them leaves out or null
+ * keeps what an earlier one (in this page or in the store) said. */
 static void add_user(RowSet *users, const cJSON *user) {
         const char *id = node_id(user);
         bool existed;
         if (!id)
                 return;
         DbValue *row = rowset_row(users, id, &existed);
-        row[1] = jtext(users, user, "firstName");
-        row[2] = jtext(users, user, "lastName");
+        DbValue first = jref_field(users, user, "firstName"), last = jref_field(users, user, "lastName");
+        if (!sync_value_keeps(&first))
+                row[1] = first;
+        if (!sync_value_keeps(&last))
+                row[2] = last;
 }
 
 static void map_client(Stream *st, const cJSON *n, const char *id) {
@@ -342,7 +391,7 @@ static void map_piano(Stream *st, const cJSON *n, const char *id) {
         bool existed;
         RowSet *rs = &st->main;
         DbValue *row = rowset_row(rs, id, &existed);
-        row[1] = jtext2(rs, n, "client", "id");
+        row[1] = jref(rs, n, "client", "id");
         row[2] = jtext(rs, n, "make");
         row[3] = jtext(rs, n, "model");
         row[4] = jtext(rs, n, "serialNumber");
@@ -372,11 +421,11 @@ static void map_timeline(Stream *st, const cJSON *n, const char *id) {
         row[2] = jtext(rs, n, "type");
         row[3] = jtext(rs, n, "summary");
         row[4] = jtext(rs, n, "comment");
-        row[5] = jtext2(rs, n, "client", "id");
-        row[6] = jtext2(rs, n, "piano", "id");
-        row[7] = jtext2(rs, n, "invoice", "id");
-        row[8] = jtext2(rs, n, "estimate", "id");
-        row[9] = jtext2(rs, n, "user", "id");
+        row[5] = jref(rs, n, "client", "id");
+        row[6] = jref(rs, n, "piano", "id");
+        row[7] = jref(rs, n, "invoice", "id");
+        row[8] = jref(rs, n, "estimate", "id");
+        row[9] = jref(rs, n, "user", "id");
         if (row[1].type == DBV_TEXT && strcmp(row[1].s, st->hwm) > 0)
                 snprintf(st->hwm, sizeof st->hwm, "%s", row[1].s);
         add_user(&st->aux, jget(n, "user"));
@@ -399,18 +448,21 @@ static void map_event(Stream *st, const cJSON *n, const char *id) {
         row[11] = jtext(rs, n, "travelMode");
         row[12] = jtime(rs, n, "createdAt");
         row[13] = jtime(rs, n, "updatedAt");
-        row[14] = jtext2(rs, n, "client", "id");
-        row[15] = jtext2(rs, n, "user", "id");
-        row[16] = jtext2(rs, n, "createdBy", "id");
-        /* The pianos of the event as a JSON array of ids: ["ins_…", …]. */
-        _cleanup_(cJSON_Deletep) cJSON *ids = cJSON_CreateArray();
-        const cJSON *p;
-        cJSON_ArrayForEach(p, jget(jget(n, "allEventPianos"), "nodes")) {
-                const char *pid = node_id(jget(p, "piano"));
-                if (pid)
-                        cJSON_AddItemToArray(ids, cJSON_CreateString(pid));
+        row[14] = jref(rs, n, "client", "id");
+        row[15] = jref(rs, n, "user", "id");
+        row[16] = jref(rs, n, "createdBy", "id");
+        /* The pianos of the event as a JSON array of ids: ["ins_…", …]; none said, none changed. */
+        const cJSON *pianos = jfield(jfield(n, "allEventPianos"), "nodes");
+        if (pianos) {
+                _cleanup_(cJSON_Deletep) cJSON *ids = cJSON_CreateArray();
+                const cJSON *p;
+                cJSON_ArrayForEach(p, pianos) {
+                        const char *pid = node_id(jget(p, "piano"));
+                        if (pid)
+                                cJSON_AddItemToArray(ids, cJSON_CreateString(pid));
+                }
+                row[17] = DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(ids)));
         }
-        row[17] = DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(ids)));
         add_user(&st->aux, jget(n, "user"));
 }
 

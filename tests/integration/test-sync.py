@@ -6,7 +6,8 @@ tests/sandbox.sh). `gazelle-scheduler run sync` is the real binary; the store is
 
 Covers: token import, full then incremental sync with counts equal to the fake's, a second run
 that changes nothing, an edit arriving, a deletion becoming deleted_at, local columns surviving,
-a vanished appointment cancelled, the deletion threshold, every fault switch ending with a
+a vanished appointment cancelled, the deletion threshold, partial nested objects erasing
+nothing, every fault switch ending with a
 clear error or warning and a consistent store, the appointment window's edges whether Gazelle
 reads date filters as Montréal or UTC dates, a crash right after a token refresh, and SIGKILLs
 at random moments each leaving whole pages that the next run completes.
@@ -232,7 +233,7 @@ def test_auth_and_full(w):
 def test_second_run_and_edits(w):
     r = w.sync(expect="success")
     s = r["stats"]
-    changed = sum(s[k].get(x, 0) for k in ("clients", "contacts", "pianos", "timeline_entries", "appointments")
+    changed = sum(s[k].get(x, 0) for k in ("clients", "contacts", "pianos", "timeline_entries", "appointments", "users")
                   for x in ("inserted", "updated", "deleted"))
     check(changed == 0, "a second run changes nothing", json.dumps(s))
     check(s["timeline_mode"] == "incremental", "the second run is incremental (mark − 30 days)")
@@ -284,6 +285,29 @@ def test_second_run_and_edits(w):
 
     r = w.sync("--dry-run", expect="success")
     check(r["stats"].get("dry_run") and "rien n'a été écrit" in r["message"], "--dry-run fetches and writes nothing")
+
+
+def test_partial_nested(w):
+    """Gazelle leaves fields out of nested objects (user { id }, defaultContact { id }) or sends a
+    reference's fields null: no known value is erased, and nothing counts as updated."""
+    users = "SELECT external_id, first_name, last_name FROM gazelle_users ORDER BY 1"
+    contacts = ("SELECT external_id, client_external_id, first_name, last_name, title, wants_email, email, phone, "
+                "street1, street2, municipality, postal_code, region FROM gazelle_contacts ORDER BY 1")
+    links = "SELECT external_id, client_external_id, user_external_id, piano_external_ids FROM gazelle_appointments ORDER BY 1"
+    before = (w.q(users), w.q(contacts), w.q(links))
+    check(all(u[1] and u[2] for u in before[0]), "the technicians' names are known", str(before[0]))
+    for what, partial in (("left out", {"objects": ["user", "defaultContact", "client", "piano"], "mode": "drop"}),
+                          ("null", {"objects": ["user", "client", "piano"], "mode": "null"})):
+        w.control(partial_nested=partial)
+        r = w.sync("--full", expect="success")
+        s = r["stats"]
+        updated = {k: s[k]["updated"] for k in ("users", "contacts", "clients", "pianos", "timeline_entries",
+                                                 "appointments")}
+        check(set(updated.values()) == {0}, f"nested fields {what}: nothing counted updated", json.dumps(updated))
+        after = (w.q(users), w.q(contacts), w.q(links))
+        check(after == before, f"nested fields {what}: names, contacts and links kept in the store",
+              f"users {after[0]}" if after[0] != before[0] else "contacts or links changed")
+    w.control(partial_nested={})
 
 
 def fault(w, what, faults, expect, needle, env=None, extra=None):
@@ -470,6 +494,7 @@ def main():
         w.start_fake()
         test_auth_and_full(w)
         test_second_run_and_edits(w)
+        test_partial_nested(w)
         test_faults(w)
         test_window_edges(w)
         test_crash_after_refresh(w)

@@ -771,8 +771,6 @@ TEST(day_refresh_both_readings) {
                         _cleanup_(run_clear) Run run = {};
                         last_run(&e, &run);
                         ASSERTF(streq(run.row.status, "success"), "%s, %s: %s", readings[r], p, run.row.message);
-                        if (getenv("TEST_VERBOSE"))
-                                fprintf(stderr, "%s: %s\n%s\n", p, run.row.message, run.row.stats);
                         ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 3);
                         ASSERT_EQ_INT(stat_int(&run, "queued"), 1);
                         ASSERT_EQ_INT(excluded(&run, "confirmed"), 5);
