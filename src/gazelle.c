@@ -22,6 +22,8 @@ static inline void cJSON_Deletep(cJSON **j) {
  * about to die. */
 #define REFRESH_AHEAD_USEC (5 * 60 * USEC_PER_SEC)
 #define SERVER_TEXT_MAX 200
+/* 401s in a row for one request, whatever their reason: beyond, the server is refusing us. */
+#define UNAUTHORIZED_MAX 8
 
 struct GazelleClient {
         Db *db;
@@ -34,11 +36,15 @@ struct GazelleClient {
         char *access_token, *refresh_token;
         usec_t expires_at;       /* 0: unknown, refresh first */
         unsigned token_gen;      /* bumped by every new access token */
+        bool token_accepted;     /* a request carrying the current access token succeeded */
+        unsigned inflight;       /* requests out with the current access token */
+        struct Pager *parked;    /* refused with the current token while others carrying it are out */
         char *auth_error;        /* a refused refresh: every later request fails with it at once */
 };
 
 typedef struct Pager {
         GazelleClient *g;
+        struct Pager *next_parked;
         char *query;
         char *field;
         cJSON *variables;
@@ -48,6 +54,7 @@ typedef struct Pager {
         char *last_cursor;
         unsigned token_gen;      /* the access token the current request carries */
         bool refreshed;          /* the current request already got its one refresh after a 401 */
+        unsigned unauthorized;   /* 401s in a row for the current request */
         bool stopped;            /* page() failed: end() already ran */
 } Pager;
 
@@ -323,6 +330,8 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
         free_secret(g->access_token);
         g->access_token = xstrdup(access->valuestring);
         g->token_gen++;
+        g->token_accepted = false;
+        g->inflight = 0; /* those out carry an older token now */
         /* No refresh_token in the answer: the old one stays valid. */
         if (cJSON_IsString(refresh) && !isempty(refresh->valuestring)) {
                 free_secret(g->refresh_token);
@@ -400,9 +409,12 @@ static int pager_submit(Pager *p, char *error, size_t error_size) {
         p->token_gen = g->token_gen;
         r = http_submit(g->http, &hr, on_response, p);
         explicit_bzero(auth, strlen(auth));
-        if (r < 0)
+        if (r < 0) {
                 set_error(error, error_size, "POST %s : %s", g->endpoint, strerror(-r));
-        return r;
+                return r;
+        }
+        g->inflight++;
+        return 0;
 }
 
 static void pager_end(Pager *p, int r, const char *error) {
@@ -432,8 +444,80 @@ static cJSON *graphql_data(Pager *p, cJSON *j, char *error, size_t error_size) {
         return data;
 }
 
-static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata) {
-        Pager *p = userdata;
+typedef enum Unauthorized {
+        UNAUTHORIZED_RESEND,  /* send it again (with a refresh when the token is gone) */
+        UNAUTHORIZED_PARK,    /* wait for the other requests carrying the same token */
+        UNAUTHORIZED_REFUSED, /* the refusal is real: fail */
+} Unauthorized;
+
+/* Drops an access token that has expired, so that the next submission refreshes it. */
+static void token_expired(GazelleClient *g, unsigned gen) {
+        if (gen == g->token_gen)
+                free_secret(TAKE_PTR(g->access_token));
+}
+
+/* A request got 401. With several requests in flight, a token refresh makes every request that
+ * left before it carry an older token: those are simply resent with the current one, spending
+ * nothing. A current token that had already worked has expired: refresh and resend. One not yet
+ * seen working gets one refresh for this request; refused again, the request waits for the
+ * others carrying that token (the server may have served them first and let it expire): if one
+ * of them succeeds it expired, if none does the refusal is real. */
+static Unauthorized judge_unauthorized(Pager *p) {
+        GazelleClient *g = p->g;
+        if (++p->unauthorized > UNAUTHORIZED_MAX)
+                return UNAUTHORIZED_REFUSED;
+        if (p->token_gen != g->token_gen)
+                return UNAUTHORIZED_RESEND;
+        if (!g->token_accepted && p->refreshed)
+                return g->inflight > 0 ? UNAUTHORIZED_PARK : UNAUTHORIZED_REFUSED;
+        if (!g->token_accepted)
+                p->refreshed = true;
+        token_expired(g, p->token_gen);
+        return UNAUTHORIZED_RESEND;
+}
+
+static void refused_error(const Pager *p, const char *what, char *error, size_t error_size) {
+        set_error(error, error_size, "%s — accès refusé (%s)", what,
+                  p->unauthorized > UNAUTHORIZED_MAX
+                          ? "jeton refusé à chaque nouvel essai ; si cela persiste, relancez « gazelle-scheduler auth »"
+                          : "jeton refusé même après rafraîchissement ; vérifiez l'application OAuth Gazelle puis "
+                            "relancez « gazelle-scheduler auth »");
+}
+
+static void pager_resend(Pager *p) {
+        char error[GAZELLE_ERROR_MAX];
+        int r = pager_submit(p, error, sizeof error);
+        if (r < 0)
+                pager_end(p, r, error);
+}
+
+/* The parked requests, once their token is judged: it changed (resend), it worked for another
+ * request (it expired: refresh and resend), or every request carrying it came back refused. */
+static void wake_parked(GazelleClient *g) {
+        if (!g->parked)
+                return;
+        bool stale = g->parked->token_gen != g->token_gen; /* all were parked with one token */
+        if (!stale && !g->token_accepted && g->inflight > 0)
+                return;
+        bool refused = !stale && !g->token_accepted;
+        Pager *list = TAKE_PTR(g->parked);
+        while (list) {
+                Pager *p = list;
+                list = p->next_parked;
+                p->next_parked = NULL;
+                if (refused) {
+                        char error[GAZELLE_ERROR_MAX];
+                        _cleanup_free_ char *what = xasprintf("POST %s : HTTP 401", g->endpoint);
+                        refused_error(p, what, error, sizeof error);
+                        pager_end(p, -EACCES, error);
+                        continue;
+                }
+                token_expired(g, p->token_gen);
+                pager_resend(p);
+        }
+}
+
+static void handle_response(Pager *p, int r, HttpResponse *resp) {
         GazelleClient *g = p->g;
         char error[GAZELLE_ERROR_MAX];
 
@@ -442,23 +526,29 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
                 pager_free(p);
                 return;
         }
-        if (r == -EBADMSG && resp->status == 401 && !g->api_key && !p->refreshed) {
-                /* The access token expired under us: refresh once, retry once. Another pager may
-                 * already have refreshed it: then only retry. */
-                p->refreshed = true;
-                if (p->token_gen == g->token_gen)
-                        free_secret(TAKE_PTR(g->access_token));
-                r = pager_submit(p, error, sizeof error);
-                if (r < 0)
-                        pager_end(p, r, error);
-                return;
+        if (r == -EBADMSG && resp->status == 401 && !g->api_key) {
+                switch (judge_unauthorized(p)) {
+                case UNAUTHORIZED_RESEND:
+                        pager_resend(p);
+                        return;
+                case UNAUTHORIZED_PARK:
+                        p->next_parked = g->parked;
+                        g->parked = p;
+                        return;
+                case UNAUTHORIZED_REFUSED:
+                        break;
+                }
         }
         if (r < 0) {
                 char text[SERVER_TEXT_MAX + 1];
                 server_text(resp->body, text, sizeof text);
-                if (resp->status == 401)
-                        set_error(error, sizeof error, "%s : %s — accès refusé (%s)", resp->error, text,
-                                  g->api_key ? "vérifiez GAZELLE_API_KEY" : "jeton refusé même après rafraîchissement");
+                if (resp->status == 401 && g->api_key)
+                        set_error(error, sizeof error, "%s : %s — accès refusé (vérifiez GAZELLE_API_KEY)", resp->error,
+                                  text);
+                else if (resp->status == 401) {
+                        _cleanup_free_ char *what = xasprintf("%s : %s", resp->error, text);
+                        refused_error(p, what, error, sizeof error);
+                }
                 else if (resp->status > 0 && !isempty(text) && !strstr(resp->error, text))
                         set_error(error, sizeof error, "%s : %s", resp->error, text);
                 else
@@ -467,6 +557,9 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
                 return;
         }
         p->refreshed = false;
+        p->unauthorized = 0;
+        if (p->token_gen == g->token_gen)
+                g->token_accepted = true;
 
         _cleanup_(cJSON_Deletep) cJSON *j = cJSON_ParseWithLength(resp->body, resp->body_len);
         free(TAKE_PTR(resp->body));
@@ -528,6 +621,16 @@ static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata
                 pager_end(p, 0, NULL);
 }
 
+static void on_response(HttpClient *c, int r, HttpResponse *resp, void *userdata) {
+        Pager *p = userdata;
+        GazelleClient *g = p->g;
+        (void) c;
+        if (p->token_gen == g->token_gen && g->inflight > 0)
+                g->inflight--;
+        handle_response(p, r, resp);
+        wake_parked(g);
+}
+
 int gazelle_paginate(GazelleClient *g, const char *query, const char *field, cJSON *variables,
                      GazellePageFunc page, GazelleEndFunc end, void *userdata) {
         Pager *p = calloc(1, sizeof *p);
@@ -546,7 +649,15 @@ int gazelle_paginate(GazelleClient *g, const char *query, const char *field, cJS
 }
 
 int gazelle_run(GazelleClient *g) {
-        return http_run(g->http);
+        for (;;) {
+                int r = http_run(g->http);
+                if (!g->parked)
+                        return r;
+                /* Cannot happen (a request parks only while another carrying its token is out),
+                 * but every pagination must end: nothing is out any more, judge them now. */
+                g->inflight = 0;
+                wake_parked(g);
+        }
 }
 
 /* ---- gazelle-scheduler auth ---- */

@@ -1,7 +1,7 @@
 /* gazelle.h — the Gazelle API client (reference/gazelle-api.md): authentication (OAuth
  * authorization code and refresh token, tokens kept in the store, a rotated refresh token
- * committed before the new access token is used, refresh ahead of expiry and once on 401; or an
- * API key), GraphQL requests with variables where any `errors` entry fails the request, and
+ * committed before the new access token is used, refresh ahead of expiry and on a 401 — a request
+ * that left with an older token than the current one is only resent; or an API key), GraphQL requests with variables where any `errors` entry fails the request, and
  * pagination by pageInfo over http.h's curl multi. Library layer: -errno plus a French one-line
  * error (method, host, path, status, the server's text; never a token); never logs. */
 #pragma once

@@ -9,7 +9,8 @@ that changes nothing, an edit arriving, a deletion becoming deleted_at, local co
 a vanished appointment cancelled, the deletion threshold, partial nested objects erasing
 nothing, every fault switch ending with a
 clear error or warning and a consistent store, the appointment window's edges whether Gazelle
-reads date filters as Montréal or UTC dates, a crash right after a token refresh, and SIGKILLs
+reads date filters as Montréal or UTC dates, access tokens expiring every few requests under
+four concurrent requests, a crash right after a token refresh, and SIGKILLs
 at random moments each leaving whole pages that the next run completes.
 
 Environment: GS_BUILD_DIR (required), GS_STORE (sqlite|postgresql), SYNC_KILLS (default 20).
@@ -404,6 +405,33 @@ def test_window_edges(w):
     w.sync(expect="success")
 
 
+def test_concurrent_refresh(w):
+    """Access tokens that expire every three requests, four requests at once: a request refused
+    because it left with a token older than the current one is resent with the current one, so
+    every run succeeds, and the rotated refresh token is stored each time. A fresh token that is
+    refused still fails clearly."""
+    conc = {"GAZELLE_MAX_CONCURRENCY": "4"}
+    w.control(clear_faults=True, token_uses=3, latency_ms=15)
+    serial = w.state()["serial"]
+    for i in range(20):
+        r = w.sync(env=conc)
+        if r["status"] != "success":
+            fail(f"run {i + 1}/20 with tokens expiring every 3 requests: {r['status']}: {r['message']}")
+        if w.stored_refresh_token() != w.state()["refresh_token"]:
+            fail(f"run {i + 1}/20: the stored refresh token is not the fake's latest")
+    refreshes = w.state()["serial"] - serial
+    check(refreshes >= 20, f"20 runs, 4 requests at once, tokens expiring every 3 requests: all success, "
+          f"{refreshes} refreshes, the stored refresh token the fake's latest after each")
+
+    w.control(token_uses=0)
+    r = w.sync(env=conc, expect="error")
+    check("jeton refusé même après rafraîchissement" in r["message"] and "gazelle-scheduler auth" in r["message"],
+          "a fresh token refused again fails clearly", r["message"])
+    check(w.stored_refresh_token() == w.state()["refresh_token"], "and its rotated refresh token is stored")
+    w.control(token_uses=None, latency_ms=0)
+    w.sync(expect="success")
+
+
 def test_pg_lock(w):
     """Another host's sync holds the advisory lock: this one ends skipped, having done nothing."""
     if STORE != "postgresql":
@@ -497,6 +525,7 @@ def main():
         test_partial_nested(w)
         test_faults(w)
         test_window_edges(w)
+        test_concurrent_refresh(w)
         test_crash_after_refresh(w)
         test_pg_lock(w)
         test_api_key(w)
