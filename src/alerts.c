@@ -304,7 +304,7 @@ typedef struct Group {
         size_t n;
         Appointment **to_send;    /* those the ledger says are still due */
         size_t n_to_send;
-        size_t already_sent, uncertain;
+        size_t already_sent, already_queued, uncertain;
 } Group;
 
 static void groups_free(Group *g, size_t n) {
@@ -440,7 +440,7 @@ static void compose_alert(const Group *g, const char *day_fr, bool tomorrow, Ema
 /* ---- the run ----------------------------------------------------------------------------- */
 
 typedef struct Totals {
-        size_t appointments, unconfirmed, emails_sent, queued, failed, already_sent, uncertain, recovered;
+        size_t appointments, unconfirmed, emails_sent, queued, failed, already_sent, already_queued, uncertain, recovered;
         size_t by_class[_ALERT_CLASS_MAX];
         char first_error[ERROR_SUMMARY_MAX];
 } Totals;
@@ -484,8 +484,10 @@ static int plan_group(RunContext *ctx, Group *g, const char *target, Totals *t) 
                         return r;
                 switch (st) {
                 case LEDGER_SENT:
-                case LEDGER_QUEUED: /* in the outbox already: queuing it again would duplicate it */
                         g->already_sent++;
+                        break;
+                case LEDGER_QUEUED: /* in the outbox already: queuing it again would duplicate it */
+                        g->already_queued++;
                         break;
                 case LEDGER_UNCERTAIN:
                 case LEDGER_SENDING: /* cannot be: recovered at start under the task lock */
@@ -496,6 +498,7 @@ static int plan_group(RunContext *ctx, Group *g, const char *target, Totals *t) 
                 }
         }
         t->already_sent += g->already_sent;
+        t->already_queued += g->already_queued;
         t->uncertain += g->uncertain;
         if (g->uncertain > 0)
                 journal_alert(ctx, g, g->items, g->n, "uncertain", "-", target, NULL,
@@ -586,6 +589,7 @@ static cJSON *group_stats(cJSON *technicians, const Group *g) {
         cJSON_AddNumberToObject(o, "unconfirmed", (double) g->n);
         cJSON_AddNumberToObject(o, "to_send", (double) g->n_to_send);
         cJSON_AddNumberToObject(o, "already_sent", (double) g->already_sent);
+        cJSON_AddNumberToObject(o, "already_queued", (double) g->already_queued);
         cJSON_AddNumberToObject(o, "uncertain", (double) g->uncertain);
         return o;
 }
@@ -597,6 +601,7 @@ static void fill_stats(cJSON *stats, const char *target, const Totals *t, const 
         cJSON_AddNumberToObject(stats, "emails_sent", (double) t->emails_sent);
         cJSON_AddNumberToObject(stats, "queued", (double) t->queued);
         cJSON_AddNumberToObject(stats, "already_sent", (double) t->already_sent);
+        cJSON_AddNumberToObject(stats, "already_queued", (double) t->already_queued);
         cJSON_AddNumberToObject(stats, "failed", (double) t->failed);
         cJSON_AddNumberToObject(stats, "uncertain", (double) t->uncertain);
         cJSON_AddStringToObject(stats, "transport", transport);
@@ -620,6 +625,9 @@ static void set_message(TaskResult *result, const char *day_fr, const Totals *t,
         if (t->already_sent)
                 m = strextendf(m, " ; %zu alerte%s déjà envoyée%s", t->already_sent, t->already_sent > 1 ? "s" : "",
                        t->already_sent > 1 ? "s" : "");
+        if (t->already_queued)
+                m = strextendf(m, " ; %zu alerte%s déjà en file dans %s (pas envoyée%s)", t->already_queued,
+                               t->already_queued > 1 ? "s" : "", outbox, t->already_queued > 1 ? "s" : "");
         if (t->failed)
                 m = strextendf(m, " ; %zu courriel%s en échec (%s)", t->failed, t->failed > 1 ? "s" : "", t->first_error);
         if (t->uncertain)

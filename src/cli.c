@@ -58,6 +58,54 @@ static void help(void) {
                task_valid_names());
 }
 
+/* What `COMMAND --help` prints (and a usage error repeats on stderr). */
+#define RUN_USAGE                                                                                           \
+        "Usage: gazelle-scheduler run TASK [--full] [--dry-run] [--target-date YYYY-MM-DD] [--no-sync]\n"   \
+        "\n"                                                                                                 \
+        "Run TASK in the foreground, as its unit does, and record it in scheduler_logs.\n"                   \
+        "  --full                     sync: fetch the whole timeline history, not only the last 30 days\n"  \
+        "  --dry-run                  fetch and build everything, write and send nothing\n"                 \
+        "  --target-date YYYY-MM-DD   alerts: the day to alert about (default: the day after the 16:00\n"   \
+        "                             slot; a catch-up later than ALERTS_MAX_LATENESS is skipped)\n"        \
+        "  --no-sync                  alerts: use the store as it is, without refreshing the day\n"         \
+        "Exit status: 0 success, warning or skipped, 1 failed, 2 usage or configuration error.\n"
+#define SHOULD_RUN_USAGE                                                                                    \
+        "Usage: gazelle-scheduler should-run TASK\n"                                                        \
+        "\n"                                                                                                 \
+        "ExecCondition= guard of the units: exit 1 when the timer's Montréal slot already has a\n"           \
+        "successful scheduled run (the start is then skipped), 0 otherwise.\n"
+#define MIGRATE_USAGE                                                                                       \
+        "Usage: gazelle-scheduler migrate\n"                                                                \
+        "\n"                                                                                                 \
+        "Apply the pending schema migrations to the store (every command also does it on first use).\n"
+#define RESTORE_USAGE                                                                                       \
+        "Usage: gazelle-scheduler restore FILE\n"                                                           \
+        "\n"                                                                                                 \
+        "Verify the backup FILE (db_backup_YYYYMMDD_HHMMSS.sqlite) and copy it into the SQLite store in\n"  \
+        "one transaction, with every task locked out; a file that fails verification changes nothing.\n"
+#define AUTH_USAGE                                                                                          \
+        "Usage: gazelle-scheduler auth                    Print the authorization URL\n"                    \
+        "       gazelle-scheduler auth --code CODE        Exchange the code for tokens\n"                   \
+        "       gazelle-scheduler auth --refresh-token -  Import a refresh token from stdin\n"              \
+        "\n"                                                                                                 \
+        "Importing a refresh token exchanges it at once: Gazelle then stops accepting it, so the\n"         \
+        "system that used it (the old scheduler) loses its access. Stop that system first; to go\n"         \
+        "back to it, authorize it again in Gazelle.\n"
+#define SLOT_USAGE                                                                                          \
+        "Usage: gazelle-scheduler slot TASK < usec-per-line\n"                                              \
+        "\n"                                                                                                 \
+        "Read UTC epoch microseconds on stdin, print each one with its Montréal slot day (DST checks).\n"
+#define NOTIFY_FAILURE_USAGE                                                                                \
+        "Usage: gazelle-scheduler notify-failure UNIT\n"                                                    \
+        "\n"                                                                                                 \
+        "Mail mail.admin_email about the failed UNIT: its last run's message and journal lines\n"           \
+        "(what gazelle-notify-failure@.service runs, from the tasks' OnFailure=).\n"
+
+static int usage_error(const char *usage) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+}
+
 static const Task *task_arg(const char *name) {
         const Task *t = task_lookup(name);
         if (!t)
@@ -104,10 +152,8 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
                 default:
                         return EXIT_USAGE;
                 }
-        if (optind != argc - 1) {
-                fprintf(stderr, "Usage: gazelle-scheduler run TASK [--full] [--dry-run]\n");
-                return EXIT_USAGE;
-        }
+        if (optind != argc - 1)
+                return usage_error(RUN_USAGE);
         const Task *t = task_arg(argv[optind]);
         if (!t)
                 return EXIT_USAGE;
@@ -122,10 +168,8 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
 }
 
 static int cmd_should_run(BusScope bus, int argc, char **argv) {
-        if (argc != 2) {
-                fprintf(stderr, "Usage: gazelle-scheduler should-run TASK\n");
-                return EXIT_USAGE;
-        }
+        if (argc != 2)
+                return usage_error(SHOULD_RUN_USAGE);
         const Task *t = task_arg(argv[1]);
         if (!t)
                 return EXIT_USAGE;
@@ -137,10 +181,8 @@ static int cmd_should_run(BusScope bus, int argc, char **argv) {
 
 static int cmd_migrate(BusScope bus, int argc, char **argv) {
         _cleanup_(config_clear) Config cfg = {};
-        if (argc != 1) {
-                fprintf(stderr, "Usage: gazelle-scheduler migrate\n");
-                return EXIT_USAGE;
-        }
+        if (argc != 1)
+                return usage_error(MIGRATE_USAGE);
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;
         _cleanup_(db_closep) Db *db = NULL;
@@ -160,10 +202,8 @@ static int cmd_migrate(BusScope bus, int argc, char **argv) {
 
 static int cmd_restore(BusScope bus, int argc, char **argv) {
         _cleanup_(config_clear) Config cfg = {};
-        if (argc != 2) {
-                fprintf(stderr, "Usage: gazelle-scheduler restore FILE\n");
-                return EXIT_USAGE;
-        }
+        if (argc != 2)
+                return usage_error(RESTORE_USAGE);
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;
         return backup_restore(&cfg, argv[1]);
@@ -176,13 +216,12 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
         return gazelle_auth_main(&cfg, argc, argv);
 }
 
-static int cmd_slot(int argc, char **argv) {
+static int cmd_slot(BusScope bus, int argc, char **argv) {
         char line[SLOT_LINE_MAX];
-        if (argc != 2) {
-                fprintf(stderr, "Usage: gazelle-scheduler slot TASK < usec-per-line\n");
-                return EXIT_USAGE;
-        }
+        if (argc != 2)
+                return usage_error(SLOT_USAGE);
         const Task *t = task_arg(argv[1]);
+        (void) bus;
         if (!t)
                 return EXIT_USAGE;
         while (fgets(line, sizeof line, stdin)) {
@@ -200,10 +239,8 @@ static int cmd_slot(int argc, char **argv) {
 }
 
 static int cmd_notify_failure(BusScope bus, int argc, char **argv) {
-        if (argc != 2) {
-                fprintf(stderr, "Usage: gazelle-scheduler notify-failure UNIT\n");
-                return EXIT_USAGE;
-        }
+        if (argc != 2)
+                return usage_error(NOTIFY_FAILURE_USAGE);
         _cleanup_(config_clear) Config cfg = {};
         if (config_load(&cfg, bus) < 0) {
                 /* Still report the failure: the journal needs no configuration. */
@@ -215,6 +252,40 @@ static int cmd_notify_failure(BusScope bus, int argc, char **argv) {
                 return EXIT_USAGE;
         }
         return notify_failure(&cfg, argv[1]);
+}
+
+static int cmd_help(BusScope bus, int argc, char **argv) {
+        (void) bus, (void) argc, (void) argv;
+        help();
+        return 0;
+}
+
+typedef struct Command {
+        const char *name;
+        int (*run)(BusScope bus, int argc, char **argv);
+        const char *usage; /* NULL: the command answers --help itself */
+} Command;
+
+static const Command commands[] = {
+        { "run", cmd_run, RUN_USAGE },
+        { "start", client_start, NULL },
+        { "logs", client_logs, NULL },
+        { "status", client_status, NULL },
+        { "should-run", cmd_should_run, SHOULD_RUN_USAGE },
+        { "migrate", cmd_migrate, MIGRATE_USAGE },
+        { "restore", cmd_restore, RESTORE_USAGE },
+        { "auth", cmd_auth, AUTH_USAGE },
+        { "slot", cmd_slot, SLOT_USAGE },
+        { "notify-failure", cmd_notify_failure, NOTIFY_FAILURE_USAGE },
+        { "help", cmd_help, NULL },
+};
+
+/* -h or --help among a command's arguments (before a "--"). */
+static bool wants_help(int argc, char **argv) {
+        for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+                if (streq(argv[i], "-h") || streq(argv[i], "--help"))
+                        return true;
+        return false;
 }
 
 int cli_main(int argc, char **argv) {
@@ -254,29 +325,15 @@ int cli_main(int argc, char **argv) {
         int cargc = argc - optind;
         char **cargv = argv + optind;
 
-        if (streq(cmd, "run"))
-                return cmd_run(bus, cargc, cargv);
-        if (streq(cmd, "start"))
-                return client_start(bus, cargc, cargv);
-        if (streq(cmd, "logs"))
-                return client_logs(bus, cargc, cargv);
-        if (streq(cmd, "status"))
-                return client_status(bus, cargc, cargv);
-        if (streq(cmd, "should-run"))
-                return cmd_should_run(bus, cargc, cargv);
-        if (streq(cmd, "migrate"))
-                return cmd_migrate(bus, cargc, cargv);
-        if (streq(cmd, "restore"))
-                return cmd_restore(bus, cargc, cargv);
-        if (streq(cmd, "auth"))
-                return cmd_auth(bus, cargc, cargv);
-        if (streq(cmd, "slot"))
-                return cmd_slot(cargc, cargv);
-        if (streq(cmd, "notify-failure"))
-                return cmd_notify_failure(bus, cargc, cargv);
-        if (streq(cmd, "help")) {
-                help();
-                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (!streq(cmd, commands[i].name))
+                        continue;
+                /* Before anything else (the configuration too): help always works. */
+                if (commands[i].usage && wants_help(cargc, cargv)) {
+                        fputs(commands[i].usage, stdout);
+                        return 0;
+                }
+                return commands[i].run(bus, cargc, cargv);
         }
         fprintf(stderr, "Unknown command '%.64s'. See gazelle-scheduler --help.\n", cmd);
         return EXIT_USAGE;

@@ -501,13 +501,18 @@ static int runs_from_store(BusScope scope, unsigned limit, const Task *task, Run
         return r;
 }
 
-static void note_fallback(const sd_bus_error *e) {
+/* The daemon did not answer on a bus that is there: say so, once per command (a --watch loop
+ * too). Without any bus (a plain terminal) the store is the only source: nothing to say. */
+static void note_fallback(const sd_bus *bus, const sd_bus_error *e, bool *noted) {
+        if (!bus || *noted)
+                return;
+        *noted = true;
         _cleanup_free_ char *why = xasprintf("gazelle-schedulerd injoignable (%s) : lecture directe de la base.",
                                              e->message ? e->message : e->name ? e->name : "unknown error");
         print_line(stderr, why);
 }
 
-static int fetch_runs(BusScope scope, unsigned limit, const Task *task, RunList *l) {
+static int fetch_runs(BusScope scope, unsigned limit, const Task *task, RunList *l, bool *noted) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
@@ -517,7 +522,7 @@ static int fetch_runs(BusScope scope, unsigned limit, const Task *task, RunList 
         if (r >= 0)
                 return 0;
         run_list_clear(l);
-        note_fallback(&e);
+        note_fallback(bus, &e, noted);
         return runs_from_store(scope, limit, task, l);
 }
 
@@ -727,10 +732,10 @@ static void name_technicians(BusScope scope, RunList *l) {
         }
 }
 
-static int logs_once(BusScope scope, const LogsOptions *o) {
+static int logs_once(BusScope scope, const LogsOptions *o, bool *noted) {
         _cleanup_(run_list_clear) RunList l = {};
 
-        int r = fetch_runs(scope, o->limit, o->task, &l);
+        int r = fetch_runs(scope, o->limit, o->task, &l, noted);
         if (r < 0)
                 return r;
         name_technicians(scope, &l);
@@ -746,7 +751,7 @@ static int logs_once(BusScope scope, const LogsOptions *o) {
 }
 
 static int logs_watch(BusScope scope, const LogsOptions *o) {
-        bool tty = isatty(STDOUT_FILENO);
+        bool tty = isatty(STDOUT_FILENO), noted = false;
 
         catch_interrupts();
         while (!interrupted) {
@@ -757,7 +762,7 @@ static int logs_watch(BusScope scope, const LogsOptions *o) {
                         printf("Journal des tâches — %s (toutes les %u s, Ctrl+C pour quitter)\n\n",
                                format_local_short(now_realtime(), now), o->watch_sec);
                 /* A failed refresh is shown and retried: the daemon or the store may come back. */
-                (void) logs_once(scope, o);
+                (void) logs_once(scope, o, &noted);
                 fflush(stdout);
                 (void) sleep_until(now_monotonic() + o->watch_sec * USEC_PER_SEC);
         }
@@ -844,7 +849,8 @@ int client_logs(BusScope scope, int argc, char **argv) {
                 return r < 0 ? EXIT_USAGE : 0;
         if (o.watch_sec > 0)
                 return logs_watch(scope, &o);
-        return logs_once(scope, &o) < 0 ? EXIT_TASK_FAILED : 0;
+        bool noted = false;
+        return logs_once(scope, &o, &noted) < 0 ? EXIT_TASK_FAILED : 0;
 }
 
 /* ---- start: RunTask, and --wait for TaskFinished ---------------------------------------- */
@@ -1217,7 +1223,8 @@ static int fetch_states(BusScope scope, TaskState *states) {
         if (r >= 0)
                 return 0;
         task_states_clear((TaskState(*)[_TASK_MAX]) states);
-        note_fallback(&e);
+        bool noted = false;
+        note_fallback(bus, &e, &noted);
         return states_from_store(scope, states);
 }
 

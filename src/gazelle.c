@@ -679,14 +679,14 @@ int gazelle_auth_main(const Config *config, int argc, char **argv) {
         static const struct option options[] = {
                 { "code", required_argument, NULL, 'c' },
                 { "refresh-token", required_argument, NULL, 'r' },
-                { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *code = NULL, *rt_arg = NULL;
+        bool rotated = false;
         int c;
 
         optind = 1;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         code = optarg;
@@ -694,11 +694,6 @@ int gazelle_auth_main(const Config *config, int argc, char **argv) {
                 case 'r':
                         rt_arg = optarg;
                         break;
-                case 'h':
-                        printf("Usage: gazelle-scheduler auth                    Print the authorization URL\n"
-                               "       gazelle-scheduler auth --code CODE        Exchange the code for tokens\n"
-                               "       gazelle-scheduler auth --refresh-token -  Import a refresh token from stdin\n");
-                        return 0;
                 default:
                         return 2;
                 }
@@ -751,9 +746,11 @@ int gazelle_auth_main(const Config *config, int argc, char **argv) {
                         return 2;
                 }
                 free_secret(g->refresh_token);
-                g->refresh_token = TAKE_PTR(rt);
+                g->refresh_token = xstrdup(rt);
                 /* Validate it at once (and keep the rotated one it may give back). */
                 r = refresh(g, error, sizeof error);
+                rotated = r >= 0 && !streq_ptr(g->refresh_token, rt);
+                explicit_bzero(rt, strlen(rt));
         }
         if (r < 0) {
                 fprintf(stderr, "%s\n", error);
@@ -762,5 +759,13 @@ int gazelle_auth_main(const Config *config, int argc, char **argv) {
         char exp[RFC3339_MAX];
         printf("Jetons Gazelle enregistrés dans la base ; accès valide jusqu'au %s.\n",
                format_local_rfc3339(g->expires_at, exp));
+        if (rotated)
+                printf("Le jeton importé a été échangé et remplacé : Gazelle ne l'accepte plus, donc le système qui "
+                       "l'utilisait (l'ancien planificateur) a perdu son accès à Gazelle. Arrêtez ses tâches "
+                       "Gazelle ; pour lui rendre l'accès, il faudrait l'autoriser de nouveau dans Gazelle.\n");
+        else if (rt_arg)
+                printf("Gazelle n'a pas remplacé le jeton importé : le système qui l'utilisait (l'ancien "
+                       "planificateur) y a encore accès, mais le premier des deux qui en recevra un nouveau coupera "
+                       "l'autre. Arrêtez les tâches Gazelle de l'ancien système.\n");
         return 0;
 }

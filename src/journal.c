@@ -1,9 +1,12 @@
-/* journal.c — sd_journal_sendv() with our structured fields; terminal echo; sd_notify STATUS.
+/* journal.c — sd_journal_sendv() with our structured fields; the same line on stderr unless
+ * stderr is the journal already; sd_notify STATUS.
  * The identifier is set once in main() before anything logs: it is the process's name, the
  * one piece of logging state that is process-wide by nature. */
 #include "journal.h"
 
 #include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
@@ -22,8 +25,16 @@ static void add(struct iovec *iov, size_t *n, char *field) {
                 iov[(*n)++] = (struct iovec) { .iov_base = field, .iov_len = strlen(field) };
 }
 
-static bool want_terminal(void) {
-        return isatty(STDERR_FILENO) || getenv("GAZELLE_LOG_STDERR");
+/* systemd sets JOURNAL_STREAM to "device:inode" of the stream it connected stderr to. A journal
+ * entry is invisible to whoever reads our stderr elsewhere (a terminal, a pipe, a file, a test),
+ * and journald may not even be there to take it (sd_journal_sendv() then still succeeds). */
+static bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        if (isempty(e) || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
 }
 
 int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
@@ -60,7 +71,7 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
                 add(iov, &n, (char *) *e);
 
         int r = sd_journal_sendv(iov, (int) n);
-        if (r < 0 || want_terminal())
+        if (r < 0 || !stderr_is_journal())
                 fprintf(stderr, "%s\n", message);
 
         return error ? -abs(error) : 0;

@@ -1,5 +1,5 @@
-/* journal.h — structured logging to the journal (and readable lines on a terminal). The fixed
- * MESSAGE_IDs are explained by src/gazelle-scheduler.catalog (journalctl -x). */
+/* journal.h — structured logging to the journal (and the same lines on stderr unless it is the
+ * journal). The fixed MESSAGE_IDs are explained by src/gazelle-scheduler.catalog (journalctl -x). */
 #pragma once
 
 #include <stdbool.h>
@@ -24,7 +24,7 @@ typedef struct LogContext {
 
 /* One journal entry with GAZELLE_TASK/RUN_ID/TRIGGER from ctx, and, when not NULL, MESSAGE_ID
  * and GAZELLE_STATUS, plus extra "FIELD=value" strings (NULL-terminated, may be NULL). Also
- * printed to stderr when stderr is a terminal or the journal cannot be reached.
+ * printed to stderr, unless stderr is the journal stream systemd gave us (JOURNAL_STREAM).
  * Returns -abs(error) when error != 0, else 0, so callers can `return log_…(…, r, …)`. */
 int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
              const char *const *extra, const char *fmt, ...) _printf_(7, 8);

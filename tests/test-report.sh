@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 bin=$GS_BUILD_DIR/gazelle-scheduler
 check=$GS_SOURCE_DIR/tests/report-check.py
-export STATE_DIRECTORY=$tmp/state GAZELLE_CONFIG=$tmp/expected/config.json GAZELLE_LOG_STDERR=1 GAZELLE_BUS=user
+export STATE_DIRECTORY=$tmp/state GAZELLE_CONFIG=$tmp/expected/config.json GAZELLE_BUS=user
 unset DATABASE_URL CREDENTIALS_DIRECTORY INVOCATION_ID GOOGLE_APPLICATION_CREDENTIALS
 mkdir -p "$STATE_DIRECTORY"
 db=$STATE_DIRECTORY/gazelle-scheduler.sqlite

@@ -52,7 +52,7 @@ run_report() {
 bench_store() {  # scale
     local s=$1 t0 t1
     work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-bench-report.XXXXXX")
-    export XDG_STATE_HOME=$work/state GAZELLE_CONFIG=$work/expected/config.json GAZELLE_LOG_STDERR=1
+    export XDG_STATE_HOME=$work/state GAZELLE_CONFIG=$work/expected/config.json
     unset STATE_DIRECTORY GOOGLE_APPLICATION_CREDENTIALS REPORT_SPREADSHEET_ID CREDENTIALS_DIRECTORY INVOCATION_ID
     env -u GAZELLE_CONFIG "$bin" migrate >/dev/null
     local label="x$s"

@@ -67,7 +67,6 @@ class World:
         self.env.update({
             "XDG_STATE_HOME": os.path.join(self.tmp, "state"),
             "GAZELLE_BUS": "user",
-            "GAZELLE_LOG_STDERR": "1",
             "GAZELLE_CLIENT_ID": "fake-client-id",
             "GAZELLE_CLIENT_SECRET": "fake-client-secret",
             "GAZELLE_HTTP_BACKOFF_MS": "50",
@@ -211,6 +210,8 @@ def test_auth_and_full(w):
     check(p.returncode == 2, "auth --refresh-token VALUE is refused (secrets never in argv)")
     p = w.run("auth", "--refresh-token", "-", stdin="ref-initial\n")
     check(p.returncode == 0, "auth --refresh-token - imports a refresh token from stdin", p.stderr)
+    check("a perdu son accès à Gazelle" in p.stdout and "Arrêtez ses tâches" in p.stdout,
+          "auth --refresh-token - says the old system lost its access and what to do", p.stdout)
     check(w.stored_refresh_token() == w.state()["refresh_token"], "the rotated refresh token is in the store")
     p = w.run("auth", "--code", "bad-code")
     check(p.returncode == 1 and "refusé" in p.stderr, "auth --code with a bad code fails clearly", p.stderr)

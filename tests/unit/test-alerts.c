@@ -611,12 +611,16 @@ TEST(outbox_routing_content_rerun_move) {
         ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1 AND transport = 'outbox'",
                                 "queued"), 5);
 
-        /* A second run sends nothing. */
+        /* A second run sends nothing, and says they are in the outbox, not sent. */
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         last_run(&e, &run);
         ASSERT_STREQ(run.row.status, "success");
         ASSERT_EQ_INT(stat_int(&run, "queued"), 0);
-        ASSERT_EQ_INT(stat_int(&run, "already_sent"), 5);
+        ASSERT_EQ_INT(stat_int(&run, "already_sent"), 0);
+        ASSERT_EQ_INT(stat_int(&run, "already_queued"), 5);
+        ASSERT_CONTAINS(run.row.message, "5 alertes déjà en file dans");
+        ASSERT_CONTAINS(run.row.message, "(pas envoyées)");
+        ASSERT_NULL(strstr(run.row.message, "déjà envoyée"));
         ASSERT_EQ_INT(list_eml(outbox, paths), 4);
         for (size_t i = 0; i < 4; i++)
                 free(paths[i]);
@@ -632,7 +636,7 @@ TEST(outbox_routing_content_rerun_move) {
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         last_run(&e, &run);
         ASSERT_EQ_INT(stat_int(&run, "queued"), 1);
-        ASSERT_EQ_INT(stat_int(&run, "already_sent"), 3);
+        ASSERT_EQ_INT(stat_int(&run, "already_queued"), 3);
         ASSERT_EQ_INT(run_alerts(&e, local_date_add_days(target, 1)), 0);
         last_run(&e, &run);
         ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 2); /* evt_after and the moved evt_margot */
@@ -956,6 +960,9 @@ TEST(sendgrid) {
         last_run(&e, &run);
         ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 0);
         ASSERT_EQ_INT(stat_int(&run, "already_sent"), 5);
+        ASSERT_EQ_INT(stat_int(&run, "already_queued"), 0);
+        ASSERT_CONTAINS(run.row.message, "5 alertes déjà envoyées");
+        ASSERT_NULL(strstr(run.row.message, "en file"));
         ASSERT_EQ_INT(fake_accepted(&f, &requests), 4);
 
         /* A 400 is final: one request, the run fails, the row is failed, not sent. */
