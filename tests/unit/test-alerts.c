@@ -275,6 +275,19 @@ static const cJSON *find_to(const cJSON *msgs, const char *to) {
         return NULL;
 }
 
+/* The plain text of the one email in the outbox. */
+static char *outbox_single_text(const Env *e) {
+        _cleanup_free_ char *outbox = xasprintf("%s/outbox", e->config.state_dir);
+        char *paths[32];
+        size_t n = list_eml(outbox, paths);
+        ASSERT_EQ_INT(n, 1);
+        cJSON *msgs = parse_eml(paths, n);
+        char *text = xstrdup(strempty(jstr(cJSON_GetArrayItem(msgs, 0), "text")));
+        cJSON_Delete(msgs);
+        free(paths[0]);
+        return text;
+}
+
 /* ---- fakes ------------------------------------------------------------------------------- */
 
 typedef struct Fake {
@@ -494,19 +507,11 @@ TEST(montreal_day_bounds_dst) {
                                         "evt_prev_2330"), 0);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE appointment_external_id = $1",
                                         "evt_next_0015"), 0);
-                _cleanup_free_ char *outbox = xasprintf("%s/outbox", e.config.state_dir);
-                char *paths[32];
-                size_t n = list_eml(outbox, paths);
-                ASSERT_EQ_INT(n, 1);
-                cJSON *msgs = parse_eml(paths, n);
-                const char *text = jstr(cJSON_GetArrayItem(msgs, 0), "text");
+                _cleanup_free_ char *text = outbox_single_text(&e);
                 ASSERT_CONTAINS(text, "00:15 — Anne Hébert");
                 ASSERT_CONTAINS(text, "01:30 — Anne Hébert");
                 ASSERT_CONTAINS(text, "23:30 — Anne Hébert");
                 ASSERT(strstr(text, "00:15") < strstr(text, "01:30") && strstr(text, "01:30") < strstr(text, "23:30"));
-                cJSON_Delete(msgs);
-                for (size_t i = 0; i < n; i++)
-                        free(paths[i]);
                 env_done(&e);
         }
 }
@@ -724,13 +729,11 @@ static int run_alerts_synced(const Env *e, LocalDate day) {
         return runner_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
 }
 
-/* The ids of day d's (or its neighbours') appointments, ' '-joined, that match a condition. */
-static char *appt_ids(Db *db, const char *p, const char *where) {
-        _cleanup_free_ char *sql = xasprintf("SELECT external_id FROM gazelle_appointments WHERE substr(external_id, 1, "
-                                             "length($1)) = $1 AND %s ORDER BY external_id", where);
+/* The first column of every row, ' '-joined. */
+static char *column_joined(Db *db, const char *sql, const DbValue *params, size_t n_params) {
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
-        int r = db_query(db, sql, DB_PARAMS(DBV_TEXT_OR_NULL(p), DBV_B(true)), &c);
-        ASSERT_OKF(r, "%s", db_error(db));
+        int r = db_query(db, sql, params, n_params, &c);
+        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
         char *out = xstrdup("");
         while ((r = db_cursor_next(c)) > 0)
                 out = strextendf(out, "%s%s", *out ? " " : "", db_cursor_text(c, 0));
@@ -738,15 +741,15 @@ static char *appt_ids(Db *db, const char *p, const char *where) {
         return out;
 }
 
+/* The ids starting with p of the appointments that match a condition. */
+static char *appt_ids(Db *db, const char *p, const char *where) {
+        _cleanup_free_ char *sql = xasprintf("SELECT external_id FROM gazelle_appointments WHERE substr(external_id, 1, "
+                                             "length($1)) = $1 AND %s ORDER BY external_id", where);
+        return column_joined(db, sql, DB_PARAMS(DBV_TEXT_OR_NULL(p), DBV_B(true)));
+}
+
 static char *ledger_ids(Db *db) {
-        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
-        int r = db_query(db, "SELECT appointment_external_id FROM alert_ledger ORDER BY 1", DB_NO_PARAMS, &c);
-        ASSERT_OKF(r, "%s", db_error(db));
-        char *out = xstrdup("");
-        while ((r = db_cursor_next(c)) > 0)
-                out = strextendf(out, "%s%s", *out ? " " : "", db_cursor_text(c, 0));
-        ASSERT_OKF(r, "%s", db_error(db));
-        return out;
+        return column_joined(db, "SELECT appointment_external_id FROM alert_ledger ORDER BY 1", DB_NO_PARAMS);
 }
 
 /* Whatever Gazelle's reading of startOn/endOn, the whole Montréal day is refreshed: its 00:15,
@@ -791,20 +794,12 @@ TEST(day_refresh_both_readings) {
                         _cleanup_free_ char *want_confirmed = xasprintf("%s_day_2345", p);
                         ASSERT_STREQ(confirmed, want_confirmed);
 
-                        _cleanup_free_ char *outbox = xasprintf("%s/outbox", e.config.state_dir);
-                        char *paths[32];
-                        size_t n = list_eml(outbox, paths);
-                        ASSERT_EQ_INT(n, 1);
-                        cJSON *msgs = parse_eml(paths, n);
-                        const char *text = jstr(cJSON_GetArrayItem(msgs, 0), "text");
+                        _cleanup_free_ char *text = outbox_single_text(&e);
                         ASSERT_CONTAINS(text, "00:15 — Anne Hébert");
                         ASSERT_CONTAINS(text, "19:30 — Anne Hébert");
                         ASSERT_CONTAINS(text, "23:30 — Anne Hébert");
                         ASSERT_NULL(strstr(text, "08:00"));
                         ASSERT_NULL(strstr(text, "23:45"));
-                        cJSON_Delete(msgs);
-                        for (size_t i = 0; i < n; i++)
-                                free(paths[i]);
                         env_done(&e);
                 }
         fake_stop(&f);

@@ -249,16 +249,19 @@ TEST(date_range_certain_bounds) {
         ASSERT(s <= ds && de <= e);
 
         /* Both DST Sundays as targets (their neighbours' offsets differ). */
-        date_range_certain_bounds((LocalDate) { 2026, 3, 7 }, (LocalDate) { 2026, 3, 9 }, &s, &e);
-        ASSERT_EQ_TIME(s, utc(2026, 3, 7, 5, 0, 0, 0));
-        ASSERT_EQ_TIME(e, utc(2026, 3, 10, 0, 0, 0, 0));
-        local_day_bounds((LocalDate) { 2026, 3, 8 }, &ds, &de);
-        ASSERT(s <= ds && de <= e);
-        date_range_certain_bounds((LocalDate) { 2026, 10, 31 }, (LocalDate) { 2026, 11, 2 }, &s, &e);
-        ASSERT_EQ_TIME(s, utc(2026, 10, 31, 4, 0, 0, 0));
-        ASSERT_EQ_TIME(e, utc(2026, 11, 3, 0, 0, 0, 0));
-        local_day_bounds((LocalDate) { 2026, 11, 1 }, &ds, &de);
-        ASSERT(s <= ds && de <= e);
+        static const struct {
+                LocalDate day;
+                int start_hour_utc;
+        } sundays[] = { { { 2026, 3, 8 }, 5 }, { { 2026, 11, 1 }, 4 } };
+        for (size_t i = 0; i < sizeof sundays / sizeof sundays[0]; i++) {
+                LocalDate before = local_date_add_days(sundays[i].day, -1), after = local_date_add_days(sundays[i].day, 1);
+                LocalDate end_day = local_date_add_days(after, 1);
+                date_range_certain_bounds(before, after, &s, &e);
+                ASSERT_EQ_TIME(s, utc(before.year, before.month, before.day, sundays[i].start_hour_utc, 0, 0, 0));
+                ASSERT_EQ_TIME(e, utc(end_day.year, end_day.month, end_day.day, 0, 0, 0, 0));
+                local_day_bounds(sundays[i].day, &ds, &de);
+                ASSERT(s <= ds && de <= e);
+        }
 
         /* One day: certain only from Montréal midnight to UTC midnight (19:00 / 20:00 local). */
         date_range_certain_bounds((LocalDate) { 2026, 7, 1 }, (LocalDate) { 2026, 7, 1 }, &s, &e);
