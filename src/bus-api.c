@@ -8,6 +8,7 @@
 #include <fcntl.h>
 
 #include "bus-errors.h"
+#include "bus-watch.h"
 #include "daemon.h"
 #include "journal.h"
 #include "manager.h"
@@ -153,10 +154,6 @@ static void mark_unstarted(Context *c, const char *run_id, const char *status, c
         }
 }
 
-static void emit_finished(Context *c, const Task *t, const char *run_id, const char *status, const char *message) {
-        (void) sd_bus_emit_signal(c->bus, BUS_PATH, BUS_INTERFACE, "TaskFinished", "ssss", t->name, run_id, status,
-                                  strempty(message));
-}
 
 /* systemd finished the start job: the oneshot has run (or never started). Close what the
  * runner could not, and tell subscribers how it ended. */
@@ -178,18 +175,15 @@ static void job_completed(Context *c, StartJob *j, const char *result) {
                 log_full(&log, streq(status, "error") ? LOG_ERR : LOG_NOTICE, 0,
                          streq(status, "error") ? MESSAGE_ID_TASK_FAILED : MESSAGE_ID_TASK_SKIPPED, status, NULL,
                          "%s", msg);
-                emit_finished(c, j->task, j->run_id, status, msg);
-        } else if (r > 0 && streq(row.status, "running")) {
+                watch_emit_finished(c, j->task, j->run_id, status, msg);
+        } else if (r > 0 && streq(row.status, "running"))
                 /* Adopted but the job is over: the runner died without closing its row. */
-                const char *msg = "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé ou panne). "
-                                  "Relancez la tâche.";
-                mark_unstarted(c, j->run_id, "error", msg);
-                emit_finished(c, j->task, j->run_id, "error", msg);
-        } else if (r > 0)
-                emit_finished(c, j->task, j->run_id, row.status, row.message);
+                run_interrupted(c, j->task, j->run_id);
+        else if (r > 0)
+                watch_emit_finished(c, j->task, j->run_id, row.status, row.message);
         else {
                 log_warning("Run %s of %s ended (job %s) but its row cannot be read", j->run_id, j->task->name, result);
-                emit_finished(c, j->task, j->run_id, "error", "résultat inconnu : base de données indisponible");
+                watch_emit_finished(c, j->task, j->run_id, "error", "résultat inconnu : base de données indisponible");
         }
         log_run(&log, LOG_INFO, "Job of %s for run %s removed: %s", j->task->unit, j->run_id, result);
         job_free(c, j);
@@ -245,8 +239,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
         Db *db = context_store(c, NULL);
         const char *trigger = db && store_run_get(db, j->run_id, &row) > 0 && row.triggered_by ? row.triggered_by : "api";
-        (void) sd_bus_emit_signal(c->bus, BUS_PATH, BUS_INTERFACE, "TaskStarted", "sss", j->task->name, j->run_id,
-                                  trigger);
+        watch_emit_started(c, j->task, j->run_id, trigger);
 
         for (unsigned i = 0; i < JOB_STASH_SIZE; i++)
                 if (c->stash[i].path && streq(c->stash[i].path, path)) {
@@ -409,16 +402,11 @@ static int append_run(sd_bus_message *reply, const Settings *settings, const Run
         return sd_bus_message_close_container(reply);
 }
 
-static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Context *c = userdata;
+/* Runs newest first, limit clamped (0 means 20), optionally of one task. */
+static int reply_runs(Context *c, sd_bus_message *m, const Task *t, uint32_t limit, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(db_cursor_freep) DbCursor *cur = NULL;
-        uint32_t limit;
 
-        touch(c);
-        int r = sd_bus_message_read(m, "u", &limit);
-        if (r < 0)
-                return r;
         if (limit == 0)
                 limit = GETLOGS_DEFAULT;
         if (limit > GETLOGS_MAX)
@@ -427,7 +415,7 @@ static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *erro
         Db *db = context_store(c, error);
         if (!db)
                 return -EHOSTDOWN;
-        r = store_runs_query(db, limit, NULL, &cur);
+        int r = store_runs_query(db, limit, t ? t->name : NULL, &cur);
         if (r >= 0)
                 r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
@@ -449,6 +437,33 @@ static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        uint32_t limit;
+
+        touch(c);
+        int r = sd_bus_message_read(m, "u", &limit);
+        if (r < 0)
+                return r;
+        return reply_runs(c, m, NULL, limit, error);
+}
+
+static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Context *c = userdata;
+        const char *name;
+        uint32_t limit;
+
+        touch(c);
+        int r = sd_bus_message_read(m, "su", &name, &limit);
+        if (r < 0)
+                return r;
+        const Task *t = isempty(name) ? NULL : task_lookup(name);
+        if (!isempty(name) && !t)
+                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
+                                         name, task_valid_names());
+        return reply_runs(c, m, t, limit, error);
 }
 
 /* last: the task's newest run, ok: its newest success or warning (zeroed rows when none). */
@@ -521,6 +536,10 @@ static const sd_bus_vtable scheduler_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListTasks", SD_BUS_NO_ARGS, SD_BUS_RESULT("aa{sv}", tasks), method_list_tasks,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetTaskLogs", SD_BUS_ARGS("s", task, "u", limit), SD_BUS_RESULT("aa{sv}", logs),
+                                method_get_task_logs, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Subscribe", NULL, NULL, method_subscribe, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Unsubscribe", NULL, NULL, method_unsubscribe, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_SIGNAL_WITH_ARGS("TaskStarted", SD_BUS_ARGS("s", task, "s", run_id, "s", triggered_by), 0),
         SD_BUS_SIGNAL_WITH_ARGS("TaskFinished", SD_BUS_ARGS("s", task, "s", run_id, "s", status, "s", message), 0),
         SD_BUS_VTABLE_END,
@@ -528,6 +547,9 @@ static const sd_bus_vtable scheduler_vtable[] = {
 
 int bus_api_register(Context *c) {
         int r = sd_bus_add_object_vtable(c->bus, NULL, BUS_PATH, BUS_INTERFACE, scheduler_vtable, c);
+        if (r < 0)
+                return r;
+        r = watch_register(c);
         if (r < 0)
                 return r;
         /* Before any StartUnit: a JobRemoved must never arrive unheard. */

@@ -11,6 +11,7 @@
 #define BUS_ERROR_ALREADY_RUNNING "com.piano_tek.GazelleScheduler1.Error.AlreadyRunning"
 #define BUS_ERROR_STORE_UNAVAILABLE "com.piano_tek.GazelleScheduler1.Error.StoreUnavailable"
 #define BUS_ERROR_SYSTEMD_UNAVAILABLE "com.piano_tek.GazelleScheduler1.Error.SystemdUnavailable"
+#define BUS_ERROR_NOT_SUBSCRIBED "com.piano_tek.GazelleScheduler1.Error.NotSubscribed"
 
 /* errno equivalents, so that clients using sd_bus_error_get_errno() get something sensible. */
 extern const sd_bus_error_map gazelle_bus_errors[];

@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "bus-errors.h"
+#include "bus-watch.h"
 #include "journal.h"
 #include "manager.h"
 
@@ -24,6 +25,7 @@ static void context_clear(Context *c) {
                 free(c->stash[i].result);
         }
         c->idle_source = sd_event_source_unref(c->idle_source);
+        watch_clear(c);
         c->bus = sd_bus_flush_close_unref(c->bus);
         c->event = sd_event_unref(c->event);
         c->db = db_close(c->db);
@@ -75,7 +77,8 @@ static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
         Context *c = userdata;
         usec_t idle = (usec_t) c->config.idle_exit_sec * USEC_PER_SEC;
 
-        if (!c->jobs && now_monotonic() - c->last_activity >= idle) {
+        /* A subscriber (an open Cockpit page) keeps us: it waits for our signals. */
+        if (!c->jobs && !watch_has_subscribers(c) && now_monotonic() - c->last_activity >= idle) {
                 log_debug("Idle for %u s, exiting", c->config.idle_exit_sec);
                 (void) sd_bus_release_name(c->bus, BUS_NAME);
                 while (sd_bus_process(c->bus, NULL) > 0)
@@ -111,7 +114,7 @@ static int run(int argc, char **argv) {
                         break;
                 case 'h':
                         printf("Usage: gazelle-schedulerd [--system|--user]\n\n"
-                               "D-Bus service " BUS_NAME " (RunTask, GetLogs, ListTasks).\n"
+                               "D-Bus service " BUS_NAME " (RunTask, GetLogs, GetTaskLogs, ListTasks, Subscribe).\n"
                                "Normally bus-activated through gazelle-schedulerd.service; exits after\n"
                                "GAZELLE_IDLE_EXIT_SEC (30) idle seconds. See gazelle-schedulerd(8).\n");
                         return 0;

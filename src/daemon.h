@@ -23,6 +23,17 @@ typedef struct StartJob {
         sd_bus_slot *start_slot;
 } StartJob;
 
+/* One task unit as the subscribers' watch sees it (bus-watch.c). */
+typedef struct UnitWatch {
+        char *path;                   /* the unit's object path */
+        char *active_state;           /* last known ActiveState; NULL until someone subscribes */
+        char invocation[33];          /* last known InvocationID, hex */
+        char settled[33];             /* an activation over before the watch began: not announced */
+        char announced[33];           /* the activation whose run TaskStarted announced */
+        char started[RUN_ID_MAX];     /* the run last announced by TaskStarted */
+        char finished[RUN_ID_MAX];    /* the run last announced by TaskFinished */
+} UnitWatch;
+
 typedef struct Context {
         Config config;
         sd_event *event;
@@ -38,6 +49,9 @@ typedef struct Context {
                 char *result;
         } stash[JOB_STASH_SIZE];
         unsigned stash_next;
+        sd_bus_track *subscribers;   /* Subscribe() callers, counted per connection */
+        bool following;              /* subscribed to systemd, following the units for them */
+        UnitWatch watch[_TASK_MAX];
 } Context;
 
 /* The store, (re)opened on demand: NULL with *error set when unavailable. */

@@ -236,6 +236,9 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         r = begin_run(&ctx, host);
         if (r < 0)
                 return EXIT_TASK_FAILED;
+        /* The unit's StatusText changes once the row exists: gazelle-schedulerd, following the
+         * unit for its subscribers, looks the run up by invocation id on exactly this change. */
+        (void) sd_notifyf(false, "STATUS=%s : démarrage (exécution %s)", task->label, ctx.run_id);
         reap_interrupted(&ctx, host);
 
         TaskResult result = { .stats = cJSON_CreateObject() };

@@ -236,3 +236,12 @@ int store_run_get(Db *db, const char *id, RunRow *row) {
                          DB_PARAMS(DBV_TEXT_OR_NULL(id)), &c);
         return first_run(r, c, row);
 }
+
+int store_run_by_invocation(Db *db, const char *task, const char *invocation_id, RunRow *row) {
+        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
+        int r = db_query(db,
+                         "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE task_name = $1 AND invocation_id = $2 "
+                         "ORDER BY started_at DESC LIMIT 1",
+                         DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(invocation_id)), &c);
+        return first_run(r, c, row);
+}

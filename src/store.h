@@ -66,3 +66,5 @@ int store_run_read(DbCursor *c, RunRow *row);
 int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row);
 /* One run by id; 1 found, 0 none. */
 int store_run_get(Db *db, const char *id, RunRow *row);
+/* The run of task recorded by the unit activation invocation_id (32 hex digits); 1/0/-errno. */
+int store_run_by_invocation(Db *db, const char *task, const char *invocation_id, RunRow *row);

@@ -119,6 +119,15 @@ for k in id task_name status started_at triggered_by; do
 done
 ok "GetLogs rows carry the scheduler_logs columns ($keys)"
 
+# --- GetTaskLogs: one task by name or alias, "" for all, same limits
+task_logs() { busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" GetTaskLogs su "$1" "$2" \
+              | python3 -c 'import json,sys; r = json.load(sys.stdin)["data"][0]; print(len(r), " ".join(sorted({x["task_name"]["data"] for x in r})))'; }
+assert_eq "2 backup" "$(task_logs backup 0)" "GetTaskLogs backup 0 -> its 2 runs only"
+assert_eq "20 sync_gazelle" "$(task_logs sync 0)" "GetTaskLogs sync (alias) 0 -> 20 rows of sync_gazelle"
+assert_eq "1000 backup sync_gazelle" "$(task_logs '' 4294967295)" "GetTaskLogs '' -> every task, capped at 1000"
+assert_eq "$ERR.UnknownTask" "$(err_name GetTaskLogs string:nosuchtask uint32:1)" "GetTaskLogs nosuchtask -> UnknownTask"
+assert_eq "$ERR.NotSubscribed" "$(err_name Unsubscribe)" "Unsubscribe without Subscribe -> NotSubscribed"
+
 # --- ListTasks
 tasks=$(busctl --user --json=short call "$GS_BUS" "$GS_PATH" "$GS_BUS" ListTasks \
         | python3 -c '

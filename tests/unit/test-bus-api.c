@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "bus-errors.h"
+#include "bus-watch.h"
 #include "daemon.h"
 #include "test.h"
 
@@ -78,6 +79,7 @@ static void stop(Server *s, Client *cl) {
                 free(s->c.stash[i].path);
                 free(s->c.stash[i].result);
         }
+        watch_clear(&s->c);
         s->c.bus = sd_bus_flush_close_unref(s->c.bus);
         s->c.event = sd_event_unref(s->c.event);
         s->c.db = db_close(s->c.db);
@@ -437,6 +439,51 @@ TEST(store_unavailable) {
         test_rm_rf(dir);
 }
 
+/* GetTaskLogs: one task by name or alias, "" for all; an unknown task is named in the error. */
+TEST(get_task_logs) {
+        Server s;
+        Client cl;
+        Db *db = NULL;
+        start(&s, &cl, NULL);
+        ASSERT_OK(store_open(&s.c.config, &db));
+        const char *tasks[] = { "backup", "sync_gazelle", "backup" };
+        for (int i = 0; i < 3; i++) {
+                char id[RUN_ID_MAX];
+                run_id_new(id);
+                RunRow row = {
+                        .id = id, .task_name = (char *) tasks[i], .task_label = (char *) tasks[i],
+                        .started_at = (1700000000 + i * 60) * USEC_PER_SEC, .status = (char *) "success",
+                        .triggered_by = (char *) "scheduler",
+                };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+        }
+        db_close(db);
+
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *a = call(&cl, "GetTaskLogs", "su", "backup", 0);
+        ASSERT_EQ_INT(count_rows(a), 2);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *b = call(&cl, "GetTaskLogs", "su", "sync", 0);
+        ASSERT_EQ_INT(count_rows(b), 1);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *c = call(&cl, "GetTaskLogs", "su", "", 2);
+        ASSERT_EQ_INT(count_rows(c), 2);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *d = call(&cl, "GetTaskLogs", "su", "nosuchtask", 1);
+        assert_error(d, BUS_ERROR_UNKNOWN_TASK, "'nosuchtask'");
+        stop(&s, &cl);
+}
+
+/* A direct connection has no bus to track subscribers on: Subscribe() says so instead of
+ * pretending, and Unsubscribe() finds nothing to undo. */
+TEST(subscribe_direct_connection) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *a = call(&cl, "Subscribe", "");
+        assert_error(a, SD_BUS_ERROR_NOT_SUPPORTED, "message bus");
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *b = call(&cl, "Unsubscribe", "");
+        assert_error(b, BUS_ERROR_NOT_SUBSCRIBED, "Subscribe()");
+        ASSERT(!watch_has_subscribers(&s.c));
+        stop(&s, &cl);
+}
+
 /* Clients see the named errors' errno equivalents through the shared map. */
 TEST(error_map) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -462,6 +509,8 @@ int main(int argc, char **argv) {
                 TEST_CASE(list_tasks_keys),
                 TEST_CASE(list_tasks_last_run),
                 TEST_CASE(store_unavailable),
+                TEST_CASE(get_task_logs),
+                TEST_CASE(subscribe_direct_connection),
                 TEST_CASE(error_map),
         };
         return TEST_MAIN(cases, argc, argv);
