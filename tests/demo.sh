@@ -107,3 +107,16 @@ fi
 echo
 echo "== gazelle-scheduler logs (the \"Journal des tâches\")"
 COLUMNS=160 "$build/gazelle-scheduler" --user logs -n 8 || true
+
+echo
+echo "== The Cockpit page \"Journal des tâches\" (cockpit-ws --local-session, headless chromium)"
+# shellcheck source=tests/integration/cockpit.sh
+. "$src/tests/integration/cockpit.sh"
+cockpit_install "$src" "$build"
+cockpit_ws_start || { echo "demo: cockpit-ws did not start (bash tests/deps.sh installs it)"; exit 1; }
+trap 'kill $fake_pid $COCKPIT_WS_PID 2>/dev/null || true' EXIT
+shot=$build/demo-journal-des-taches.png
+python3 "$src/tests/cdp.py" "$COCKPIT_URL" "$shot" \
+        --wait "document.querySelectorAll('#runs tr.run').length > 0 && document.querySelectorAll('#tasks li.card').length === 4"
+echo "page:       $COCKPIT_URL (while the sandbox lived)"
+echo "screenshot: $shot"
