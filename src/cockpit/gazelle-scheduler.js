@@ -253,12 +253,12 @@
         b.hidden = !text;
     }
 
+    /* Running as the daemon last said (its unit, or a terminal's run holding the task lock),
+     * or as the unit says right now (ahead of the daemon's next answer). */
     function unitRunning(task) {
         const u = state.units[task.unit];
-        if (u && u.activeState)
-            return u.activeState === "activating" || u.activeState === "deactivating" || u.activeState === "reloading" ||
-                (task.running && u.activeState !== "inactive" && u.activeState !== "failed");
-        return !!task.running;
+        const active = u && ["activating", "deactivating", "reloading"].includes(u.activeState);
+        return !!task.running || !!active;
     }
 
     /* ---------------------------------------------------------------- cards */

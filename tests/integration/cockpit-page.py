@@ -240,7 +240,9 @@ def check_errors(page, args, shot):
         text = page.wait("(document.querySelector('li.card[data-task=backup] .card-error') || {}).textContent", 10)
         if not text.startswith("« Backup SQL » est déjà en cours"):
             fail(f"already running: card says {text!r}")
-        ok(f"already running (a CLI run): {text!r}")
+        # The refresh after the refusal learns from the daemon that the task runs (its lock).
+        page.wait("document.querySelector('button.run[data-task=backup]').disabled", timeout=10)
+        ok(f"already running (a CLI run): {text!r}; then the button is disabled")
         page.screenshot(shot("10-error-already-running.png"))
     finally:
         lock.release()
