@@ -256,9 +256,14 @@
     /* Running as the daemon last said (its unit, or a terminal's run holding the task lock),
      * or as the unit says right now (ahead of the daemon's next answer). */
     function unitRunning(task) {
+        return !!task.running || unitActive(task);
+    }
+
+    /* The unit itself is at work: its StatusText is this run's progress (a terminal's run has
+     * none, and the text left by the unit's previous run is not its). */
+    function unitActive(task) {
         const u = state.units[task.unit];
-        const active = u && ["activating", "deactivating", "reloading"].includes(u.activeState);
-        return !!task.running || !!active;
+        return !!u && ["activating", "deactivating", "reloading"].includes(u.activeState);
     }
 
     /* ---------------------------------------------------------------- cards */
@@ -293,7 +298,7 @@
                                                   task.last_success_at ? " plus de 26 h" : " aucun succès enregistré")
                          : null));
 
-            const progress = running && u.statusText
+            const progress = unitActive(task) && u.statusText
                 ? el("p", { class: "progress", "aria-live": "polite", text: u.statusText })
                 : null;
             const error = state.cardErrors[task.name]
@@ -424,7 +429,7 @@
     function liveMessage(run) {
         const task = state.tasks.find(t => t.name === run.task_name);
         const u = task && state.units[task.unit];
-        if (run.status === "running" && u && u.statusText && unitRunning(task))
+        if (run.status === "running" && u && u.statusText && unitActive(task))
             return u.statusText;
         return run.message || "";
     }
