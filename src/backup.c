@@ -8,10 +8,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "migrate.h"
+#include "task-lock.h"
 
 #define BACKUP_NAME_LEN (sizeof(BACKUP_PREFIX) - 1 + 15 + sizeof(BACKUP_SUFFIX) - 1)
 #define BACKUP_NAME_MAX 64
@@ -573,27 +573,6 @@ int backup_verify(const char *path, char *reason, size_t reason_size) {
         return 0;
 }
 
-static int lock_all_tasks(const Config *c, int fds[static _TASK_MAX], const char **busy) {
-        for (int i = 0; i < _TASK_MAX; i++)
-                fds[i] = -1;
-        _cleanup_free_ char *dir = xasprintf("%s/locks", c->state_dir);
-        int r = mkdir_p(dir, 0700);
-        if (r < 0)
-                return r;
-        for (int i = 0; i < _TASK_MAX; i++) {
-                const Task *t = task_get((TaskId) i);
-                _cleanup_free_ char *path = xasprintf("%s/%s.lock", dir, t->name);
-                fds[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-                if (fds[i] < 0)
-                        return -errno;
-                if (flock(fds[i], LOCK_EX | LOCK_NB) < 0) {
-                        *busy = t->label;
-                        return -EBUSY;
-                }
-        }
-        return 0;
-}
-
 /* The copy itself, with every task locked out by the caller. */
 static int restore_into_store(const Config *c, const char *path) {
         _cleanup_(db_closep) Db *db = NULL;
@@ -623,8 +602,8 @@ static int restore_into_store(const Config *c, const char *path) {
 
 int backup_restore(const Config *c, const char *path) {
         char reason[512] = "";
-        int fds[_TASK_MAX];
-        const char *busy = NULL;
+        _cleanup_(task_locks_release) TaskLocks locks = TASK_LOCKS_INIT;
+        const Task *busy = NULL;
 
         if (c->database_url) {
                 log_error_errno(EOPNOTSUPP, "Restore into PostgreSQL is not supported yet: restore the file into "
@@ -637,16 +616,14 @@ int backup_restore(const Config *c, const char *path) {
                                 path, reason);
                 return EXIT_TASK_FAILED;
         }
-        r = lock_all_tasks(c, fds, &busy);
+        r = task_locks_take_all(c, &locks, &busy);
         if (r == -EBUSY)
                 log_error_errno(r, "Refusing to restore while a task is running (%s): wait for it to finish and "
-                                   "retry. Nothing was changed.", busy);
+                                   "retry. Nothing was changed.", busy->label);
         else if (r < 0)
-                log_error_errno(r, "Failed to lock the tasks in %s/locks: %s", c->state_dir, strerror(-r));
+                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %s", c->state_dir,
+                                strerror(-r));
         else
                 r = restore_into_store(c, path);
-        for (int i = 0; i < _TASK_MAX; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
         return r < 0 ? EXIT_TASK_FAILED : EXIT_TASK_OK;
 }

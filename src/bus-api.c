@@ -4,14 +4,13 @@
 #include <grp.h>
 #include <pwd.h>
 #include <strings.h>
-#include <sys/file.h>
-#include <fcntl.h>
 
 #include "bus-errors.h"
 #include "bus-watch.h"
 #include "daemon.h"
 #include "journal.h"
 #include "manager.h"
+#include "task-lock.h"
 
 #define EMAIL_MAX 254
 #define GETLOGS_DEFAULT 20
@@ -130,18 +129,6 @@ void job_free(Context *c, StartJob *j) {
         free(j);
 }
 
-static bool task_lock_held(Context *c, const Task *t) {
-        _cleanup_free_ char *path = xasprintf("%s/locks/%s.lock", c->config.state_dir, t->name);
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
-        return fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0;
-}
-
-static bool unit_busy(Context *c, const Task *t) {
-        _cleanup_free_ char *state = NULL;
-        return manager_unit_active_state(c->bus, t->unit, &state) >= 0 &&
-               (streq(state, "activating") || streq(state, "active") || streq(state, "deactivating") ||
-                streq(state, "reloading"));
-}
 
 static void mark_unstarted(Context *c, const char *run_id, const char *status, const char *message) {
         Db *db = context_store(c, NULL);
@@ -299,7 +286,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         }
 
         StartJob *busy = job_for_task(c, t);
-        if (busy || unit_busy(c, t) || task_lock_held(c, t)) {
+        if (busy || task_busy(&c->config, c->bus, t)) {
                 _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
                 Db *db = busy ? NULL : context_store(c, NULL);
                 const char *id = busy ? busy->run_id
@@ -486,7 +473,7 @@ static int append_task(Context *c, sd_bus_message *reply, const Task *t, const R
                 r = append_time(reply, "last_success_at", ok->started_at);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "{sv}", "running", "b",
-                                          job_for_task(c, t) || unit_busy(c, t) || task_lock_held(c, t));
+                                          job_for_task(c, t) || task_busy(&c->config, c->bus, t));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

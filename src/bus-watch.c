@@ -41,20 +41,14 @@ void watch_emit_finished(Context *c, const Task *t, const char *run_id, const ch
 }
 
 void run_interrupted(Context *c, const Task *t, const char *run_id) {
-        const char *msg = "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé ou panne). "
-                          "Relancez la tâche.";
         Db *db = context_store(c, NULL);
-        int r = db ? store_run_finish(db, run_id, "error", msg, "{}", now_realtime(), 0) : -EHOSTDOWN;
+        int r = db ? store_run_interrupted(db, run_id, now_realtime()) : -EHOSTDOWN;
         if (r < 0) {
                 log_warning("Failed to close interrupted run %s: %s", run_id, db ? db_error(db) : "store unavailable");
                 if (db)
                         context_store_failed(c, r);
         }
-        watch_emit_finished(c, t, run_id, "error", msg);
-}
-
-static bool state_running(const char *s) {
-        return s && (streq(s, "activating") || streq(s, "active") || streq(s, "deactivating") || streq(s, "reloading"));
+        watch_emit_finished(c, t, run_id, "error", RUN_INTERRUPTED_MESSAGE);
 }
 
 /* What the unit's current (or last) activation means for its run, told once each. */
@@ -65,7 +59,7 @@ static void watch_check(Context *c, const Task *t) {
         if (!w->active_state || isempty(w->invocation) || streq(w->invocation, w->settled))
                 return;
         /* Progress (STATUS=) of a run already announced: nothing to look up until it ends. */
-        if (state_running(w->active_state) && streq(w->invocation, w->announced))
+        if (manager_active_state_running(w->active_state) && streq(w->invocation, w->announced))
                 return;
         Db *db = context_store(c, NULL);
         if (!db)
@@ -81,7 +75,7 @@ static void watch_check(Context *c, const Task *t) {
                 return; /* not recorded yet (its STATUS= change will bring us back), or skipped by the guard */
         watch_emit_started(c, t, row.id, row.triggered_by);
         memcpy(w->announced, w->invocation, sizeof w->announced);
-        if (state_running(w->active_state) || streq(w->finished, row.id))
+        if (manager_active_state_running(w->active_state) || streq(w->finished, row.id))
                 return;
         if (streq(row.status, "running"))
                 run_interrupted(c, t, row.id); /* the unit is over, its runner never closed the row */
@@ -155,7 +149,7 @@ static void watch_load(Context *c) {
                 if (manager_unit_active_state(c->bus, t->unit, &w->active_state) < 0 ||
                     manager_unit_invocation_id(c->bus, t->unit, w->invocation) < 0)
                         w->invocation[0] = 0;
-                if (state_running(w->active_state))
+                if (manager_active_state_running(w->active_state))
                         w->settled[0] = 0;
                 else
                         memcpy(w->settled, w->invocation, sizeof w->settled);

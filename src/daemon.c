@@ -5,14 +5,13 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/file.h>
-#include <fcntl.h>
 #include <systemd/sd-daemon.h>
 
 #include "bus-errors.h"
 #include "bus-watch.h"
 #include "journal.h"
 #include "manager.h"
+#include "task-lock.h"
 
 #define IDLE_CHECK_USEC (1 * USEC_PER_SEC)
 #define PENDING_STALE_USEC (10 * 60 * USEC_PER_SEC)
@@ -32,8 +31,8 @@ static void context_clear(Context *c) {
         config_clear(&c->config);
 }
 
-/* A task whose lock is free and whose unit is not active has no live runner: its `running`
- * rows on this host are leftovers of a crash. */
+/* A task that is not busy has no live runner: its `running` rows on this host are leftovers of
+ * a crash. */
 static void reap_stale_runs(Context *c) {
         Db *db = context_store(c, NULL);
         if (!db)
@@ -41,17 +40,9 @@ static void reap_stale_runs(Context *c) {
         usec_t now = now_realtime();
         for (int i = 0; i < _TASK_MAX; i++) {
                 const Task *t = task_get((TaskId) i);
-                _cleanup_free_ char *path = xasprintf("%s/locks/%s.lock", c->config.state_dir, t->name);
-                _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
-                if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+                if (task_busy(&c->config, c->bus, t))
                         continue; /* a runner is alive */
-                _cleanup_free_ char *state = NULL;
-                if (manager_unit_active_state(c->bus, t->unit, &state) >= 0 &&
-                    (streq(state, "activating") || streq(state, "active") || streq(state, "deactivating")))
-                        continue;
-                int r = store_run_reap(db, t->name, c->host, NULL, now - PENDING_STALE_USEC, now,
-                                       "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé, "
-                                       "redémarrage ou panne). Relancez la tâche.");
+                int r = store_run_reap(db, t->name, c->host, NULL, now - PENDING_STALE_USEC, now);
                 if (r > 0)
                         log_info("Marked %d interrupted run(s) of %s as error", r, t->name);
                 else if (r < 0)

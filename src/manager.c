@@ -56,6 +56,14 @@ int manager_unit_active_state(sd_bus *bus, const char *unit, char **ret) {
                                           &error, ret);
 }
 
+bool manager_active_state_running(const char *state) {
+        static const char *const running[] = { "activating", "active", "reloading", "deactivating" };
+        for (size_t i = 0; state && i < ELEMENTSOF(running); i++)
+                if (streq(state, running[i]))
+                        return true;
+        return false;
+}
+
 int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret) {
         uint64_t t = 0;
         int r = get_u64(bus, timer, "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime", &t);

@@ -19,6 +19,9 @@ int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, b
 
 /* ActiveState of a unit ("active", "activating", "inactive", "failed", …); newly allocated. */
 int manager_unit_active_state(sd_bus *bus, const char *unit, char **ret);
+/* An ActiveState in which the unit's process may be running: activating, active, reloading,
+ * deactivating. NULL (unknown) is not running. */
+bool manager_active_state_running(const char *state);
 /* NextElapseUSecRealtime of a timer; 0 when it has none (disabled, not loaded). */
 int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret);
 /* InvocationID of the unit's current activation, as 32 hex characters. */

@@ -3,16 +3,14 @@
  * left `running` by a dead process for longer than the next run of the same task. */
 #include "runner.h"
 
-#include <fcntl.h>
 #include <stdarg.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
 #include "alerts.h"
 #include "backup.h"
 #include "manager.h"
 #include "sync.h"
 #include "report.h"
+#include "task-lock.h"
 
 #include <systemd/sd-daemon.h>
 
@@ -49,22 +47,6 @@ void task_result_set(TaskResult *result, const char *status, const char *fmt, ..
         free(result->message);
         result->message = m;
         result->status = status;
-}
-
-static int take_task_lock(const Config *config, const Task *task, int *ret_fd) {
-        _cleanup_free_ char *dir = xasprintf("%s/locks", config->state_dir);
-        int r = mkdir_p(dir, 0700);
-        if (r < 0)
-                return r;
-        _cleanup_free_ char *path = xasprintf("%s/%s.lock", dir, task->name);
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
-                return -errno;
-        /* flock dies with the process, however it dies: exactly the liveness we need. */
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-                return errno == EWOULDBLOCK ? -EBUSY : -errno;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
 }
 
 static const char *status_message_id(const char *status) {
@@ -159,9 +141,7 @@ static int begin_run(RunContext *ctx, const char *host) {
 static void reap_interrupted(RunContext *ctx, const char *host) {
         usec_t now = now_realtime();
         int r = store_run_reap(ctx->db, ctx->task->name, host, ctx->run_id[0] ? ctx->run_id : NULL,
-                               now - PENDING_ADOPT_WINDOW_USEC, now,
-                               "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé, "
-                               "redémarrage ou panne). Relancez la tâche.");
+                               now - PENDING_ADOPT_WINDOW_USEC, now);
         if (r < 0)
                 log_warning("Failed to mark interrupted runs of %s, ignoring: %s", ctx->task->name, db_error(ctx->db));
         else if (r > 0)
@@ -220,15 +200,15 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         }
         ctx.db = db;
 
-        r = take_task_lock(config, task, &lock_fd);
+        r = task_lock_take(config, task, &lock_fd);
         if (r == -EBUSY) {
                 log_run(&ctx.log, LOG_ERR, "%s est déjà en cours sur cet hôte : rien n'a été lancé. Attendez la fin "
                         "(journalctl GAZELLE_TASK=%s -f).", task->label, task->name);
                 return EXIT_TASK_FAILED;
         }
         if (r < 0)
-                return log_error_errno(r, "Failed to take the lock of %s in %s/locks: %s", task->name,
-                                       config->state_dir, strerror(-r)),
+                return log_error_errno(r, "Failed to take the lock of %s in the state directory %s: %s",
+                                       task->name, config->state_dir, strerror(-r)),
                        EXIT_TASK_FAILED;
 
         /* Points at the id begin_run() fills in, so its "démarrage" entry carries it already. */

@@ -163,8 +163,12 @@ int store_run_finish(Db *db, const char *id, const char *status, const char *mes
         return r < 0 ? r : 0;
 }
 
+int store_run_interrupted(Db *db, const char *id, usec_t now) {
+        return store_run_finish(db, id, "error", RUN_INTERRUPTED_MESSAGE, "{}", now, 0);
+}
+
 int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, usec_t pending_before,
-                   usec_t now, const char *message) {
+                   usec_t now) {
         char before[ISO_UTC_MAX], completed[ISO_UTC_MAX];
         return db_exec(db,
                        "UPDATE scheduler_logs SET status = 'error', message = $5, completed_at = $6 "
@@ -174,7 +178,8 @@ int store_run_reap(Db *db, const char *task, const char *host, const char *keep_
                        DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(host),
                                  DBV_TEXT_OR_NULL(keep_id ? keep_id : "00000000-0000-0000-0000-000000000000"),
                                  DBV_TEXT_OR_NULL(format_iso_utc(pending_before, before)),
-                                 DBV_TEXT_OR_NULL(message), DBV_TEXT_OR_NULL(format_iso_utc(now, completed))));
+                                 DBV_TEXT_OR_NULL(RUN_INTERRUPTED_MESSAGE),
+                                 DBV_TEXT_OR_NULL(format_iso_utc(now, completed))));
 }
 
 int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to) {

@@ -50,11 +50,18 @@ int store_run_adopt(Db *db, const char *task, usec_t not_before, const char *inv
                     pid_t pid, RunRow *row);
 int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
                      usec_t completed_at, int64_t duration_seconds);
-/* Marks the task's other running rows on this host error ("interrupted"): rows with a pid (a
- * runner that died: the caller holds the task lock, so none is alive) and pending rows older
- * than pending_before (a start that never reached the runner). Returns how many. */
+/* The message of a run whose process ended before recording its end (forced stop, reboot,
+ * crash): the one wording, whoever notices (the next runner, the daemon). */
+#define RUN_INTERRUPTED_MESSAGE                                                                      \
+        "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé, redémarrage ou panne). " \
+        "Relancez la tâche."
+/* Marks the task's other running rows on this host error, RUN_INTERRUPTED_MESSAGE: rows with a
+ * pid (a runner that died: the caller knows the task is not busy, so none is alive) and pending
+ * rows older than pending_before (a start that never reached the runner). Returns how many. */
 int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, usec_t pending_before,
-                   usec_t now, const char *message);
+                   usec_t now);
+/* Closes one run as interrupted (error, RUN_INTERRUPTED_MESSAGE, completed now). */
+int store_run_interrupted(Db *db, const char *id, usec_t now);
 /* A successful (success or warning) scheduler-triggered run started in [from, to)? 1/0/-errno. */
 int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to);
 

@@ -2,6 +2,7 @@
  * Deliberately tiny: this is not a utility library. */
 #pragma once
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>

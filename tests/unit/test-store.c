@@ -508,8 +508,8 @@ TEST(reap) {
         insert(db, &(RowSpec) { .task = "backup", .started_at = now - 7200 * USEC_PER_SEC, .status = "success",
                                 .trigger = "scheduler", .host = host, .pid = 55 }, finished);
 
-        const char *msg = "Interrompue : le processus s'est arrêté avant la fin";
-        int r = store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now, msg);
+        const char *msg = RUN_INTERRUPTED_MESSAGE;
+        int r = store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now);
         ASSERT_OKF(r, "store_run_reap: %s", db_error(db));
         ASSERT_EQ_INT(r, 4);
 
@@ -530,9 +530,9 @@ TEST(reap) {
         assert_status(db, finished, "success");
 
         /* Idempotent. */
-        ASSERT_EQ_INT(store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now, msg), 0);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now), 0);
         /* Without a kept id (the daemon at start-up), our own row goes too. */
-        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, now - PENDING_WINDOW, now, msg), 1);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, now - PENDING_WINDOW, now), 1);
         assert_status(db, keep, "error");
         assert_status(db, fresh, "running");
         run_row_clear(&row);
@@ -958,7 +958,7 @@ TEST(seed_table_migration) {
         }
 
         /* The old pending 'running' row is reaped like any stale daemon start. */
-        ASSERT_OKF(store_run_reap(db, "backup", host, id, now - PENDING_WINDOW, now, "interrompue"), "%s",
+        ASSERT_OKF(store_run_reap(db, "backup", host, id, now - PENDING_WINDOW, now), "%s",
                    db_error(db));
         ASSERT_OKF(store_runs_query(db, 10, "backup", &c), "%s", db_error(db));
         int running = 0;
