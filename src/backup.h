@@ -1,4 +1,4 @@
-/* backup.h — the Backup SQL task (SPEC §4.3): consistent online copies into
+/* backup.h — the Backup SQL task: consistent online copies into
  * db_backup_YYYYMMDD_HHMMSS.sqlite, verified, durable, rotated; and restore. */
 #pragma once
 

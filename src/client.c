@@ -1,5 +1,5 @@
 /* client.c — the commands that talk to gazelle-schedulerd: `start` (RunTask, optionally waiting
- * for TaskFinished), `logs` (the seed's "Journal des tâches" in a terminal, or JSON) and
+ * for TaskFinished), `logs` (the "Journal des tâches" in a terminal, or JSON) and
  * `status` (per-task health, a monitoring check). Data comes from the daemon when it can be
  * reached (it is bus-activated) and straight from the store otherwise, so the journal stays
  * readable when the bus or the daemon is broken. This is the deciding layer: it prints. */
@@ -22,7 +22,7 @@
 
 #define LOGS_DEFAULT 20
 #define LOGS_MAX 1000                             /* GetLogs' own cap */
-#define WATCH_DEFAULT_SEC 30                      /* the seed's auto-refresh */
+#define WATCH_DEFAULT_SEC 30                      /* the old system's page refreshed every 30 s */
 #define WAIT_DEFAULT_SEC (3 * 3600)
 #define STORE_POLL_USEC (5 * USEC_PER_SEC)        /* --wait after the daemon went away */
 #define STALE_AFTER_USEC (26 * 3600 * USEC_PER_SEC) /* a daily task, plus two hours of slack */

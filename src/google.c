@@ -10,7 +10,7 @@
 #include <openssl/pem.h>
 
 #include "http.h"
-#include "report.h"
+#include "csv.h"
 #include "util.h"
 
 struct GoogleKey {

@@ -1,5 +1,5 @@
 /* mail.h — outgoing mail: RFC 5322/MIME composition (text and HTML alternatives, UTF-8) and the
- * three transports of SPEC §4.4: SendGrid v3 (HTTP API), SMTP(S) through libcurl, and an outbox
+ * three transports: SendGrid v3 (HTTP API), SMTP(S) through libcurl, and an outbox
  * directory of .eml files. A send says exactly what happened: accepted by the provider, queued
  * in the outbox, refused (nothing was delivered: safe to send again later), or uncertain (the
  * request may have reached the provider: sending again could duplicate). Library layer: no

@@ -1,4 +1,4 @@
-/* report.h — the Rapport Timeline task (SPEC §4.2): the institutions' service history built
+/* report.h — the Rapport Timeline task (README, "Rapport Timeline"): the institutions' service history built
  * from the store in one streamed query, one CSV per tab under <state dir>/reports/YYYY-MM-DD/,
  * and, when a service account and a spreadsheet are configured, the same cells in Google Sheets. */
 #pragma once
@@ -48,13 +48,6 @@ char *report_humidity_from_text(const char *text);
 
 /* The first configured keyword found in text, accent- and case-insensitively, or NULL. */
 const char *report_match_keyword(char *const *keywords, const char *text);
-
-/* One RFC 4180 record (fields quoted when needed, CRLF). 0 or -errno. */
-int csv_write_record(FILE *f, const char *const *fields, size_t n);
-/* Reads one record into a NULL-terminated array of owned fields (*ret, *n_ret); 1 when a
- * record was read, 0 at end of file, -EBADMSG on a malformed file. */
-int csv_read_record(FILE *f, char ***ret, size_t *n_ret);
-void csv_record_free(char **fields);
 
 /* Lowercase ASCII slug of a tab title for its CSV file name ("Vincent d'Indy" → "vincent-d-indy"). */
 char *report_file_slug(const char *title);

@@ -1,4 +1,4 @@
-/* runner.h — `gazelle-scheduler run TASK` and `should-run TASK`: the run lifecycle of SPEC §5
+/* runner.h — `gazelle-scheduler run TASK` and `should-run TASK`: the run lifecycle
  * (lock, reap the dead, adopt or insert the row, run, finish, journal) around a task function. */
 #pragma once
 

@@ -1,4 +1,4 @@
-/* settings.h — the structured configuration file (SPEC §8): technicians, fallback address,
+/* settings.h — the structured configuration file (README, "Structured settings"): technicians, fallback address,
  * institutions for the report and the alert exclusions, maintenance keywords, spreadsheet id,
  * mail sender and transport. Loaded and validated with the rest of the configuration, before
  * any work; a bad file fails with one line naming the key ("technicians[2].email: …").

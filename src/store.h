@@ -1,6 +1,6 @@
 /* store.h — the product's data store: opening the configured engine (SQLite by default,
  * PostgreSQL when DATABASE_URL is set) with its migrations applied, and the scheduler_logs
- * run lifecycle (SPEC §5) on top of db.h. Library layer: -errno, messages in db_error(). */
+ * run lifecycle (README, "How a run is recorded") on top of db.h. Library layer: -errno, messages in db_error(). */
 #pragma once
 
 #include <stdbool.h>

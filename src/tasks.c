@@ -1,4 +1,5 @@
-/* tasks.c — the task table (SPEC §1) and name/alias lookup. */
+/* tasks.c — the task table (names, labels, units and slots are fixed: the
+ * journal, the store and the Cockpit page use them) and name/alias lookup. */
 #include "tasks.h"
 
 #include <string.h>

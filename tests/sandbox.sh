@@ -9,7 +9,27 @@
 # (124 on SBX_TIMEOUT, 143 when the sandbox is terminated, 1 when the stack cannot be brought up,
 # 77 = skip when the sandbox cannot be made on this host at all: not root, no CAP_SYS_ADMIN, no
 # writable cgroupfs, missing systemd/dbus/postgres binaries).
-# Background and every pitfall behind the design: /work/shared/reference/sandbox.md.
+#
+# Design notes (the pitfalls each part avoids; the code cites them as Pn):
+#   P1  systemd --user refuses to start unless sd_booted(), which only checks /run/systemd/system:
+#       a tmpfs over /run/systemd in the private mount namespace, then mkdir (never on the host).
+#   P5  A user manager takes its own cgroup (minus a trailing /init.scope) as its root and, on exit,
+#       rmdirs every empty cgroup below it: started from a host shell it would adopt the host's root
+#       cgroup. So it runs in sbx-<pid>-<epoch>.slice/user@0.service, made in every hierarchy in use.
+#   P6  journald derives _SYSTEMD_USER_UNIT only from ...*.slice/user@<uid>.service/<unit> paths.
+#   P9  journald started with the host's configuration would write /var/log/journal, switch kernel
+#       auditing off host-wide (Debian's Audit=no), wall the host's ttys and import the kernel log:
+#       a bind-mounted journald.conf (Storage=volatile, Audit= empty, no forwarding, ReadKMsg=no).
+#   P14 bash as PID 1 of a pid namespace gets signals from outside only when it traps them, and
+#       traps wait for a foreground command: CMD runs in the background and the init waits.
+#   P16 A wait_for condition written "$(...)" is evaluated once: pass a function.
+#   P23 Debian's user dbus.service logs with --syslog-only and there is no /dev/log: a drop-in
+#       with --nosyslog (stderr goes to the journal).
+#   Also: the user manager hands its whole environment to every service, so PG* are exported
+#   before it starts; `unshare` blocks SIGTERM/SIGINT without forwarding them, so the outer part
+#   signals the sandbox init itself; the pid namespace (the kernel kills all of it when its init
+#   dies) and the ipc namespace (PostgreSQL's SysV shm) leave nothing behind; initdb and postgres
+#   refuse root, so they run through setpriv (no PAM) on a unix socket only.
 #
 # Knobs (environment):
 #   SBX_TIMEOUT=600        hard limit for CMD in seconds (timeout(1) syntax, 0 = none) -> rc 124

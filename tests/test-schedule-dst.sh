@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # The schedule runs every task exactly once per America/Montreal calendar day,
-# DST days included (SPEC.md §7), from 2026-01-01 to 2035-12-31:
+# DST days included, from 2026-01-01 to 2035-12-31:
 #  1. every OnCalendar= of the four generated timers is expanded with
 #     systemd-analyze calendar, and every task has at least one trigger on
 #     every Montréal day (02:00 does not exist on spring-forward Sundays: the

@@ -35,7 +35,7 @@ ALTER TABLE scheduler_logs ALTER COLUMN stats SET NOT NULL;
 ALTER TABLE scheduler_logs ALTER COLUMN triggered_by SET NOT NULL;
 ALTER TABLE scheduler_logs ALTER COLUMN created_at SET NOT NULL;
 
--- The seed's CHECK constraints know only success/error/running and scheduler/manual/api:
+-- The old system's CHECK constraints know only success/error/running and scheduler/manual/api:
 -- replace them with ours (statuses warning and skipped, trigger cli).
 DO $$
 DECLARE c record;

@@ -1,5 +1,5 @@
 -- 003_alert_ledger_queued (SQLite): an alert written to the outbox directory is `queued`, never
--- `sent` (SPEC §4.4: only a provider's acceptance counts as sent). SQLite cannot alter a CHECK
+-- `sent` (only a provider's acceptance counts as sent). SQLite cannot alter a CHECK
 -- constraint, so the table is rebuilt with the same columns, ids and index.
 CREATE TABLE alert_ledger_new (
     id                      INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Who may call gazelle-schedulerd (SPEC §6: only root and members of gazelle-admin run tasks).
+# Who may call gazelle-schedulerd (only root and members of gazelle-admin run tasks).
 # The sandbox's session bus lives in /run/user/0 (0700), so other uids reach the daemon on a
 # private dbus-daemon this test starts, with the daemon run on it by hand (--user with
 # DBUS_SESSION_BUS_ADDRESS). No systemd is on that bus: an authorized RunTask gets as far as

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # gazelle-schedulerd exits after GAZELLE_IDLE_EXIT_SEC idle seconds and the next call activates it
-# again (SPEC §6: bus-activated, exits when idle); calls racing the idle exit are all answered.
+# again (bus-activated, exits when idle); calls racing the idle exit are all answered.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"

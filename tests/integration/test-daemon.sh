@@ -142,7 +142,7 @@ t = {x["name"]["data"]: x for x in json.load(sys.stdin)["data"][0]}
 b = t["backup"]
 print(" ".join(sorted(b)), b["last_run_id"]["data"], b["last_status"]["data"], b["running"]["data"])')
 assert_eq "label last_run_id last_started_at last_status last_success_at name next_run running schedule unit $id2 success False" \
-    "$backup_keys" "ListTasks backup: every SPEC key, last run $id2 (success), not running"
+    "$backup_keys" "ListTasks backup: every documented key, last run $id2 (success), not running"
 # The CLI's status takes the last start from ListTasks (exit 1: other tasks never succeeded).
 cli_backup=$(gazelle-scheduler status --json | python3 -c '
 import json, sys

@@ -1,4 +1,4 @@
-/* test-backup.c — the Backup SQL task (SPEC §4.3) through the runner, as the units run it:
+/* test-backup.c — the Backup SQL task through the runner, as the units run it:
  * file name, mode, integrity, stats and scheduler_logs row; retention among foreign files;
  * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer.
  * With TEST_DATABASE_URL (or SBX_PG_URL inside tests/sandbox.sh), also the export of a
@@ -822,7 +822,7 @@ static void assert_copy_text(sqlite3 *copy, const char *sql, const char *expecte
 }
 
 /* A PostgreSQL store is exported into a SQLite file with the embedded schema, values in the
- * SQLite store's representation, so that one restore path serves both (SPEC §4.3). */
+ * SQLite store's representation, so that one restore path serves both. */
 TEST(postgresql_export) {
         char *dbname = test_pg_create_database(pg_admin_url, "backup");
         _cleanup_free_ char *url = test_pg_conninfo_with_dbname(pg_admin_url, dbname);

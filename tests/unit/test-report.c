@@ -10,6 +10,7 @@
 #include "db.h"
 #include "google.h"
 #include "migrate.h"
+#include "csv.h"
 #include "report.h"
 #include "settings.h"
 #include "test-pg.h"

@@ -1,5 +1,5 @@
 /* test-store.c — the store (src/store.c, src/migrate.c, src/db-*.c): migrations, concurrent
- * first opens, the scheduler_logs run lifecycle of SPEC §5 and column round-trips. Every test
+ * first opens, the scheduler_logs run lifecycle and column round-trips. Every test
  * runs against SQLite, and against PostgreSQL too when TEST_DATABASE_URL is set (or, with
  * TEST_DATABASE_URL_FROM_SBX=1, SBX_PG_URL from tests/sandbox.sh). Each PostgreSQL test gets a
  * database of its own (CREATE DATABASE test_store_<pid>_<n>), dropped afterwards, so runs are
@@ -746,7 +746,7 @@ TEST(round_trip) {
         ASSERT_NULL(row.host);
         ASSERT_EQ_INT(row.pid, 0);
 
-        /* Statuses and triggers of SPEC §5 are all accepted; others are refused. */
+        /* The product's statuses and triggers are all accepted; others are refused. */
         static const char *const statuses[] = { "running", "success", "warning", "error", "skipped" };
         static const char *const triggers[] = { "scheduler", "manual", "api", "cli" };
         for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
@@ -849,12 +849,12 @@ TEST(postgresql_session) {
 }
 
 /* PostgreSQL only: the table made by the old system's script is completed in place. */
-TEST(seed_table_migration) {
+TEST(legacy_table_migration) {
         TestStore s;
         test_store_init(&s);
 
         _cleanup_free_ char *fixture = NULL;
-        const char *path = TEST_FIXTURES_DIR "/seed_create_scheduler_logs_table.sql";
+        const char *path = TEST_FIXTURES_DIR "/legacy_create_scheduler_logs_table.sql";
         ASSERT_OKF(read_file_bounded(path, 1 << 20, &fixture), "%s", path);
         {
                 _cleanup_(db_closep) Db *raw = NULL;
@@ -1033,7 +1033,7 @@ int main(int argc, char **argv) {
                 T.name = "postgresql";
                 T.admin_url = xstrdup(url);
                 ran += run_cases(common_cases, ELEMENTSOF(common_cases), argc, argv);
-                static const TestCase pg_cases[] = { TEST_CASE(postgresql_session), TEST_CASE(seed_table_migration) };
+                static const TestCase pg_cases[] = { TEST_CASE(postgresql_session), TEST_CASE(legacy_table_migration) };
                 ran += run_cases(pg_cases, ELEMENTSOF(pg_cases), argc, argv);
                 free(T.admin_url);
         }
