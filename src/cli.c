@@ -209,11 +209,117 @@ static int cmd_restore(BusScope bus, int argc, char **argv) {
         return backup_restore(&cfg, argv[1]);
 }
 
+/* A secret piped on stdin (never argv), trailing blanks stripped. */
+static int read_stdin_secret(char **ret) {
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, stdin);
+        buf[n] = 0;
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                buf[--n] = 0;
+        if (n == 0)
+                return -ENODATA;
+        *ret = xstrdup(buf);
+        explicit_bzero(buf, sizeof buf);
+        return 0;
+}
+
+/* No option: the URL where a person authorizes the OAuth client. */
+static int auth_print_url(void) {
+        _cleanup_free_ char *id = NULL;
+        int r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &id);
+        if (r < 0 || isempty(id)) {
+                fprintf(stderr, "GAZELLE_CLIENT_ID (ou le credential gazelle-client-id) est requis.\n");
+                return EXIT_USAGE;
+        }
+        char error[GAZELLE_ERROR_MAX] = "";
+        _cleanup_(gazelle_settings_clear) GazelleSettings gs = {};
+        if (gazelle_settings_load(&gs, error, sizeof error) < 0) {
+                fprintf(stderr, "%s\n", error);
+                return EXIT_USAGE;
+        }
+        _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(gs.redirect_uri);
+        printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", gs.authorize_url, eid, eredir);
+        fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : gazelle-scheduler auth --code CODE\n");
+        return 0;
+}
+
 static int cmd_auth(BusScope bus, int argc, char **argv) {
+        static const struct option options[] = {
+                { "code", required_argument, NULL, 'c' },
+                { "refresh-token", required_argument, NULL, 'r' },
+                {},
+        };
         _cleanup_(config_clear) Config cfg = {};
+        const char *code = NULL, *rt_arg = NULL;
+        bool rotated = false;
+        int c;
+
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;
-        return gazelle_auth_main(&cfg, argc, argv);
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        code = optarg;
+                        break;
+                case 'r':
+                        rt_arg = optarg;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (rt_arg && !streq(rt_arg, "-")) {
+                fprintf(stderr, "--refresh-token takes '-' (read it from stdin): a secret never goes in argv.\n");
+                return EXIT_USAGE;
+        }
+        if (!code && !rt_arg)
+                return auth_print_url();
+
+        _cleanup_(db_closep) Db *db = NULL;
+        int r = store_open(&cfg, &db);
+        if (r < 0) {
+                fprintf(stderr, "Impossible d'ouvrir la base : %s\n", db ? db_error(db) : strerror(-r));
+                return EXIT_TASK_FAILED;
+        }
+        char error[GAZELLE_ERROR_MAX] = "";
+        _cleanup_(gazelle_client_freep) GazelleClient *g = NULL;
+        r = gazelle_client_new(&cfg, db, &g, error, sizeof error);
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error);
+                return EXIT_USAGE;
+        }
+        if (gazelle_uses_api_key(g)) {
+                fprintf(stderr, "GAZELLE_API_KEY est défini : le mode clé API n'utilise pas de jetons OAuth.\n");
+                return EXIT_USAGE;
+        }
+        if (code)
+                r = gazelle_exchange_code(g, code, error, sizeof error);
+        else {
+                _cleanup_free_ char *rt = NULL;
+                if (read_stdin_secret(&rt) < 0) {
+                        fprintf(stderr, "Aucun jeton lu sur l'entrée standard.\n");
+                        return EXIT_USAGE;
+                }
+                /* Validated at once (and the rotated one it may give back is kept). */
+                r = gazelle_import_refresh_token(g, rt, &rotated, error, sizeof error);
+                explicit_bzero(rt, strlen(rt));
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s\n", error);
+                return EXIT_TASK_FAILED;
+        }
+        char exp[RFC3339_MAX];
+        printf("Jetons Gazelle enregistrés dans la base ; accès valide jusqu'au %s.\n",
+               format_local_rfc3339(gazelle_access_expires_at(g), exp));
+        if (rotated)
+                printf("Le jeton importé a été échangé et remplacé : Gazelle ne l'accepte plus, donc le système qui "
+                       "l'utilisait (l'ancien planificateur) a perdu son accès à Gazelle. Arrêtez ses tâches "
+                       "Gazelle ; pour lui rendre l'accès, il faudrait l'autoriser de nouveau dans Gazelle.\n");
+        else if (rt_arg)
+                printf("Gazelle n'a pas remplacé le jeton importé : le système qui l'utilisait (l'ancien "
+                       "planificateur) y a encore accès, mais le premier des deux qui en recevra un nouveau coupera "
+                       "l'autre. Arrêtez les tâches Gazelle de l'ancien système.\n");
+        return 0;
 }
 
 static int cmd_slot(BusScope bus, int argc, char **argv) {

@@ -15,6 +15,11 @@
 
 #define SECRET_MAX 65536
 
+#define GAZELLE_DEFAULT_API_URL "https://gazelleapp.io/graphql/private/"
+#define GAZELLE_DEFAULT_TOKEN_URL "https://gazelleapp.io/developer/oauth/token"
+#define GAZELLE_DEFAULT_AUTHORIZE_URL "https://gazelleapp.io/developer/oauth/authorize"
+#define GAZELLE_DEFAULT_REDIRECT_URI "urn:ietf:wg:oauth:2.0:oob"
+
 static int invalid(Config *c, const char *fmt, ...) _printf_(2, 3);
 static int invalid(Config *c, const char *fmt, ...) {
         va_list ap;
@@ -60,7 +65,8 @@ int config_read_secret(const char *credential, const char *env, char **ret) {
         return 0;
 }
 
-static int parse_unsigned(Config *c, const char *name, unsigned min, unsigned max, unsigned def, unsigned *ret) {
+/* $name as a whole number in [min, max], def when unset or empty; -EINVAL when malformed. */
+static int env_unsigned_value(const char *name, unsigned min, unsigned max, unsigned def, unsigned *ret) {
         const char *v = getenv(name);
         if (isempty(v)) {
                 *ret = def;
@@ -69,9 +75,15 @@ static int parse_unsigned(Config *c, const char *name, unsigned min, unsigned ma
         char *end;
         errno = 0;
         unsigned long n = strtoul(v, &end, 10);
-        if (errno || *end || n < min || n > max || v[0] == '-')
-                return invalid(c, "%s=%.40s: expected a whole number from %u to %u", name, v, min, max);
+        if (errno || *end || end == v || n < min || n > max || v[0] == '-')
+                return -EINVAL;
         *ret = (unsigned) n;
+        return 0;
+}
+
+static int parse_unsigned(Config *c, const char *name, unsigned min, unsigned max, unsigned def, unsigned *ret) {
+        if (env_unsigned_value(name, min, max, def, ret) < 0)
+                return invalid(c, "%s=%.40s: expected a whole number from %u to %u", name, getenv(name), min, max);
         return 0;
 }
 
@@ -170,4 +182,83 @@ void config_clear(Config *c) {
         free(c->admin_group);
         settings_clear(&c->settings);
         *c = (Config) {};
+}
+
+/* ---- Gazelle's environment settings ---- */
+
+static int env_unsigned(const char *name, unsigned def, unsigned min, unsigned max, unsigned *ret, char *error,
+                        size_t error_size) {
+        if (env_unsigned_value(name, min, max, def, ret) < 0) {
+                snprintf(error, error_size, "%s=%.32s : attendu un entier de %u à %u", name, getenv(name), min, max);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int http_policy_from_env(HttpPolicy *p, char *error, size_t error_size) {
+        unsigned attempts, timeout, budget, backoff, low_speed, connect;
+        int r;
+
+        http_policy_default(p);
+        if ((r = env_unsigned("GAZELLE_HTTP_MAX_ATTEMPTS", p->max_attempts, 1, 20, &attempts, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_TIMEOUT_SEC", (unsigned) (p->attempt_timeout_usec / USEC_PER_SEC), 1, 3600,
+                              &timeout, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_CONNECT_TIMEOUT_SEC", (unsigned) (p->connect_timeout_usec / USEC_PER_SEC), 1,
+                              300, &connect, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_BUDGET_SEC", (unsigned) (p->budget_usec / USEC_PER_SEC), 1, 86400, &budget,
+                              error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_BACKOFF_MS", (unsigned) (p->backoff_base_usec / USEC_PER_MSEC), 1, 600000,
+                              &backoff, error, error_size)) < 0 ||
+            (r = env_unsigned("GAZELLE_HTTP_LOW_SPEED_SEC", p->low_speed_time_sec, 1, 3600, &low_speed, error,
+                              error_size)) < 0)
+                return r;
+        p->max_attempts = attempts;
+        p->attempt_timeout_usec = timeout * USEC_PER_SEC;
+        p->connect_timeout_usec = connect * USEC_PER_SEC;
+        p->budget_usec = budget * USEC_PER_SEC;
+        p->backoff_base_usec = backoff * USEC_PER_MSEC;
+        p->low_speed_time_sec = low_speed;
+        return 0;
+}
+
+static int url_setting(const char *env, const char *def, char **ret, char *error, size_t error_size) {
+        const char *v = getenv(env);
+        if (isempty(v))
+                v = def;
+        if (http_url_allowed(v) < 0) {
+                snprintf(error, error_size, "%s=%.200s : URL refusée (https://, ou http:// vers 127.0.0.1/localhost "
+                          "seulement)", env, v);
+                return -EINVAL;
+        }
+        *ret = xstrdup(v);
+        return 0;
+}
+
+static char *string_setting(const char *env, const char *def) {
+        const char *v = getenv(env);
+        return xstrdup(isempty(v) ? def : v);
+}
+
+int gazelle_settings_load(GazelleSettings *s, char *error, size_t error_size) {
+        int r;
+        assert(s && error);
+        *s = (GazelleSettings) {};
+        if ((r = env_unsigned("GAZELLE_MAX_CONCURRENCY", 2, 1, 16, &s->max_concurrency, error, error_size)) < 0 ||
+            (r = http_policy_from_env(&s->http, error, error_size)) < 0 ||
+            (r = url_setting("GAZELLE_API_URL", GAZELLE_DEFAULT_API_URL, &s->api_url, error, error_size)) < 0 ||
+            (r = url_setting("GAZELLE_TOKEN_URL", GAZELLE_DEFAULT_TOKEN_URL, &s->token_url, error, error_size)) < 0) {
+                gazelle_settings_clear(s);
+                return r;
+        }
+        s->authorize_url = string_setting("GAZELLE_AUTHORIZE_URL", GAZELLE_DEFAULT_AUTHORIZE_URL);
+        s->redirect_uri = string_setting("GAZELLE_REDIRECT_URI", GAZELLE_DEFAULT_REDIRECT_URI);
+        return 0;
+}
+
+void gazelle_settings_clear(GazelleSettings *s) {
+        free(s->api_url);
+        free(s->token_url);
+        free(s->authorize_url);
+        free(s->redirect_uri);
+        *s = (GazelleSettings) {};
 }

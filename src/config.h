@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "http.h"
 #include "settings.h"
 
 typedef enum BusScope {
@@ -36,3 +37,22 @@ int config_read_secret(const char *credential, const char *env, char **ret);
 /* The bus scope the process was started for: an explicit flag wins, then $GAZELLE_BUS, then
  * the system bus for root on a systemd-booted host, the user bus otherwise. */
 BusScope config_default_bus(void);
+
+/* The Gazelle API client's environment settings, read when a Gazelle client is made (a bad one
+ * fails the task that needs Gazelle, not every command): GAZELLE_API_URL, GAZELLE_TOKEN_URL
+ * (https://, or http:// to loopback), GAZELLE_AUTHORIZE_URL, GAZELLE_REDIRECT_URI,
+ * GAZELLE_MAX_CONCURRENCY (1-16, default 2) and the retry policy GAZELLE_HTTP_MAX_ATTEMPTS,
+ * _TIMEOUT_SEC, _CONNECT_TIMEOUT_SEC, _BUDGET_SEC, _BACKOFF_MS, _LOW_SPEED_SEC. Its secrets are
+ * read by config_read_secret(). */
+typedef struct GazelleSettings {
+        char *api_url;
+        char *token_url;
+        char *authorize_url;
+        char *redirect_uri;
+        unsigned max_concurrency;
+        HttpPolicy http;
+} GazelleSettings;
+
+/* 0, or -EINVAL with error set to one French line naming the variable. */
+int gazelle_settings_load(GazelleSettings *s, char *error, size_t error_size);
+void gazelle_settings_clear(GazelleSettings *s);

@@ -2,7 +2,6 @@
  * requests over http.h's curl multi, and pagination by pageInfo. See gazelle.h. */
 #include "gazelle.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -14,10 +13,6 @@ static inline void cJSON_Deletep(cJSON **j) {
         cJSON_Delete(*j);
 }
 
-#define DEFAULT_API_URL "https://gazelleapp.io/graphql/private/"
-#define DEFAULT_TOKEN_URL "https://gazelleapp.io/developer/oauth/token"
-#define DEFAULT_AUTHORIZE_URL "https://gazelleapp.io/developer/oauth/authorize"
-#define DEFAULT_REDIRECT_URI "urn:ietf:wg:oauth:2.0:oob"
 /* Refresh when the access token has less than this left: a page must never start with a token
  * about to die. */
 #define REFRESH_AHEAD_USEC (5 * 60 * USEC_PER_SEC)
@@ -31,6 +26,7 @@ struct GazelleClient {
         HttpClient *token_http;  /* token endpoint: blocking calls, also from GraphQL callbacks */
         unsigned max_concurrency;
         char *api_url, *token_url, *endpoint;
+        char *redirect_uri;      /* OAuth redirect URI of the authorization code exchange */
         char *api_key;           /* API-key mode when set */
         char *client_id, *client_secret;
         char *access_token, *refresh_token;
@@ -82,63 +78,6 @@ static char *url_host_path(const char *url) {
         return strndup(p, strcspn(p, "?#")) ?: (abort(), NULL);
 }
 
-static int env_unsigned(const char *name, unsigned def, unsigned min, unsigned max, unsigned *ret, char *error,
-                        size_t error_size) {
-        const char *v = getenv(name);
-        if (isempty(v)) {
-                *ret = def;
-                return 0;
-        }
-        char *end;
-        errno = 0;
-        unsigned long u = strtoul(v, &end, 10);
-        if (errno || *end || end == v || u < min || u > max) {
-                set_error(error, error_size, "%s=%.32s : attendu un entier de %u à %u", name, v, min, max);
-                return -EINVAL;
-        }
-        *ret = (unsigned) u;
-        return 0;
-}
-
-static int http_policy_from_env(HttpPolicy *p, char *error, size_t error_size) {
-        unsigned attempts, timeout, budget, backoff, low_speed, connect;
-        int r;
-
-        http_policy_default(p);
-        if ((r = env_unsigned("GAZELLE_HTTP_MAX_ATTEMPTS", p->max_attempts, 1, 20, &attempts, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_TIMEOUT_SEC", (unsigned) (p->attempt_timeout_usec / USEC_PER_SEC), 1, 3600,
-                              &timeout, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_CONNECT_TIMEOUT_SEC", (unsigned) (p->connect_timeout_usec / USEC_PER_SEC), 1,
-                              300, &connect, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_BUDGET_SEC", (unsigned) (p->budget_usec / USEC_PER_SEC), 1, 86400, &budget,
-                              error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_BACKOFF_MS", (unsigned) (p->backoff_base_usec / USEC_PER_MSEC), 1, 600000,
-                              &backoff, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_LOW_SPEED_SEC", p->low_speed_time_sec, 1, 3600, &low_speed, error,
-                              error_size)) < 0)
-                return r;
-        p->max_attempts = attempts;
-        p->attempt_timeout_usec = timeout * USEC_PER_SEC;
-        p->connect_timeout_usec = connect * USEC_PER_SEC;
-        p->budget_usec = budget * USEC_PER_SEC;
-        p->backoff_base_usec = backoff * USEC_PER_MSEC;
-        p->low_speed_time_sec = low_speed;
-        return 0;
-}
-
-static int url_setting(const char *env, const char *def, char **ret, char *error, size_t error_size) {
-        const char *v = getenv(env);
-        if (isempty(v))
-                v = def;
-        if (http_url_allowed(v) < 0) {
-                set_error(error, error_size, "%s=%.200s : URL refusée (https://, ou http:// vers 127.0.0.1/localhost "
-                          "seulement)", env, v);
-                return -EINVAL;
-        }
-        *ret = xstrdup(v);
-        return 0;
-}
-
 GazelleClient *gazelle_client_free(GazelleClient *g) {
         if (!g)
                 return NULL;
@@ -146,6 +85,7 @@ GazelleClient *gazelle_client_free(GazelleClient *g) {
         http_client_free(g->token_http);
         free(g->api_url);
         free(g->token_url);
+        free(g->redirect_uri);
         free(g->endpoint);
         free(g->auth_error);
         free_secret(g->api_key);
@@ -203,11 +143,15 @@ int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *
         if (!g)
                 abort();
         g->db = db;
-        if ((r = env_unsigned("GAZELLE_MAX_CONCURRENCY", 2, 1, 16, &g->max_concurrency, error, error_size)) < 0 ||
-            (r = http_policy_from_env(&policy, error, error_size)) < 0 ||
-            (r = url_setting("GAZELLE_API_URL", DEFAULT_API_URL, &g->api_url, error, error_size)) < 0 ||
-            (r = url_setting("GAZELLE_TOKEN_URL", DEFAULT_TOKEN_URL, &g->token_url, error, error_size)) < 0)
+        _cleanup_(gazelle_settings_clear) GazelleSettings settings = {};
+        r = gazelle_settings_load(&settings, error, error_size);
+        if (r < 0)
                 return r;
+        g->max_concurrency = settings.max_concurrency;
+        policy = settings.http;
+        g->api_url = TAKE_PTR(settings.api_url);
+        g->token_url = TAKE_PTR(settings.token_url);
+        g->redirect_uri = TAKE_PTR(settings.redirect_uri);
         g->endpoint = url_host_path(g->api_url);
 
         r = config_read_secret("gazelle-api-key", "GAZELLE_API_KEY", &g->api_key);
@@ -660,112 +604,29 @@ int gazelle_run(GazelleClient *g) {
         }
 }
 
-/* ---- gazelle-scheduler auth ---- */
+/* ---- the authorization commands (gazelle-scheduler auth) ---- */
 
-static int read_stdin_secret(char **ret) {
-        char buf[4096];
-        size_t n = fread(buf, 1, sizeof buf - 1, stdin);
-        buf[n] = 0;
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-                buf[--n] = 0;
-        if (n == 0)
-                return -ENODATA;
-        *ret = xstrdup(buf);
-        explicit_bzero(buf, sizeof buf);
-        return 0;
+bool gazelle_uses_api_key(const GazelleClient *g) {
+        assert(g);
+        return g->api_key;
 }
 
-int gazelle_auth_main(const Config *config, int argc, char **argv) {
-        static const struct option options[] = {
-                { "code", required_argument, NULL, 'c' },
-                { "refresh-token", required_argument, NULL, 'r' },
-                {},
-        };
-        const char *code = NULL, *rt_arg = NULL;
-        bool rotated = false;
-        int c;
+usec_t gazelle_access_expires_at(const GazelleClient *g) {
+        assert(g);
+        return g->expires_at;
+}
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
-                switch (c) {
-                case 'c':
-                        code = optarg;
-                        break;
-                case 'r':
-                        rt_arg = optarg;
-                        break;
-                default:
-                        return 2;
-                }
-        if (rt_arg && !streq(rt_arg, "-")) {
-                fprintf(stderr, "--refresh-token takes '-' (read it from stdin): a secret never goes in argv.\n");
-                return 2;
-        }
+int gazelle_exchange_code(GazelleClient *g, const char *code, char *error, size_t error_size) {
+        assert(g && code);
+        return token_request(g, "authorization_code", "code", code, g->redirect_uri, error, error_size);
+}
 
-        const char *redirect = getenv("GAZELLE_REDIRECT_URI");
-        if (isempty(redirect))
-                redirect = DEFAULT_REDIRECT_URI;
-        if (!code && !rt_arg) {
-                _cleanup_free_ char *id = NULL;
-                int r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &id);
-                if (r < 0 || isempty(id)) {
-                        fprintf(stderr, "GAZELLE_CLIENT_ID (ou le credential gazelle-client-id) est requis.\n");
-                        return 2;
-                }
-                const char *base = getenv("GAZELLE_AUTHORIZE_URL");
-                _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(redirect);
-                printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", isempty(base) ? DEFAULT_AUTHORIZE_URL : base,
-                       eid, eredir);
-                fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : gazelle-scheduler auth --code CODE\n");
-                return 0;
-        }
-
-        _cleanup_(db_closep) Db *db = NULL;
-        int r = store_open(config, &db);
-        if (r < 0) {
-                fprintf(stderr, "Impossible d'ouvrir la base : %s\n", db ? db_error(db) : strerror(-r));
-                return 1;
-        }
-        char error[GAZELLE_ERROR_MAX] = "";
-        _cleanup_(gazelle_client_freep) GazelleClient *g = NULL;
-        r = gazelle_client_new(config, db, &g, error, sizeof error);
-        if (r < 0) {
-                fprintf(stderr, "%s\n", error);
-                return 2;
-        }
-        if (g->api_key) {
-                fprintf(stderr, "GAZELLE_API_KEY est défini : le mode clé API n'utilise pas de jetons OAuth.\n");
-                return 2;
-        }
-        if (code)
-                r = token_request(g, "authorization_code", "code", code, redirect, error, sizeof error);
-        else {
-                _cleanup_free_ char *rt = NULL;
-                if (read_stdin_secret(&rt) < 0) {
-                        fprintf(stderr, "Aucun jeton lu sur l'entrée standard.\n");
-                        return 2;
-                }
-                free_secret(g->refresh_token);
-                g->refresh_token = xstrdup(rt);
-                /* Validate it at once (and keep the rotated one it may give back). */
-                r = refresh(g, error, sizeof error);
-                rotated = r >= 0 && !streq_ptr(g->refresh_token, rt);
-                explicit_bzero(rt, strlen(rt));
-        }
-        if (r < 0) {
-                fprintf(stderr, "%s\n", error);
-                return 1;
-        }
-        char exp[RFC3339_MAX];
-        printf("Jetons Gazelle enregistrés dans la base ; accès valide jusqu'au %s.\n",
-               format_local_rfc3339(g->expires_at, exp));
-        if (rotated)
-                printf("Le jeton importé a été échangé et remplacé : Gazelle ne l'accepte plus, donc le système qui "
-                       "l'utilisait (l'ancien planificateur) a perdu son accès à Gazelle. Arrêtez ses tâches "
-                       "Gazelle ; pour lui rendre l'accès, il faudrait l'autoriser de nouveau dans Gazelle.\n");
-        else if (rt_arg)
-                printf("Gazelle n'a pas remplacé le jeton importé : le système qui l'utilisait (l'ancien "
-                       "planificateur) y a encore accès, mais le premier des deux qui en recevra un nouveau coupera "
-                       "l'autre. Arrêtez les tâches Gazelle de l'ancien système.\n");
-        return 0;
+int gazelle_import_refresh_token(GazelleClient *g, const char *refresh_token, bool *ret_rotated, char *error,
+                                 size_t error_size) {
+        assert(g && refresh_token && ret_rotated);
+        free_secret(g->refresh_token);
+        g->refresh_token = xstrdup(refresh_token);
+        int r = refresh(g, error, error_size);
+        *ret_rotated = r >= 0 && !streq_ptr(g->refresh_token, refresh_token);
+        return r;
 }

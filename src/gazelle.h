@@ -1,4 +1,4 @@
-/* gazelle.h — the Gazelle API client (reference/gazelle-api.md): authentication (OAuth
+/* gazelle.h — the Gazelle API client (private GraphQL API): authentication (OAuth
  * authorization code and refresh token, tokens kept in the store, a rotated refresh token
  * committed before the new access token is used, refresh ahead of expiry and on a 401 — a request
  * that left with an older token than the current one is only resent; or an API key), GraphQL requests with variables where any `errors` entry fails the request, and
@@ -18,8 +18,7 @@
 
 typedef struct GazelleClient GazelleClient;
 
-/* Reads GAZELLE_API_URL, GAZELLE_TOKEN_URL, GAZELLE_MAX_CONCURRENCY, GAZELLE_HTTP_* and the
- * secrets (API key, or client id and secret); loads the stored tokens when in OAuth mode.
+/* Reads the Gazelle settings (gazelle_settings_load(), config.h) and the secrets (API key, or client id and secret); loads the stored tokens when in OAuth mode.
  * -EINVAL with error naming the setting when something is wrong or missing. */
 int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *error, size_t error_size);
 GazelleClient *gazelle_client_free(GazelleClient *g);
@@ -47,5 +46,14 @@ int gazelle_paginate(GazelleClient *g, const char *query, const char *field, cJS
 /* Drives every pagination to its end, at most GAZELLE_MAX_CONCURRENCY requests at once. */
 int gazelle_run(GazelleClient *g);
 
-/* `gazelle-scheduler auth [--code CODE | --refresh-token -]`: exit code. */
-int gazelle_auth_main(const Config *config, int argc, char **argv);
+/* For `gazelle-scheduler auth`: whether the client is in API-key mode (no OAuth tokens), and
+ * until when the current access token is valid. */
+bool gazelle_uses_api_key(const GazelleClient *g);
+usec_t gazelle_access_expires_at(const GazelleClient *g);
+/* Exchanges an authorization code (GAZELLE_REDIRECT_URI as redirect URI) for tokens, saved in
+ * the store. */
+int gazelle_exchange_code(GazelleClient *g, const char *code, char *error, size_t error_size);
+/* Imports a refresh token (another system's) by refreshing with it at once; *ret_rotated tells
+ * whether Gazelle replaced it (the old holder is then cut off). */
+int gazelle_import_refresh_token(GazelleClient *g, const char *refresh_token, bool *ret_rotated, char *error,
+                                 size_t error_size);

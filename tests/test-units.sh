@@ -28,7 +28,7 @@ export LC_ALL=C.UTF-8 SYSTEMD_PAGER='' SYSTEMD_COLORS=0
 units=$GS_BUILD_DIR/units
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-units.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-# verify --user and security --offline need a runtime directory (reference/sandbox.md §4.4).
+# verify --user and security --offline need a runtime directory (without one they fail with "No medium found").
 export XDG_RUNTIME_DIR=$tmp/runtime
 mkdir -m 0700 "$XDG_RUNTIME_DIR"
 
