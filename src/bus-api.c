@@ -314,6 +314,9 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 .triggered_by = (char *) (isempty(email) ? "api" : "manual"),
                 .triggered_by_user = isempty(email) ? caller : (char *) email,
                 .host = c->host,
+                .has_caller_uid = true,
+                .caller_uid = uid,
+                .caller_name = caller,
         };
         r = store_run_insert(db, &row);
         if (r < 0) {
@@ -384,6 +387,10 @@ static int append_run(sd_bus_message *reply, const Settings *settings, const Run
                 r = sd_bus_message_append(reply, "{sv}", "duration_seconds", "x", row->duration_seconds);
         if (r >= 0 && row->pid > 0)
                 r = sd_bus_message_append(reply, "{sv}", "pid", "x", row->pid);
+        if (r >= 0 && row->has_caller_uid)
+                r = sd_bus_message_append(reply, "{sv}", "caller_uid", "u", row->caller_uid);
+        if (r >= 0)
+                r = append_str(reply, "caller_name", row->caller_name);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -243,17 +243,25 @@ const char *status_label(const char *status) {
         return status ? status : "—";
 }
 
-char *trigger_label(const char *triggered_by, const char *user) {
+char *trigger_label(const char *triggered_by, const char *user, const char *caller) {
         const char *label = !triggered_by                  ? "—"
                             : streq(triggered_by, "scheduler") ? "⏰ Auto"
                             : streq(triggered_by, "manual")    ? "👤 Manuel"
                             : streq(triggered_by, "api")       ? "🔌 API"
                             : streq(triggered_by, "cli")       ? "💻 CLI"
                                                                : triggered_by;
-        /* The timer has no user and the CLI's is the host's: only people behind a request count. */
-        bool with_user = !isempty(user) && triggered_by &&
-                         (streq(triggered_by, "manual") || streq(triggered_by, "api"));
-        return with_user ? xasprintf("%s (%s)", label, user) : xstrdup(label);
+        if (!triggered_by || streq(triggered_by, "scheduler"))
+                return xstrdup(label);
+        /* The claimed user (an email, or a name) is a note; the caller is the account the bus
+         * or the terminal vouched for. The CLI's claim ($USER) is worth nothing: only its caller. */
+        if (streq(triggered_by, "cli"))
+                user = NULL;
+        bool with_user = !isempty(user), with_caller = !isempty(caller) && !streq_ptr(user, caller);
+        if (with_user && with_caller)
+                return xasprintf("%s (%s, par %s)", label, user, caller);
+        if (with_user || with_caller)
+                return xasprintf("%s (%s)", label, with_user ? user : caller);
+        return xstrdup(label);
 }
 
 /* Messages come from other programs: keep a one-line promise for every line we print. */
@@ -320,10 +328,11 @@ static int scheduler_call(sd_bus *bus, const char *method, sd_bus_error *e, sd_b
 typedef union DictValue {
         const char *s;
         int64_t x;
+        uint32_t u;
         int b;
 } DictValue;
 
-/* Called per a{sv} entry of a supported type ('s', 'x', 'b'); others are skipped so that the
+/* Called per a{sv} entry of a supported type ('s', 'x', 'u', 'b'); others are skipped so that the
  * daemon can grow new keys without breaking older clients. */
 typedef void (*DictEntryFunc)(const char *key, char type, const DictValue *v, void *userdata);
 
@@ -341,6 +350,8 @@ static int bus_read_entry(sd_bus_message *m, DictEntryFunc f, void *userdata) {
                 r = sd_bus_message_read(m, "v", "s", &v.s);
         else if (streq(contents, "x"))
                 r = sd_bus_message_read(m, "v", "x", &v.x);
+        else if (streq(contents, "u"))
+                r = sd_bus_message_read(m, "v", "u", &v.u);
         else if (streq(contents, "b"))
                 r = sd_bus_message_read(m, "v", "b", &v.b);
         else
@@ -422,12 +433,17 @@ static void run_row_set(const char *key, char type, const DictValue *v, void *us
                 { "triggered_by_name", offsetof(RunRow, triggered_by_name) },
                 { "invocation_id", offsetof(RunRow, invocation_id) },
                 { "host", offsetof(RunRow, host) },
+                { "caller_name", offsetof(RunRow, caller_name) },
         };
 
         if (type == 'x' && streq(key, "duration_seconds"))
                 row->duration_seconds = v->x;
         else if (type == 'x' && streq(key, "pid"))
                 row->pid = v->x;
+        else if (type == 'u' && streq(key, "caller_uid")) {
+                row->caller_uid = v->u;
+                row->has_caller_uid = true;
+        }
         else if (type != 's')
                 return;
         else if (streq(key, "started_at"))
@@ -590,7 +606,8 @@ static void table_fill_row(char **cells, const RunRow *row, usec_t now) {
         cells[COL_DURATION] = xstrdup(format_duration(run_duration(row, now), duration));
         cells[COL_MESSAGE] = xstrdup(strempty(row->message));
         cells[COL_TRIGGER] = trigger_label(row->triggered_by,
-                                           row->triggered_by_name ? row->triggered_by_name : row->triggered_by_user);
+                                           row->triggered_by_name ? row->triggered_by_name : row->triggered_by_user,
+                                           row->caller_name);
 }
 
 /* Natural widths, then the shrinkable columns give up room until the table fits. */
@@ -694,6 +711,11 @@ static cJSON *run_json(const RunRow *row) {
                 cJSON_AddNumberToObject(o, "pid", (double) row->pid);
         else
                 cJSON_AddNullToObject(o, "pid");
+        if (row->has_caller_uid)
+                cJSON_AddNumberToObject(o, "caller_uid", (double) row->caller_uid);
+        else
+                cJSON_AddNullToObject(o, "caller_uid");
+        json_add_string(o, "caller_name", row->caller_name);
         return o;
 }
 

@@ -31,5 +31,6 @@ char *format_duration(int64_t seconds, char buf[static DURATION_MAX]);
 char *format_age(usec_t usec, char buf[static AGE_MAX]);
 /* "✅ Succès", "❌ Erreur", "⏳ En cours", "⏭️ Ignoré", "⚠️ Avertissement"; the raw value otherwise. */
 const char *status_label(const char *status);
-/* "⏰ Auto", "👤 Manuel (user)", "🔌 API (user)", "💻 CLI"; newly allocated. */
-char *trigger_label(const char *triggered_by, const char *user);
+/* "⏰ Auto", "👤 Manuel (user, par caller)", "🔌 API (user)", "💻 CLI (caller)": user is the
+ * claimed name or email, caller the account that really started the run; newly allocated. */
+char *trigger_label(const char *triggered_by, const char *user, const char *caller);

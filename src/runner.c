@@ -117,6 +117,10 @@ static int begin_run(RunContext *ctx, const char *host) {
 
         run_id_new(ctx->run_id);
         ctx->started_at = now_realtime();
+        /* A terminal's run is recorded with the account that ran it (the real uid, never the
+         * $USER it claims); a unit's start has no caller we can vouch for. */
+        bool cli = streq(ctx->log.trigger, "cli");
+        _cleanup_free_ char *caller = cli ? user_name_of(getuid()) : NULL;
         RunRow row = {
                 .id = ctx->run_id,
                 .task_name = (char *) ctx->task->name,
@@ -128,6 +132,9 @@ static int begin_run(RunContext *ctx, const char *host) {
                 .invocation_id = getenv("INVOCATION_ID"),
                 .host = (char *) host,
                 .pid = getpid(),
+                .has_caller_uid = cli,
+                .caller_uid = cli ? getuid() : 0,
+                .caller_name = caller,
         };
         int r = store_run_insert(ctx->db, &row);
         if (r < 0)

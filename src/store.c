@@ -11,7 +11,8 @@
 
 #define RUN_COLUMNS                                                                                      \
         "id, task_name, task_label, started_at, completed_at, duration_seconds, status, message, stats, " \
-        "triggered_by, triggered_by_user, created_at, invocation_id, host, pid"
+        "triggered_by, triggered_by_user, created_at, invocation_id, host, pid, caller_uid, caller_name, " \
+        "systemd_job_id"
 
 void run_row_clear(RunRow *row) {
         free(row->id);
@@ -25,6 +26,7 @@ void run_row_clear(RunRow *row) {
         free(row->invocation_id);
         free(row->host);
         free(row->triggered_by_name);
+        free(row->caller_name);
         *row = (RunRow) { .duration_seconds = -1 };
 }
 
@@ -80,8 +82,9 @@ int store_run_insert(Db *db, const RunRow *row) {
         char started[ISO_UTC_MAX], created[ISO_UTC_MAX];
         return db_exec(db,
                        "INSERT INTO scheduler_logs (id, task_name, task_label, started_at, status, message, stats, "
-                       "triggered_by, triggered_by_user, created_at, invocation_id, host, pid) "
-                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                       "triggered_by, triggered_by_user, created_at, invocation_id, host, pid, caller_uid, caller_name, "
+                       "systemd_job_id) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
                        DB_PARAMS(DBV_TEXT_OR_NULL(row->id), DBV_TEXT_OR_NULL(row->task_name),
                                  DBV_TEXT_OR_NULL(row->task_label), ts_value(row->started_at, started),
                                  DBV_TEXT_OR_NULL(row->status ? row->status : "running"),
@@ -89,7 +92,10 @@ int store_run_insert(Db *db, const RunRow *row) {
                                  DBV_TEXT_OR_NULL(row->triggered_by), DBV_TEXT_OR_NULL(row->triggered_by_user),
                                  ts_value(row->created_at ? row->created_at : row->started_at, created),
                                  DBV_TEXT_OR_NULL(row->invocation_id), DBV_TEXT_OR_NULL(row->host),
-                                 row->pid > 0 ? DBV_I(row->pid) : DBV_N));
+                                 row->pid > 0 ? DBV_I(row->pid) : DBV_N,
+                                 row->has_caller_uid ? DBV_I(row->caller_uid) : DBV_N,
+                                 DBV_TEXT_OR_NULL(row->caller_name),
+                                 row->systemd_job_id > 0 ? DBV_I(row->systemd_job_id) : DBV_N));
 }
 
 int store_run_read(DbCursor *c, RunRow *row) {
@@ -105,6 +111,7 @@ int store_run_read(DbCursor *c, RunRow *row) {
         row->triggered_by_user = COL_STR(10);
         row->invocation_id = COL_STR(12);
         row->host = COL_STR(13);
+        row->caller_name = COL_STR(16);
 #undef COL_STR
         const int ts_cols[] = { 3, 4, 11 };
         usec_t *ts_fields[] = { &row->started_at, &row->completed_at, &row->created_at };
@@ -115,6 +122,9 @@ int store_run_read(DbCursor *c, RunRow *row) {
         }
         row->duration_seconds = db_cursor_text(c, 5) ? db_cursor_int(c, 5) : -1;
         row->pid = db_cursor_int(c, 14);
+        row->has_caller_uid = db_cursor_text(c, 15) != NULL;
+        row->caller_uid = (uint32_t) db_cursor_int(c, 15);
+        row->systemd_job_id = (uint64_t) db_cursor_int(c, 17);
         return 0;
 }
 

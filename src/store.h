@@ -29,6 +29,10 @@ typedef struct RunRow {
         char *invocation_id;
         char *host;
         int64_t pid;               /* 0 when NULL */
+        bool has_caller_uid;       /* caller_uid is not NULL (0 is root, a real caller) */
+        uint32_t caller_uid;       /* who started the run: bus credentials or the CLI's user */
+        char *caller_name;         /* that uid's user name */
+        uint64_t systemd_job_id;   /* 0 when NULL: the start job a daemon's pending row is for */
         char *triggered_by_name;   /* not a column: display name of the technician with that email */
 } RunRow;
 

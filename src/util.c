@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
@@ -138,4 +139,11 @@ const char *host_name(char *buf) {
                 strcpy(buf, "localhost");
         buf[255] = 0;
         return buf;
+}
+
+char *user_name_of(uid_t uid) {
+        struct passwd pw, *pwp = NULL;
+        char buf[4096];
+        (void) getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
+        return pwp ? xstrdup(pwp->pw_name) : xasprintf("uid %u", (unsigned) uid);
 }

@@ -103,3 +103,5 @@ int fsync_directory(const char *dir);
 int read_file_bounded(const char *path, size_t max, char **ret);
 /* The host name, bounded; never fails (falls back to "localhost"). */
 const char *host_name(char *buf); /* buf: 256 bytes */
+/* The user name of uid from the user database, or "uid N" when it has none; newly allocated. */
+char *user_name_of(uid_t uid);

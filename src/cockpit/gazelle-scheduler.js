@@ -125,10 +125,17 @@
         const t = TRIGGER[run.triggered_by];
         if (!t)
             return run.triggered_by || "—";
-        /* Only people behind a request are named: the timer has none, the CLI's is the host's. */
-        const who = run.triggered_by_name || run.triggered_by_user;
-        const named = who && (run.triggered_by === "manual" || run.triggered_by === "api");
-        return `${t.icon} ${t.label}` + (named ? ` (${who})` : "");
+        /* The claimed name or email is a note; caller_name is the account the bus or the
+         * terminal vouched for (the CLI's claim, $USER, is not shown). */
+        const claimed = run.triggered_by === "manual" || run.triggered_by === "api"
+            ? run.triggered_by_name || run.triggered_by_user : "";
+        const caller = run.triggered_by === "scheduler" ? "" : run.caller_name || "";
+        const parts = [];
+        if (claimed)
+            parts.push(claimed);
+        if (caller && caller !== claimed)
+            parts.push(claimed ? `par ${caller}` : caller);
+        return `${t.icon} ${t.label}` + (parts.length ? ` (${parts.join(", ")})` : "");
     }
 
     /* a{sv} as Cockpit hands it over ({key: {t, v}}) -> {key: v}. */

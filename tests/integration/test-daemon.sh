@@ -42,7 +42,7 @@ st=$(status_of "$id")
 case "$st" in running|success) ok "row $id exists right after RunTask ($st)";; *) fail "row $id: '$st'";; esac
 wait_for "run $id to succeed" 60 is_status "$id" success || fail "run $id: $(q "SELECT status,message FROM scheduler_logs WHERE id='$id'")"
 ok "run $id went to success"
-assert_eq "manual|admin@piano-tek.com" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler_logs WHERE id='$id'")" "triggered_by=manual with the email"
+assert_eq "manual|admin@piano-tek.com|0|root" "$(q "SELECT triggered_by, triggered_by_user, caller_uid, caller_name FROM scheduler_logs WHERE id='$id'")" "triggered_by=manual with the email, caller root from the bus credentials"
 sig_seen() { grep -q "Member=$1" "$mon" && grep -q "$id" "$mon" && { [ "$1" != TaskFinished ] || grep -q '"success"' "$mon"; }; }
 wait_for "TaskStarted on the bus" 10 sig_seen TaskStarted || fail "no TaskStarted: $(cat "$mon")"
 ok "signal TaskStarted seen for $id"
@@ -61,7 +61,7 @@ assert_eq "api|root" "$(q "SELECT triggered_by, triggered_by_user FROM scheduler
 names=$XDG_RUNTIME_DIR/gs-names.json
 printf '{"technicians": [{"id": "usr_t", "display_name": "Allan", "email": "ADMIN@piano-tek.com"}]}\n' > "$names"
 table=$(GAZELLE_CONFIG=$names COLUMNS=250 gazelle-scheduler logs -n 5)
-grep -qF "👤 Manuel (Allan)" <<<"$table" || fail "logs table without the display name: $table"
+grep -qF "👤 Manuel (Allan, par root)" <<<"$table" || fail "logs table without the display name and the real caller: $table"
 grep -qF "admin@piano-tek.com" <<<"$table" && fail "logs table still shows the address: $table"
 ok "gazelle-scheduler logs shows 👤 Manuel (Allan) for admin@piano-tek.com"
 

@@ -216,7 +216,10 @@ TEST(backup_creates_verified_file) {
                              "('usr_2', 'Jean-Philippe', 'Côté', '2026-11-24T08:00:00.000000Z')");
         }
         usec_t before = now_realtime();
+        _cleanup_free_ char *user = getenv("USER") ? xstrdup(getenv("USER")) : NULL;
+        ASSERT_OK(setenv("USER", "mallory", 1));
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        ASSERT_OK(user ? setenv("USER", user, 1) : unsetenv("USER"));
         usec_t after = now_realtime();
 
         Listing l = {};
@@ -269,6 +272,12 @@ TEST(backup_creates_verified_file) {
         last_run(&e, &row);
         ASSERT_STREQ(row.status, "success");
         ASSERT_STREQ(row.triggered_by, "cli");
+        /* The account that ran it, from the real uid, whatever $USER claims. */
+        ASSERT(row.has_caller_uid);
+        ASSERT_EQ_INT(row.caller_uid, getuid());
+        _cleanup_free_ char *me = user_name_of(getuid());
+        ASSERT_STREQ(row.caller_name, me);
+        ASSERT_STREQ(row.triggered_by_user, "mallory");
         ASSERT_STREQ(row.task_label, "Backup SQL");
         ASSERT_CONTAINS(row.message, name);
         ASSERT(row.completed_at >= row.started_at);

@@ -170,6 +170,27 @@ static char *dict_string(sd_bus_message *reply, const char *key, char **keys_see
         return found;
 }
 
+/* The uint32 value of key in the next a{sv}; false when absent. */
+static bool dict_uint(sd_bus_message *reply, const char *key, uint32_t *ret) {
+        bool found = false;
+        const char *k;
+        ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "{sv}"));
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                ASSERT_OK(sd_bus_message_read(reply, "s", &k));
+                const char *contents;
+                ASSERT_OK(sd_bus_message_peek_type(reply, NULL, &contents));
+                if (strcmp(k, key) == 0) {
+                        ASSERTF(strcmp(contents, "u") == 0, "%s has type %s, expected u", key, contents);
+                        ASSERT_OK(sd_bus_message_read(reply, "v", "u", ret));
+                        found = true;
+                } else
+                        ASSERT_OK(sd_bus_message_skip(reply, "v"));
+                ASSERT_OK(sd_bus_message_exit_container(reply));
+        }
+        ASSERT_OK(sd_bus_message_exit_container(reply));
+        return found;
+}
+
 static bool is_root(void) {
         return geteuid() == 0;
 }
@@ -229,6 +250,7 @@ TEST(run_task_authorized_or_denied) {
                 int64_t n = -1;
                 ASSERT_OK(store_open(&s.c.config, &db));
                 ASSERT_OK(db_query_int(db, "SELECT count(*) FROM scheduler_logs WHERE status = 'error' AND "
+                                       "caller_uid = 0 AND caller_name = 'root' AND "
                                        "((task_name = 'backup' AND triggered_by = 'manual' AND "
                                        "triggered_by_user = 'tech@piano-tek.com') OR "
                                        "(task_name = 'rapport_timeline' AND triggered_by = 'api' AND "
@@ -239,6 +261,51 @@ TEST(run_task_authorized_or_denied) {
                 db_close(db);
         } else
                 test_skip_part("run_task_reaches_start_unit", "not root: only the refusal is checked");
+        stop(&s, &cl);
+}
+
+/* GetLogs carries the real caller (caller_uid as uint32, caller_name) beside the claimed
+ * triggered_by_user, and leaves both out for a timer's run. */
+TEST(get_logs_caller) {
+        Server s;
+        Client cl;
+        Db *db = NULL;
+        start(&s, &cl, NULL);
+        ASSERT_OK(store_open(&s.c.config, &db));
+        char a[RUN_ID_MAX], b[RUN_ID_MAX];
+        run_id_new(a);
+        run_id_new(b);
+        RunRow manual = {
+                .id = a, .task_name = (char *) "backup", .task_label = (char *) "Sauvegarde",
+                .started_at = 1700000060 * USEC_PER_SEC, .status = (char *) "success",
+                .triggered_by = (char *) "manual", .triggered_by_user = (char *) "boss@piano-tek.com",
+                .has_caller_uid = true, .caller_uid = 4000000000u, .caller_name = (char *) "alice",
+        };
+        RunRow timer = {
+                .id = b, .task_name = (char *) "backup", .task_label = (char *) "Sauvegarde",
+                .started_at = 1700000000 * USEC_PER_SEC, .status = (char *) "success",
+                .triggered_by = (char *) "scheduler",
+        };
+        ASSERT_OKF(store_run_insert(db, &manual), "%s", db_error(db));
+        ASSERT_OKF(store_run_insert(db, &timer), "%s", db_error(db));
+        db_close(db);
+
+        uint32_t uid = 0;
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", 2);
+                ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+                ASSERT(dict_uint(r, "caller_uid", &uid));
+                ASSERT_EQ_INT(uid, 4000000000u);
+                ASSERT(!dict_uint(r, "caller_uid", &uid));
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "GetLogs", "u", 2);
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *keys = NULL;
+        _cleanup_free_ char *name = dict_string(r, "caller_name", NULL);
+        _cleanup_free_ char *none = dict_string(r, "caller_name", &keys);
+        ASSERT_STREQ(name, "alice");
+        ASSERT_NULL(none);
+        ASSERTF(!strstr(keys, " caller_uid "), "timer run with a caller: %s", keys);
         stop(&s, &cl);
 }
 
@@ -504,7 +571,7 @@ int main(int argc, char **argv) {
                 TEST_CASE(run_task_unknown_task),
                 TEST_CASE(run_task_bad_email),
                 TEST_CASE(run_task_authorized_or_denied),
-                TEST_CASE(get_logs_limits),
+                TEST_CASE(get_logs_limits), TEST_CASE(get_logs_caller),
                 TEST_CASE(get_logs_display_name),
                 TEST_CASE(list_tasks_keys),
                 TEST_CASE(list_tasks_last_run),

@@ -90,20 +90,25 @@ TEST(labels) {
         ASSERT_STREQ(status_label(NULL), "—");
 
         struct {
-                const char *by, *user, *expected;
+                const char *by, *user, *caller, *expected;
         } cases[] = {
-                { "scheduler", NULL, "⏰ Auto" },
-                { "scheduler", "gazelle", "⏰ Auto" },
-                { "manual", "allan@piano-tek.com", "👤 Manuel (allan@piano-tek.com)" },
-                { "manual", NULL, "👤 Manuel" },
-                { "api", "root", "🔌 API (root)" },
-                { "api", "", "🔌 API" },
-                { "cli", "root", "💻 CLI" },
-                { NULL, NULL, "—" },
-                { "other", NULL, "other" },
+                { "scheduler", NULL, NULL, "⏰ Auto" },
+                { "scheduler", "gazelle", NULL, "⏰ Auto" },
+                { "manual", "allan@piano-tek.com", NULL, "👤 Manuel (allan@piano-tek.com)" },
+                /* The claimed address is a note beside the account that really asked. */
+                { "manual", "Nick", "alice", "👤 Manuel (Nick, par alice)" },
+                { "manual", NULL, NULL, "👤 Manuel" },
+                { "api", "root", NULL, "🔌 API (root)" },
+                { "api", "root", "root", "🔌 API (root)" },
+                { "api", "", NULL, "🔌 API" },
+                { "cli", "root", NULL, "💻 CLI" },
+                /* $USER is a claim: the CLI shows the account that ran it. */
+                { "cli", "root", "bob", "💻 CLI (bob)" },
+                { NULL, NULL, NULL, "—" },
+                { "other", NULL, NULL, "other" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                _cleanup_free_ char *label = trigger_label(cases[i].by, cases[i].user);
+                _cleanup_free_ char *label = trigger_label(cases[i].by, cases[i].user, cases[i].caller);
                 ASSERT_STREQ(label, cases[i].expected);
         }
 }
