@@ -40,7 +40,7 @@ void context_store_failed(Context *c, int r) {
                 c->db = db_close(c->db);
 }
 
-static void touch(Context *c) {
+static void note_activity(Context *c) {
         c->last_activity = now_monotonic();
 }
 
@@ -118,6 +118,8 @@ static StartJob *job_for_task(Context *c, const Task *t) {
 }
 
 void job_free(Context *c, StartJob *j) {
+        if (!j)
+                return;
         for (StartJob **p = &c->jobs; *p; p = &(*p)->next)
                 if (*p == j) {
                         *p = j->next;
@@ -174,7 +176,7 @@ static void job_completed(Context *c, StartJob *j, const char *result) {
         }
         log_run(&log, LOG_INFO, "Job of %s for run %s removed: %s", j->task->unit, j->run_id, result);
         job_free(c, j);
-        touch(c);
+        note_activity(c);
 }
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -223,10 +225,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         (void) sd_bus_reply_method_return(j->call, "s", j->run_id);
         j->call = sd_bus_message_unref(j->call);
 
-        _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
-        Db *db = context_store(c, NULL);
-        const char *trigger = db && store_run_get(db, j->run_id, &row) > 0 && row.triggered_by ? row.triggered_by : "api";
-        watch_emit_started(c, j->task, j->run_id, trigger);
+        watch_emit_started(c, j->task, j->run_id, j->triggered_by);
 
         for (unsigned i = 0; i < JOB_STASH_SIZE; i++)
                 if (c->stash[i].path && streq(c->stash[i].path, path)) {
@@ -245,7 +244,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         uid_t uid;
         bool admin;
 
-        touch(c);
+        note_activity(c);
         int r = sd_bus_message_read(m, "ss", &name, &email);
         if (r < 0)
                 return r;
@@ -300,8 +299,9 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (!db)
                 return -EHOSTDOWN;
 
-        StartJob *j = xmalloc(sizeof *j);
-        *j = (StartJob) { .context = c, .task = t, .call = sd_bus_message_ref(m) };
+        _cleanup_(job_freep) StartJob *j = xmalloc(sizeof *j);
+        *j = (StartJob) { .context = c, .task = t, .call = sd_bus_message_ref(m),
+                          .triggered_by = isempty(email) ? "api" : "manual" };
         run_id_new(j->run_id);
         usec_t now = now_realtime();
         RunRow row = {
@@ -311,7 +311,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 .started_at = now,
                 .status = (char *) "running",
                 .message = (char *) "En attente du démarrage par systemd",
-                .triggered_by = (char *) (isempty(email) ? "api" : "manual"),
+                .triggered_by = (char *) j->triggered_by,
                 .triggered_by_user = isempty(email) ? caller : (char *) email,
                 .host = c->host,
                 .has_caller_uid = true,
@@ -323,8 +323,6 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
                                   "Cannot record the run in scheduler_logs (%s): retry later.", db_error(db));
                 context_store_failed(c, r);
-                sd_bus_message_unref(j->call);
-                free(j);
                 return r;
         }
         r = sd_bus_call_method_async(c->bus, &j->start_slot, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
@@ -332,16 +330,15 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                                      t->unit, "replace");
         if (r < 0) {
                 mark_unstarted(c, j->run_id, "error", "systemd injoignable : la tâche n'a pas été démarrée");
-                sd_bus_message_unref(j->call);
-                free(j);
                 return sd_bus_error_setf(error, BUS_ERROR_SYSTEMD_UNAVAILABLE,
                                          "Cannot ask systemd to start %s: %s", t->unit, strerror(-r));
         }
-        j->next = c->jobs;
-        c->jobs = j;
-        log_full(&(LogContext) { .task = t->name, .run_id = j->run_id, .trigger = row.triggered_by }, LOG_NOTICE, 0,
+        log_full(&(LogContext) { .task = t->name, .run_id = j->run_id, .trigger = j->triggered_by }, LOG_NOTICE, 0,
                  NULL, NULL, NULL, "RunTask %s by %s (uid %u, email %s): run %s, starting %s", t->name, caller,
                  (unsigned) uid, isempty(email) ? "-" : email, j->run_id, t->unit);
+        /* Listed, hence owned by the context, from here on. */
+        j->next = c->jobs;
+        c->jobs = TAKE_PTR(j);
         return 1; /* replied from on_start_reply() */
 }
 
@@ -437,7 +434,7 @@ static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *erro
         Context *c = userdata;
         uint32_t limit;
 
-        touch(c);
+        note_activity(c);
         int r = sd_bus_message_read(m, "u", &limit);
         if (r < 0)
                 return r;
@@ -449,7 +446,7 @@ static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error 
         const char *name;
         uint32_t limit;
 
-        touch(c);
+        note_activity(c);
         int r = sd_bus_message_read(m, "su", &name, &limit);
         if (r < 0)
                 return r;
@@ -490,7 +487,7 @@ static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *er
         Context *c = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 
-        touch(c);
+        note_activity(c);
         Db *db = context_store(c, error);
         if (!db)
                 return -EHOSTDOWN;

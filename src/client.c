@@ -34,10 +34,6 @@
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
-static inline void cJSON_Deletep(cJSON **j) {
-        if (*j)
-                cJSON_Delete(*j);
-}
 static inline void cJSON_freep(char **s) {
         if (*s)
                 cJSON_free(*s);
@@ -565,17 +561,17 @@ static const struct {
         { COL_MESSAGE, 10 },
 };
 
-typedef struct Table {
+typedef struct LogTable {
         char **cells;             /* (n_rows + 1) × _COL_MAX, row 0 the headers */
         size_t n_rows;
         size_t width[_COL_MAX];
-} Table;
+} LogTable;
 
-static void table_clear(Table *t) {
+static void table_clear(LogTable *t) {
         for (size_t i = 0; t->cells && i < (t->n_rows + 1) * _COL_MAX; i++)
                 free(t->cells[i]);
         free(t->cells);
-        *t = (Table) {};
+        *t = (LogTable) {};
 }
 
 static size_t terminal_width(void) {
@@ -611,7 +607,7 @@ static void table_fill_row(char **cells, const RunRow *row, usec_t now) {
 }
 
 /* Natural widths, then the shrinkable columns give up room until the table fits. */
-static void table_layout(Table *t, size_t total) {
+static void table_layout(LogTable *t, size_t total) {
         size_t sum = strlen(COLUMN_GAP) * (_COL_MAX - 1);
 
         for (int c = 0; c < _COL_MAX; c++) {
@@ -631,7 +627,7 @@ static void table_layout(Table *t, size_t total) {
         }
 }
 
-static void table_print_row(const Table *t, size_t row, bool bold) {
+static void table_print_row(const LogTable *t, size_t row, bool bold) {
         if (bold)
                 fputs("\033[1m", stdout);
         for (int c = 0; c < _COL_MAX; c++) {
@@ -648,7 +644,7 @@ static void table_print_row(const Table *t, size_t row, bool bold) {
 }
 
 static void print_table(const RunList *l) {
-        _cleanup_(table_clear) Table t = { .n_rows = l->n };
+        _cleanup_(table_clear) LogTable t = { .n_rows = l->n };
         usec_t now = now_realtime();
 
         t.cells = calloc((l->n + 1) * _COL_MAX, sizeof *t.cells);

@@ -18,6 +18,7 @@ typedef struct StartJob {
         struct Context *context;
         const Task *task;
         char run_id[RUN_ID_MAX];
+        const char *triggered_by;    /* "manual" (an email was given) or "api": what the row says */
         char *job_path;              /* NULL until StartUnit replied */
         sd_bus_message *call;        /* the RunTask call, until answered */
         sd_bus_slot *start_slot;
@@ -62,4 +63,9 @@ void context_store_failed(Context *c, int r);
 /* Registers the object and the JobRemoved match on c->bus (any connection: the daemon's bus,
  * or one end of a socketpair in tests/unit/test-bus-api.c). */
 int bus_api_register(Context *c);
+/* Unlinks (when listed) and frees a job; NULL is fine. */
 void job_free(Context *c, StartJob *j);
+static inline void job_freep(StartJob **j) {
+        if (*j)
+                job_free((*j)->context, *j);
+}

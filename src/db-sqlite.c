@@ -24,7 +24,7 @@ typedef struct SqliteCursor {
         const char *key;
 } SqliteCursor;
 
-static SqliteDb *SQ(Db *db) {
+static SqliteDb *sqlite_db(Db *db) {
         return (SqliteDb *) db;
 }
 
@@ -131,7 +131,7 @@ static void release(SqliteDb *db, const char *sql, sqlite3_stmt *stmt) {
 }
 
 static int sq_exec(Db *base, const char *sql, const DbValue *params, size_t n) {
-        SqliteDb *db = SQ(base);
+        SqliteDb *db = sqlite_db(base);
         sqlite3_stmt *stmt = NULL;
 
         int r = prepare(db, sql, &stmt);
@@ -149,7 +149,7 @@ static int sq_exec(Db *base, const char *sql, const DbValue *params, size_t n) {
 }
 
 static int sq_exec_script(Db *base, const char *sql) {
-        SqliteDb *db = SQ(base);
+        SqliteDb *db = sqlite_db(base);
         char *err = NULL;
         int rc = sqlite3_exec(db->handle, sql, NULL, NULL, &err);
         if (rc != SQLITE_OK) {
@@ -161,7 +161,7 @@ static int sq_exec_script(Db *base, const char *sql) {
 }
 
 static int sq_query(Db *base, const char *sql, const DbValue *params, size_t n, DbCursor **ret) {
-        SqliteDb *db = SQ(base);
+        SqliteDb *db = sqlite_db(base);
         sqlite3_stmt *stmt = NULL;
 
         int r = prepare(db, sql, &stmt);
@@ -185,7 +185,7 @@ static int sq_next(DbCursor *base) {
                 return 1;
         if (rc == SQLITE_DONE)
                 return 0;
-        return fail(SQ(base->db), rc);
+        return fail(sqlite_db(base->db), rc);
 }
 
 static int sq_columns(const DbCursor *base) {
@@ -206,13 +206,13 @@ static bool sq_is_bool(const DbCursor *base, int col) {
 
 static DbCursor *sq_cursor_free(DbCursor *base) {
         SqliteCursor *c = (SqliteCursor *) base;
-        release(SQ(base->db), c->key, c->stmt);
+        release(sqlite_db(base->db), c->key, c->stmt);
         free(c);
         return NULL;
 }
 
 static Db *sq_close(Db *base) {
-        SqliteDb *db = SQ(base);
+        SqliteDb *db = sqlite_db(base);
         for (unsigned i = 0; i < STMT_CACHE_SIZE; i++)
                 sqlite3_finalize(db->cache[i].stmt);
         sqlite3_close_v2(db->handle);
@@ -279,5 +279,5 @@ int db_open_sqlite(const char *path, Db **ret) {
 }
 
 sqlite3 *db_sqlite_handle(Db *db) {
-        return db && db->backend == DB_SQLITE ? SQ(db)->handle : NULL;
+        return db && db->backend == DB_SQLITE ? sqlite_db(db)->handle : NULL;
 }

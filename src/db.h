@@ -34,7 +34,8 @@ typedef struct DbValue {
 #define DBV_TEXT_OR_NULL(x) ((DbValue) { .type = (x) ? DBV_TEXT : DBV_NULL, .s = (x) })
 #define DBV_I(x) ((DbValue) { .type = DBV_INT, .i = (int64_t) (x) })
 #define DBV_B(x) ((DbValue) { .type = DBV_BOOL, .i = !!(x) })
-#define DBV_N ((DbValue) { .type = DBV_NULL })
+/* SQL NULL as a bound value. */
+#define DB_NULL ((DbValue) { .type = DBV_NULL })
 #define DB_PARAMS(...) ((const DbValue[]) { __VA_ARGS__ }), ELEMENTSOF(((const DbValue[]) { __VA_ARGS__ }))
 #define DB_NO_PARAMS NULL, 0
 

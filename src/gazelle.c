@@ -9,9 +9,6 @@
 #include "store.h"
 #include "timeutil.h"
 
-static inline void cJSON_Deletep(cJSON **j) {
-        cJSON_Delete(*j);
-}
 
 /* Refresh when the access token has less than this left: a page must never start with a token
  * about to die. */
@@ -64,13 +61,6 @@ static void set_error(char *error, size_t size, const char *fmt, ...) {
         va_end(ap);
 }
 
-static void free_secret(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
 /* "https://host:port/a/b?x" → "host:port/a/b" (no query string: it could hold a secret). */
 static char *url_host_path(const char *url) {
         const char *p = strstr(url, "://");
@@ -88,11 +78,11 @@ GazelleClient *gazelle_client_free(GazelleClient *g) {
         free(g->redirect_uri);
         free(g->endpoint);
         free(g->auth_error);
-        free_secret(g->api_key);
-        free_secret(g->client_id);
-        free_secret(g->client_secret);
-        free_secret(g->access_token);
-        free_secret(g->refresh_token);
+        secret_free(g->api_key);
+        secret_free(g->client_id);
+        secret_free(g->client_secret);
+        secret_free(g->access_token);
+        secret_free(g->refresh_token);
         free(g);
         return NULL;
 }
@@ -106,8 +96,8 @@ static int tokens_load(GazelleClient *g) {
         r = db_cursor_next(c);
         if (r <= 0)
                 return r;
-        free_secret(g->access_token);
-        free_secret(g->refresh_token);
+        secret_free(g->access_token);
+        secret_free(g->refresh_token);
         g->access_token = db_cursor_text(c, 0) ? xstrdup(db_cursor_text(c, 0)) : NULL;
         g->refresh_token = db_cursor_text(c, 1) ? xstrdup(db_cursor_text(c, 1)) : NULL;
         g->expires_at = 0;
@@ -130,7 +120,7 @@ static int tokens_save(GazelleClient *g) {
                         "token_type = excluded.token_type, expires_at = excluded.expires_at, "
                         "updated_at = excluded.updated_at",
                         DB_PARAMS(DBV_TEXT_OR_NULL(g->access_token), DBV_TEXT_OR_NULL(g->refresh_token),
-                                  g->expires_at ? (DbValue) { .type = DBV_TEXT, .s = exp } : DBV_N,
+                                  g->expires_at ? (DbValue) { .type = DBV_TEXT, .s = exp } : DB_NULL,
                                   (DbValue) { .type = DBV_TEXT, .s = now }));
         return r < 0 ? r : 0;
 }
@@ -160,7 +150,7 @@ int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *
                 return r;
         }
         if (isempty(g->api_key)) {
-                free_secret(TAKE_PTR(g->api_key));
+                secret_free(TAKE_PTR(g->api_key));
                 if ((r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &g->client_id)) < 0 ||
                     (r = config_read_secret("gazelle-client-secret", "GAZELLE_CLIENT_SECRET", &g->client_secret)) < 0) {
                         set_error(error, error_size, "credential gazelle-client-id/secret illisible : %s", strerror(-r));
@@ -212,7 +202,7 @@ const char *gazelle_endpoint(const GazelleClient *g) {
 
 /* The text a server put in an error body, one line, bounded: OAuth's error_description, a
  * GraphQL errors[0].message, else the raw start of the body. */
-static void server_text(const char *body, char *buf, size_t size) {
+static void error_body_text(const char *body, char *buf, size_t size) {
         buf[0] = 0;
         if (isempty(body))
                 return;
@@ -271,14 +261,14 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
                 set_error(error, error_size, "jeton Gazelle : réponse sans access_token de POST %s", hp);
                 return -EBADMSG;
         }
-        free_secret(g->access_token);
+        secret_free(g->access_token);
         g->access_token = xstrdup(access->valuestring);
         g->token_gen++;
         g->token_accepted = false;
         g->inflight = 0; /* those out carry an older token now */
         /* No refresh_token in the answer: the old one stays valid. */
         if (cJSON_IsString(refresh) && !isempty(refresh->valuestring)) {
-                free_secret(g->refresh_token);
+                secret_free(g->refresh_token);
                 g->refresh_token = xstrdup(refresh->valuestring);
         }
         double secs = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
@@ -292,7 +282,7 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
                 set_error(error, error_size, "impossible d'enregistrer le nouveau jeton Gazelle dans la base : %s",
                           db_error(g->db));
                 /* Never use an access token whose refresh token we could not keep. */
-                free_secret(TAKE_PTR(g->access_token));
+                secret_free(TAKE_PTR(g->access_token));
                 return r;
         }
         return 0;
@@ -397,7 +387,7 @@ typedef enum Unauthorized {
 /* Drops an access token that has expired, so that the next submission refreshes it. */
 static void token_expired(GazelleClient *g, unsigned gen) {
         if (gen == g->token_gen)
-                free_secret(TAKE_PTR(g->access_token));
+                secret_free(TAKE_PTR(g->access_token));
 }
 
 /* A request got 401. With several requests in flight, a token refresh makes every request that
@@ -485,7 +475,7 @@ static void handle_response(Pager *p, int r, HttpResponse *resp) {
         }
         if (r < 0) {
                 char text[SERVER_TEXT_MAX + 1];
-                server_text(resp->body, text, sizeof text);
+                error_body_text(resp->body, text, sizeof text);
                 if (resp->status == 401 && g->api_key)
                         set_error(error, sizeof error, "%s : %s — accès refusé (vérifiez GAZELLE_API_KEY)", resp->error,
                                   text);
@@ -624,7 +614,7 @@ int gazelle_exchange_code(GazelleClient *g, const char *code, char *error, size_
 int gazelle_import_refresh_token(GazelleClient *g, const char *refresh_token, bool *ret_rotated, char *error,
                                  size_t error_size) {
         assert(g && refresh_token && ret_rotated);
-        free_secret(g->refresh_token);
+        secret_free(g->refresh_token);
         g->refresh_token = xstrdup(refresh_token);
         int r = refresh(g, error, error_size);
         *ret_rotated = r >= 0 && !streq_ptr(g->refresh_token, refresh_token);

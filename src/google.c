@@ -28,24 +28,9 @@ struct GoogleSheets {
         usec_t token_expires; /* realtime */
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
-
-static void erase_string(char *s) {
-        if (s)
-                explicit_bzero(s, strlen(s));
-}
-
-static void free_secret(char *s) {
-        erase_string(s);
-        free(s);
-}
-
-static void free_secretp(char **s) {
-        free_secret(*s);
-}
 
 static void response_clear(HttpResponse *r) {
         http_response_clear(r);
@@ -93,13 +78,13 @@ int google_key_parse(const char *json, GoogleKey **ret, char *error, size_t erro
                 r = fail(error, error_size, -EINVAL, "champ private_key absent");
         if (r < 0) {
                 if (cJSON_IsString(pem))
-                        erase_string(pem->valuestring);
+                        secret_erase(pem->valuestring);
                 return r;
         }
 
         _cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(pem->valuestring, -1);
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *) "") : NULL;
-        erase_string(pem->valuestring);
+        secret_erase(pem->valuestring);
         if (!pkey)
                 return fail(error, error_size, -EINVAL, "private_key n'est pas une clé privée PEM lisible");
         if (EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA)
@@ -198,7 +183,7 @@ GoogleSheets *google_sheets_free(GoogleSheets *g) {
         free(g->token_url);
         free(g->api_url);
         free(g->spreadsheet_id);
-        free_secret(g->token);
+        secret_free(g->token);
         free(g);
         return NULL;
 }
@@ -229,11 +214,11 @@ int google_sheets_token(GoogleSheets *g, const char **ret, char *error, size_t e
                 *ret = g->token;
                 return 0;
         }
-        _cleanup_(free_secretp) char *jwt = NULL;
+        _cleanup_(secret_freep) char *jwt = NULL;
         int r = google_jwt_sign(g->key, g->token_url, GOOGLE_SHEETS_SCOPE, now, &jwt);
         if (r < 0)
                 return fail(error, error_size, r, "signature du jeton JWT impossible (libcrypto)");
-        _cleanup_(free_secretp) char *body = xasprintf(
+        _cleanup_(secret_freep) char *body = xasprintf(
                 "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer&assertion=%s", jwt);
         static const char *const headers[] = { "Content-Type: application/x-www-form-urlencoded",
                                                "Accept: application/json", NULL };
@@ -251,13 +236,13 @@ int google_sheets_token(GoogleSheets *g, const char **ret, char *error, size_t e
         const cJSON *exp = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
         if (!cJSON_IsString(tok) || isempty(tok->valuestring)) {
                 if (resp.body)
-                        erase_string(resp.body);
+                        secret_erase(resp.body);
                 return fail(error, error_size, -EBADMSG, "réponse du serveur de jetons Google sans access_token");
         }
-        free_secret(g->token);
+        secret_free(g->token);
         g->token = xstrdup(tok->valuestring);
-        erase_string(tok->valuestring);
-        erase_string(resp.body);
+        secret_erase(tok->valuestring);
+        secret_erase(resp.body);
         g->token_expires = now + (usec_t) (cJSON_IsNumber(exp) && exp->valuedouble > 0 ? exp->valuedouble : 3600) *
                                          USEC_PER_SEC;
         *ret = g->token;
@@ -273,7 +258,7 @@ static int sheets_call(GoogleSheets *g, const char *method, const char *url, con
         int r = google_sheets_token(g, &token, error, error_size);
         if (r < 0)
                 return r;
-        _cleanup_(free_secretp) char *auth = xasprintf("Authorization: Bearer %s", token);
+        _cleanup_(secret_freep) char *auth = xasprintf("Authorization: Bearer %s", token);
         const char *headers[] = { auth, "Content-Type: application/json; charset=utf-8", "Accept: application/json",
                                   NULL };
         _cleanup_(response_clear) HttpResponse resp = {};

@@ -78,11 +78,6 @@ void http_response_clear(HttpResponse *r) {
         *r = (HttpResponse) {};
 }
 
-static bool host_is_loopback(const char *host) {
-        return streq(host, "localhost") || strncmp(host, "127.", 4) == 0 || streq(host, "[::1]") ||
-               streq(host, "::1");
-}
-
 int http_url_allowed(const char *url) {
         _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
         char *scheme = NULL, *host = NULL;
@@ -353,7 +348,7 @@ static Transfer *ready_pop(HttpClient *c) {
         return t;
 }
 
-static void server_text(const char *body, char *buf, size_t size) {
+static void body_excerpt(const char *body, char *buf, size_t size) {
         size_t n = 0;
         buf[0] = 0;
         if (!body)
@@ -415,7 +410,7 @@ static void complete(Transfer *t, int r, long status) {
                         snprintf(resp.error, sizeof resp.error, "%s: réponse de plus de %zu octets, refusée", t->where,
                                  c->policy.max_response_bytes);
                 else if (status > 0) {
-                        server_text(resp.body, text, sizeof text);
+                        body_excerpt(resp.body, text, sizeof text);
                         snprintf(resp.error, sizeof resp.error, "%s: HTTP %ld%s%s%s", t->where, status, tries,
                                  *text ? ": " : "", text);
                 } else
@@ -575,15 +570,11 @@ static void cancel_all(HttpClient *c) {
         }
 }
 
-static bool cancelled(const HttpClient *c) {
-        return c->cancelled && *c->cancelled;
-}
-
 int http_run(HttpClient *c) {
         if (c->in_callback)
                 return -EBUSY;
         for (;;) {
-                if (cancelled(c)) {
+                if (is_cancelled(c->cancelled)) {
                         cancel_all(c);
                         return -ECANCELED;
                 }

@@ -20,7 +20,7 @@ void log_set_identifier(const char *ident) {
         identifier = ident;
 }
 
-static void add(struct iovec *iov, size_t *n, char *field) {
+static void iov_add_field(struct iovec *iov, size_t *n, char *field) {
         if (*n < MAX_FIELDS)
                 iov[(*n)++] = (struct iovec) { .iov_base = field, .iov_len = strlen(field) };
 }
@@ -60,15 +60,15 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
         _cleanup_free_ char *f_status = status ? xasprintf("GAZELLE_STATUS=%s", status) : NULL;
         _cleanup_free_ char *f_errno = error ? xasprintf("ERRNO=%d", abs(error)) : NULL;
 
-        add(iov, &n, f_msg);
-        add(iov, &n, f_prio);
-        add(iov, &n, f_ident);
+        iov_add_field(iov, &n, f_msg);
+        iov_add_field(iov, &n, f_prio);
+        iov_add_field(iov, &n, f_ident);
         char *optional[] = { f_id, f_task, f_run, f_trig, f_status, f_errno };
         for (size_t i = 0; i < ELEMENTSOF(optional); i++)
                 if (optional[i])
-                        add(iov, &n, optional[i]);
+                        iov_add_field(iov, &n, optional[i]);
         for (const char *const *e = extra; e && *e; e++)
-                add(iov, &n, (char *) *e);
+                iov_add_field(iov, &n, (char *) *e);
 
         int r = sd_journal_sendv(iov, (int) n);
         if (r < 0 || !stderr_is_journal())

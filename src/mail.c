@@ -41,13 +41,6 @@ struct Mailer {
         bool provider_down; /* a send already exhausted its retries: one attempt for the others */
 };
 
-static void secret_freep(char **p) {
-        if (*p) {
-                explicit_bzero(*p, strlen(*p));
-                free(*p);
-        }
-}
-
 /* ---- composition ------------------------------------------------------------------------- */
 
 /* Base64 (libcrypto's encoder), cut into lines of `wrap` characters joined by CRLF; 0: one line. */
@@ -288,10 +281,6 @@ static int outbox_send(Mailer *m, const MailMessage *msg, MailResult *r) {
 
 /* ---- retries ----------------------------------------------------------------------------- */
 
-static bool cancelled(const Mailer *m) {
-        return m->cancelled && *m->cancelled;
-}
-
 /* Exponential backoff with a little jitter, interrupted by cancellation. */
 static unsigned max_attempts(const Mailer *m) {
         return m->provider_down ? 1 : SEND_MAX_ATTEMPTS;
@@ -306,7 +295,7 @@ static void backoff_sleep(const Mailer *m, unsigned attempt, usec_t retry_after)
         if (retry_after > wait)
                 wait = retry_after;
         usec_t until = now_monotonic() + wait;
-        while (!cancelled(m)) {
+        while (!is_cancelled(m->cancelled)) {
                 usec_t now = now_monotonic();
                 if (now >= until)
                         break;
@@ -394,7 +383,7 @@ static int sendgrid_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                         outcome = MAIL_UNCERTAIN;
                         retry = false;
                 }
-                if (!retry || attempt >= max_attempts(m) || cancelled(m)) {
+                if (!retry || attempt >= max_attempts(m) || is_cancelled(m->cancelled)) {
                         if (retry)
                                 m->provider_down = true;
                         int ret = result_fail(r, outcome, "SendGrid (%u tentative%s) : %s", attempt,
@@ -428,11 +417,6 @@ static size_t upload_read(char *ptr, size_t size, size_t nmemb, void *userdata) 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
-
-static bool host_is_loopback(const char *host) {
-        return streq(host, "localhost") || strncmp(host, "127.", 4) == 0 || streq(host, "[::1]") ||
-               streq(host, "::1");
-}
 
 /* smtps:// anywhere, smtp:// with STARTTLS required unless to loopback (the tests' sink). */
 static int smtp_url_check(const char *url, bool *ret_require_tls) {
@@ -508,7 +492,7 @@ static int smtp_send(Mailer *m, const MailMessage *msg, MailResult *r) {
                 bool retry = connect_failed || (code >= 400 && code < 500);
                 if (refused && retry && attempt >= max_attempts(m))
                         m->provider_down = true;
-                if (!refused || !retry || attempt >= max_attempts(m) || cancelled(m))
+                if (!refused || !retry || attempt >= max_attempts(m) || is_cancelled(m->cancelled))
                         return result_fail(r, refused ? MAIL_REFUSED : MAIL_UNCERTAIN,
                                            "SMTP (%u tentative%s) : %s%s%ld", attempt, attempt > 1 ? "s" : "",
                                            errbuf[0] ? errbuf : curl_easy_strerror(cc), code ? ", réponse " : "",

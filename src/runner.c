@@ -33,7 +33,7 @@ static void on_cancel_signal(int sig) {
 }
 
 bool run_cancelled(const RunContext *ctx) {
-        return ctx->cancelled && *ctx->cancelled;
+        return is_cancelled(ctx->cancelled);
 }
 
 void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) {

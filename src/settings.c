@@ -16,7 +16,6 @@
 #define SETTINGS_STRING_MAX 1024
 #define SETTINGS_LIST_MAX 1000
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
 
 static const char *const default_keywords[] = {
         /* cover removed */

@@ -75,7 +75,7 @@ bool run_id_valid(const char *s) {
 }
 
 static DbValue ts_value(usec_t t, char buf[static ISO_UTC_MAX]) {
-        return t ? DBV_TEXT_OR_NULL(format_iso_utc(t, buf)) : DBV_N;
+        return t ? DBV_TEXT_OR_NULL(format_iso_utc(t, buf)) : DB_NULL;
 }
 
 int store_run_insert(Db *db, const RunRow *row) {
@@ -92,10 +92,10 @@ int store_run_insert(Db *db, const RunRow *row) {
                                  DBV_TEXT_OR_NULL(row->triggered_by), DBV_TEXT_OR_NULL(row->triggered_by_user),
                                  ts_value(row->created_at ? row->created_at : row->started_at, created),
                                  DBV_TEXT_OR_NULL(row->invocation_id), DBV_TEXT_OR_NULL(row->host),
-                                 row->pid > 0 ? DBV_I(row->pid) : DBV_N,
-                                 row->has_caller_uid ? DBV_I(row->caller_uid) : DBV_N,
+                                 row->pid > 0 ? DBV_I(row->pid) : DB_NULL,
+                                 row->has_caller_uid ? DBV_I(row->caller_uid) : DB_NULL,
                                  DBV_TEXT_OR_NULL(row->caller_name),
-                                 row->systemd_job_id > 0 ? DBV_I(row->systemd_job_id) : DBV_N));
+                                 row->systemd_job_id > 0 ? DBV_I(row->systemd_job_id) : DB_NULL));
 }
 
 int store_run_read(DbCursor *c, RunRow *row) {
@@ -165,7 +165,7 @@ int store_run_finish(Db *db, const char *id, const char *status, const char *mes
                         "duration_seconds = $6 WHERE id = $1",
                         DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(status), DBV_TEXT_OR_NULL(message),
                                   DBV_TEXT_OR_NULL(stats ? stats : "{}"), ts_value(completed_at, completed),
-                                  duration_seconds >= 0 ? DBV_I(duration_seconds) : DBV_N));
+                                  duration_seconds >= 0 ? DBV_I(duration_seconds) : DB_NULL));
         if (r == 0) {
                 db_set_error(db, "scheduler_logs row %s does not exist", id);
                 return -ENOENT;

@@ -30,9 +30,6 @@
 /* A text value that is never NULL (arrays: DBV_TEXT_OR_NULL would test their address). */
 #define DBV_T(x) ((DbValue) { .type = DBV_TEXT, .s = (x) })
 
-static inline void cJSON_Deletep(cJSON **j) {
-        cJSON_Delete(*j);
-}
 
 typedef enum Entity {
         E_CLIENTS,
@@ -44,20 +41,20 @@ typedef enum Entity {
         _E_MAX,
 } Entity;
 
-typedef struct Table {
+typedef struct EntityTable {
         const char *name;       /* SQL table */
         const char *key;        /* stats key and sync_state entity */
         const char *label;      /* French, for messages */
         const char *const *cols; /* API-owned columns; cols[0] is external_id */
         size_t n_cols;
         bool has_deleted_at;
-} Table;
+} EntityTable;
 
 
 
 #define COLS(...) .cols = (const char *const[]) { __VA_ARGS__ }, .n_cols = ELEMENTSOF(((const char *const[]) { __VA_ARGS__ }))
 
-static const Table tables[_E_MAX] = {
+static const EntityTable tables[_E_MAX] = {
         [E_CLIENTS] = { "gazelle_clients", "clients", "clients",
                 COLS("external_id", "company_name", "status", "tags", "personal_notes", "preference_notes",
                      "client_type", "preferred_technician_id", "locale", "created_at", "updated_at"),
@@ -92,7 +89,7 @@ typedef struct EntityStats {
 
 /* One page's rows of one table: values point into the page's JSON or into owned strings. */
 typedef struct RowSet {
-        const Table *t;
+        const EntityTable *t;
         DbValue *vals;
         size_t n_rows, cap_rows;
         char **owned;
@@ -254,11 +251,11 @@ static DbValue jtext(RowSet *rs, const cJSON *o, const char *key) {
                 return DBV_TEXT_OR_NULL(v->valuestring);
         if (cJSON_IsNumber(v))
                 return DBV_TEXT_OR_NULL(rowset_own(rs, xasprintf("%.15g", v->valuedouble)));
-        return DBV_N;
+        return DB_NULL;
 }
 
 /* o.key.sub as text, where key is part of the record: defaultEmail { email }. */
-static DbValue jtext2(RowSet *rs, const cJSON *o, const char *key, const char *sub) {
+static DbValue jtext_nested(RowSet *rs, const cJSON *o, const char *key, const char *sub) {
         const cJSON *parent = jfield(o, key);
         return parent ? jtext(rs, parent, sub) : SYNC_KEEP;
 }
@@ -277,7 +274,7 @@ static DbValue jref(RowSet *rs, const cJSON *o, const char *key, const char *sub
         if (!ref)
                 return SYNC_KEEP;
         if (!cJSON_IsObject(ref))
-                return DBV_N;
+                return DB_NULL;
         return jref_field(rs, ref, sub);
 }
 
@@ -285,14 +282,14 @@ static DbValue jint(const cJSON *o, const char *key) {
         const cJSON *v = jfield(o, key);
         if (!v)
                 return SYNC_KEEP;
-        return cJSON_IsNumber(v) ? DBV_I((int64_t) v->valuedouble) : DBV_N;
+        return cJSON_IsNumber(v) ? DBV_I((int64_t) v->valuedouble) : DB_NULL;
 }
 
 static DbValue jbool(const cJSON *o, const char *key) {
         const cJSON *v = jfield(o, key);
         if (!v)
                 return SYNC_KEEP;
-        return cJSON_IsBool(v) ? DBV_B(cJSON_IsTrue(v)) : DBV_N;
+        return cJSON_IsBool(v) ? DBV_B(cJSON_IsTrue(v)) : DB_NULL;
 }
 
 /* Instants in the store's one format (fixed width, sorts as text). One that cannot be read says
@@ -303,7 +300,7 @@ static DbValue jtime(RowSet *rs, const cJSON *o, const char *key) {
         if (!v)
                 return SYNC_KEEP;
         if (cJSON_IsNull(v))
-                return DBV_N;
+                return DB_NULL;
         if (!cJSON_IsString(v) || parse_iso_utc(v->valuestring, &t) < 0)
                 return SYNC_KEEP;
         char buf[ISO_UTC_MAX];
@@ -315,7 +312,7 @@ static DbValue jjson(RowSet *rs, const cJSON *o, const char *key) {
         if (!v)
                 return SYNC_KEEP;
         if (cJSON_IsNull(v))
-                return DBV_N;
+                return DB_NULL;
         return DBV_TEXT_OR_NULL(rowset_own(rs, cJSON_PrintUnformatted(v)));
 }
 
@@ -359,7 +356,7 @@ static void map_client(Stream *st, const cJSON *n, const char *id) {
         row[5] = jtext(rs, n, "preferenceNotes");
         row[6] = jtext(rs, n, "clientType");
         row[7] = jtext(rs, n, "preferredTechnicianId");
-        row[8] = jtext2(rs, n, "defaultClientLocalization", "locale");
+        row[8] = jtext_nested(rs, n, "defaultClientLocalization", "locale");
         row[9] = jtime(rs, n, "createdAt");
         row[10] = jtime(rs, n, "updatedAt");
 
@@ -377,8 +374,8 @@ static void map_client(Stream *st, const cJSON *n, const char *id) {
         row[6] = jbool(c, "wantsEmail");
         row[7] = jbool(c, "wantsPhone");
         row[8] = jbool(c, "wantsText");
-        row[9] = jtext2(rs, c, "defaultEmail", "email");
-        row[10] = jtext2(rs, c, "defaultPhone", "phoneNumber");
+        row[9] = jtext_nested(rs, c, "defaultEmail", "email");
+        row[10] = jtext_nested(rs, c, "defaultPhone", "phoneNumber");
         const cJSON *loc = jget(c, "defaultLocation");
         row[11] = jtext(rs, loc, "street1");
         row[12] = jtext(rs, loc, "street2");
@@ -713,7 +710,7 @@ static int count(Sync *s, const char *sql, const DbValue *p, size_t n, int64_t *
 /* Rows of a table not seen by this completed full pass get deleted_at, unless that would be
  * more than the threshold of the live rows. */
 static int infer_deletions(Sync *s, Entity e) {
-        const Table *t = &tables[e];
+        const EntityTable *t = &tables[e];
         int64_t live = 0, gone = 0;
         _cleanup_free_ char *q_live = xasprintf("SELECT count(*) FROM %s WHERE deleted_at IS NULL", t->name);
         _cleanup_free_ char *q_gone = xasprintf("SELECT count(*) FROM %s WHERE deleted_at IS NULL AND synced_at < $1",

@@ -147,3 +147,18 @@ char *user_name_of(uid_t uid) {
         (void) getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
         return pwp ? xstrdup(pwp->pw_name) : xasprintf("uid %u", (unsigned) uid);
 }
+
+void secret_erase(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+}
+
+void secret_free(char *s) {
+        secret_erase(s);
+        free(s);
+}
+
+bool host_is_loopback(const char *host) {
+        return streq(host, "localhost") || strncmp(host, "127.", 4) == 0 || streq(host, "[::1]") ||
+               streq(host, "::1");
+}

@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _unused_ __attribute__((unused))
@@ -64,6 +67,27 @@ static inline void closep(int *fd) {
         }
 }
 #define _cleanup_close_ _cleanup_(closep)
+
+static inline void cJSON_Deletep(cJSON **j) {
+        cJSON_Delete(*j);
+}
+
+/* A secret (token, key, password) is erased before its memory is given back. NULL is fine. */
+void secret_erase(char *s);
+void secret_free(char *s);
+static inline void secret_freep(char **s) {
+        secret_free(*s);
+}
+#define _cleanup_secret_ _cleanup_(secret_freep)
+
+/* A cancellation flag set by a signal handler (NULL: never cancelled). */
+static inline bool is_cancelled(const volatile sig_atomic_t *flag) {
+        return flag && *flag;
+}
+
+/* "localhost", 127.x.y.z or ::1 (bracketed or not): the only hosts plain http:// or smtp://
+ * may reach (the tests' fakes). */
+bool host_is_loopback(const char *host);
 
 static inline bool streq(const char *a, const char *b) {
         return strcmp(a, b) == 0;

@@ -149,7 +149,7 @@ static void add_entry(Db *db, const char *id, const char *at, const char *type, 
                 DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(at), DBV_TEXT_OR_NULL(type), DBV_TEXT_OR_NULL(summary),
                           DBV_TEXT_OR_NULL(comment), DBV_TEXT_OR_NULL(client), DBV_TEXT_OR_NULL(piano),
                           DBV_TEXT_OR_NULL(user), DBV_TEXT_OR_NULL("2026-11-01T00:00:00.000000Z"),
-                          deleted ? DBV_TEXT_OR_NULL("2026-11-02T00:00:00.000000Z") : DBV_N));
+                          deleted ? DBV_TEXT_OR_NULL("2026-11-02T00:00:00.000000Z") : DB_NULL));
 }
 
 #define SVC "SERVICE_ENTRY_MANUAL"
