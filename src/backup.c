@@ -1,7 +1,9 @@
-/* backup.c — Backup SQL. SQLite sources are copied with SQLite's online backup API inside one
- * pinned read snapshot (WAL: writers never wait for us) in small steps; a PostgreSQL store is
- * streamed table by table into a file with the embedded schema, so one restore path serves
- * both. Every copy is written under a temporary name, integrity-checked, fsynced and renamed;
+/* backup.c — Backup SQL. A SQLite source in WAL mode is copied as a file image of one pinned
+ * snapshot and compared page by page with that snapshot (backup-image.c); other SQLite sources
+ * go through SQLite's online backup API (one pinned read snapshot when possible, otherwise
+ * short steps writers can slip between) and a full integrity check of the copy. A PostgreSQL
+ * store is streamed table by table into a file with the embedded schema, so one restore path
+ * serves both. Every copy is written under a temporary name, verified, fsynced and renamed;
  * rotation runs only after that, and deletes only names of our exact pattern. */
 #include "backup.h"
 
@@ -10,12 +12,14 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include "backup-image.h"
 #include "migrate.h"
 #include "task-lock.h"
 
 #define BACKUP_NAME_LEN (sizeof(BACKUP_PREFIX) - 1 + 15 + sizeof(BACKUP_SUFFIX) - 1)
 #define BACKUP_NAME_MAX 64
-#define STEP_PAGES 256                 /* 1 MiB at 4 KiB pages: a few ms per step */
+#define STEP_PAGES 1024                /* 4 MiB at 4 KiB pages: a few ms under a shared lock */
+#define PINNED_STEP_PAGES 16384        /* a pinned WAL snapshot blocks no writer: bigger steps */
 #define SOURCE_BUSY_MAX_USEC (120 * USEC_PER_SEC)
 #define ROLLBACK_JOURNAL_PAUSE_MS 5    /* lets writers of a non-WAL source in between steps */
 #define EXPORT_BATCH_ROWS 5000
@@ -142,8 +146,9 @@ static int make_self_contained(sqlite3 *dest, char *reason, size_t reason_size) 
         return 0;
 }
 
-/* Copies src into the file dest_path; the copy is one consistent snapshot of src. */
-static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, char *reason, size_t reason_size) {
+/* Copies src into the file dest_path with the backup API; the copy is one consistent snapshot. */
+static int copy_sqlite_backup_api(RunContext *ctx, sqlite3 *src, const char *dest_path, char *reason,
+                                  size_t reason_size) {
         _cleanup_(sqlite3_close_v2p) sqlite3 *dest = NULL;
         int rc = sqlite3_open_v2(dest_path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc != SQLITE_OK) {
@@ -170,7 +175,7 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
         unsigned steps = 0;
         usec_t busy_since = 0;
         do {
-                rc = sqlite3_backup_step(b, STEP_PAGES);
+                rc = sqlite3_backup_step(b, pinned ? PINNED_STEP_PAGES : STEP_PAGES);
                 /* A source locked by someone else for minutes is a failure to report, not a
                  * reason to wait until TimeoutStartSec= kills the run. */
                 if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
@@ -180,7 +185,7 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
                                 break;
                 } else
                         busy_since = 0;
-                if (++steps % 256 == 0) {
+                if (++steps % (pinned ? 16 : 64) == 0) {
                         int total = sqlite3_backup_pagecount(b), left = sqlite3_backup_remaining(b);
                         log_progress(&ctx->log, "Sauvegarde : %d %% (%d/%d pages)",
                                      total ? 100 * (total - left) / total : 100, total - left, total);
@@ -212,6 +217,25 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cha
         if (r < 0)
                 return r;
         return make_self_contained(dest, reason, reason_size);
+}
+
+/* Copies src into the file dest_path: one consistent snapshot of src, verified. */
+static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cJSON *stats, char *reason,
+                       size_t reason_size) {
+        if (journal_mode_is_wal(src)) {
+                ImageStats is;
+                int r = backup_image_copy(ctx, src, dest_path, &is, reason, reason_size);
+                if (r != -EOPNOTSUPP) {
+                        if (r >= 0) {
+                                cJSON_AddStringToObject(stats, "method", "image");
+                                cJSON_AddNumberToObject(stats, "wal_frames", is.wal_frames);
+                                cJSON_AddNumberToObject(stats, "verified_pages", is.verified);
+                        }
+                        return r;
+                }
+        }
+        cJSON_AddStringToObject(stats, "method", "backup-api");
+        return copy_sqlite_backup_api(ctx, src, dest_path, reason, reason_size);
 }
 
 /* The column list of table in the SQLite copy, and the PostgreSQL expressions that produce
@@ -491,12 +515,12 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
         if (!c->backup_sqlite_path && db_backend(ctx->db) == DB_POSTGRESQL)
                 r = export_postgresql(ctx, tmp, result->stats, reason, sizeof reason);
         else if (!c->backup_sqlite_path)
-                r = copy_sqlite(ctx, db_sqlite_handle(ctx->db), tmp, reason, sizeof reason);
+                r = copy_sqlite(ctx, db_sqlite_handle(ctx->db), tmp, result->stats, reason, sizeof reason);
         else {
                 _cleanup_(sqlite3_close_v2p) sqlite3 *src = NULL;
                 r = open_source(c->backup_sqlite_path, &src, reason, sizeof reason);
                 if (r >= 0)
-                        r = copy_sqlite(ctx, src, tmp, reason, sizeof reason);
+                        r = copy_sqlite(ctx, src, tmp, result->stats, reason, sizeof reason);
         }
         if (r >= 0 && (r = fsync_path(tmp)) < 0)
                 snprintf(reason, sizeof reason, "fsync : %s", strerror(-r));

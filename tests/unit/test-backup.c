@@ -1,6 +1,8 @@
 /* test-backup.c — the Backup SQL task through the runner, as the units run it:
  * file name, mode, integrity, stats and scheduler_logs row; retention among foreign files;
- * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer.
+ * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer;
+ * the image copy of a WAL source (frames pending behind an old reader, garbage or a cut inside
+ * the WAL, SIGKILL at several points) and the backup API for a rollback-journal source.
  * With TEST_DATABASE_URL (or SBX_PG_URL inside tests/sandbox.sh), also the export of a
  * PostgreSQL store into the same SQLite format. */
 #include <cjson/cJSON.h>
@@ -807,6 +809,289 @@ TEST(concurrent_writer) {
         env_done(&e);
 }
 
+/* ---- the image copy of a WAL source ---- */
+
+static void assert_copy_text(sqlite3 *copy, const char *sql, const char *expected);
+
+static int64_t wal_size(const char *path) {
+        _cleanup_free_ char *wal = xasprintf("%s-wal", path);
+        return file_size(wal);
+}
+
+/* A store of ours in WAL mode at path, mib MiB of filler, kept open by the returned writer so
+ * its WAL stays (the last connection to close would checkpoint and remove it). */
+static Db *make_wal_source(const char *path, unsigned mib) {
+        Db *db = NULL;
+        ASSERT_OK(db_open_sqlite(path, &db));
+        _cleanup_free_ char *mode = NULL;
+        ASSERT_EQ_INT(db_query_text(db, "PRAGMA journal_mode", DB_NO_PARAMS, &mode), 1);
+        ASSERT_STREQ(mode, "wal");
+        ASSERT_OK(migrate_apply(db));
+        fill_store(db, mib);
+        /* An empty WAL file: from here on it holds exactly the frames committed since. */
+        exec_sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+        ASSERT_EQ_INT(wal_size(path), 0);
+        return db;
+}
+
+/* A reader holding an old snapshot: checkpoints stop at it, so later commits stay in the WAL. */
+static sqlite3 *hold_old_snapshot(const char *path) {
+        sqlite3 *r = NULL;
+        ASSERT_EQ_INT(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        ASSERT_EQ_INT(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM filler", NULL, NULL, NULL), SQLITE_OK);
+        return r;
+}
+
+static void release_snapshot(sqlite3 *r) {
+        ASSERT_EQ_INT(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(r);
+}
+
+/* Rewrites pages already in the file, adds new ones, removes some: the snapshot's version of
+ * many pages is in WAL frames only. */
+static void change_source(Db *db, unsigned round) {
+        _cleanup_free_ char *sql = xasprintf(
+                "BEGIN;"
+                "UPDATE filler SET data = randomblob(4000) WHERE id %% 7 = %u;"
+                "DELETE FROM filler WHERE id %% 11 = %u;"
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+                "INSERT INTO filler (data) SELECT randomblob(3000) FROM n;"
+                "INSERT INTO gazelle_users (external_id, first_name, synced_at) VALUES "
+                "('round-%u', 'Hélène', '2026-11-24T08:00:00.000000Z');"
+                "COMMIT",
+                round % 7, round % 11, round);
+        exec_sql(db, sql);
+}
+
+/* The newest backup file, checked: verified, rollback journal, and the same rows as source. */
+static void assert_backup_equals(const Env *e, const char *source, const char *method) {
+        Listing l = {};
+        list_dir(e->config.backup_dir, &l);
+        ASSERT(l.n >= 1);
+        _cleanup_free_ char *path = xasprintf("%s/%s", e->config.backup_dir, l.names[l.n - 1]);
+        listing_free(&l);
+        assert_verified(path);
+
+        sqlite3 *copy = NULL;
+        ASSERT_EQ_INT(sqlite3_open_v2(path, &copy, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_copy_text(copy, "PRAGMA journal_mode", "delete");
+        _cleanup_free_ char *attach = xasprintf("ATTACH 'file:%s?mode=ro' AS src", source);
+        ASSERT_EQ_INT(sqlite3_exec(copy, attach, NULL, NULL, NULL), SQLITE_OK);
+        assert_copy_text(copy,
+                         "SELECT (SELECT count(*) FROM filler) = (SELECT count(*) FROM src.filler) AND "
+                         "(SELECT count(*) FROM filler) = (SELECT count(*) FROM filler a JOIN src.filler b "
+                         "USING (id) WHERE a.data = b.data)",
+                         "1");
+        assert_copy_text(copy,
+                         "SELECT group_concat(external_id) = (SELECT group_concat(external_id) FROM "
+                         "(SELECT external_id FROM src.gazelle_users ORDER BY 1)) FROM "
+                         "(SELECT external_id FROM gazelle_users ORDER BY 1)",
+                         "1");
+        sqlite3_close(copy);
+
+        RunRow row = { .duration_seconds = -1 };
+        last_run(e, &row);
+        ASSERT_STREQ(row.status, "success");
+        cJSON *stats = parse_stats(&row);
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(stats, "method")), method);
+        cJSON_Delete(stats);
+        run_row_clear(&row);
+}
+
+static double last_stat(const Env *e, const char *name) {
+        RunRow row = { .duration_seconds = -1 };
+        last_run(e, &row);
+        cJSON *stats = parse_stats(&row);
+        cJSON *v = cJSON_GetObjectItem(stats, name);
+        ASSERTF(cJSON_IsNumber(v), "no %s in %s", name, row.stats);
+        double d = cJSON_GetNumberValue(v);
+        cJSON_Delete(stats);
+        run_row_clear(&row);
+        return d;
+}
+
+/* The snapshot's latest pages are WAL frames the checkpoint could not copy: the image is the
+ * file plus those frames, identical to what SQLite reads; the WAL source is left as it was. */
+TEST(wal_frames_pending) {
+        _cleanup_free_ char *source = xasprintf("%s/wal-source-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        Db *writer = make_wal_source(source, 8);
+        sqlite3 *reader = hold_old_snapshot(source);
+        for (unsigned round = 1; round <= 5; round++)
+                change_source(writer, round);
+        int64_t wal_before = wal_size(source);
+        ASSERT(wal_before > 1 * MIB);
+
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        assert_backup_equals(&e, source, "image");
+        ASSERTF(last_stat(&e, "wal_frames") > 100, "%g frames laid over", last_stat(&e, "wal_frames"));
+        ASSERT(last_stat(&e, "verified_pages") > 8 * 256);
+
+        /* The old reader still sees its snapshot; the source works on. */
+        release_snapshot(reader);
+        change_source(writer, 6);
+        sleep(1);
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        assert_backup_equals(&e, source, "image");
+        db_close(writer);
+        unlink(source);
+        env_done(&e);
+}
+
+/* Bytes after the snapshot's last frame (a transaction being written, a torn frame after a
+ * crash) are not part of it: ignored, whatever they hold. */
+TEST(wal_garbage_tail) {
+        _cleanup_free_ char *source = xasprintf("%s/wal-tail-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        Db *writer = make_wal_source(source, 4);
+        sqlite3 *reader = hold_old_snapshot(source);
+        for (unsigned round = 1; round <= 3; round++)
+                change_source(writer, round);
+
+        _cleanup_free_ char *wal = xasprintf("%s-wal", source);
+        int64_t committed = wal_size(source);
+        /* A whole frame of random bytes and half a frame more (a frame is 24 + 4096 bytes). */
+        {
+                _cleanup_close_ int fd = open(wal, O_WRONLY | O_APPEND | O_CLOEXEC);
+                ASSERT(fd >= 0);
+                uint8_t junk[4120 + 2000];
+                for (size_t i = 0; i < sizeof junk; i++)
+                        junk[i] = (uint8_t) (i * 7919 + 13);
+                ASSERT_EQ_INT(write(fd, junk, sizeof junk), (ssize_t) sizeof junk);
+        }
+        ASSERT_EQ_INT(wal_size(source), committed + 4120 + 2000);
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        assert_backup_equals(&e, source, "image");
+        ASSERT(last_stat(&e, "wal_frames") > 0);
+
+        release_snapshot(reader);
+        db_close(writer);
+        unlink(source);
+        env_done(&e);
+}
+
+/* A WAL cut short inside the snapshot (a damaged disk): nothing is published, the earlier
+ * backup stays as it was. */
+TEST(wal_truncated_inside_snapshot) {
+        _cleanup_free_ char *source = xasprintf("%s/wal-cut-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        Db *writer = make_wal_source(source, 4);
+        sqlite3 *reader = hold_old_snapshot(source);
+        change_source(writer, 1);
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(l.n, 1);
+        _cleanup_free_ char *earlier = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        off_t earlier_size = file_size(earlier);
+        sleep(1);
+
+        change_source(writer, 2);
+        _cleanup_free_ char *wal = xasprintf("%s-wal", source);
+        ASSERT_OK(truncate(wal, wal_size(source) - 3 * 4120) < 0 ? -errno : 0);
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
+        RunRow row = { .duration_seconds = -1 };
+        last_run(&e, &row);
+        ASSERT_STREQ(row.status, "error");
+        ASSERT_CONTAINS(row.message, "précédentes sont intactes");
+        run_row_clear(&row);
+        list_dir(e.config.backup_dir, &l);
+        ASSERTF(l.n == 1, "%zu files after the failure (second: %s)", l.n, l.n > 1 ? l.names[1] : "-");
+        ASSERT_EQ_INT(file_size(earlier), earlier_size);
+        assert_verified(earlier);
+        listing_free(&l);
+
+        sqlite3_close(reader); /* no COMMIT: the source is damaged on purpose */
+        db_close(writer);
+        unlink(source);
+        unlink(wal);
+        env_done(&e);
+}
+
+/* Not in WAL mode: the backup API, step by step, and a full integrity check. */
+TEST(non_wal_fallback) {
+        _cleanup_free_ char *source = xasprintf("%s/rollback-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        make_source(source, 4);
+        {
+                _cleanup_(db_closep) Db *db = NULL;
+                ASSERT_OK(db_open_sqlite(source, &db));
+                exec_sql(db, "PRAGMA journal_mode=DELETE");
+                change_source(db, 1);
+        }
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        assert_backup_equals(&e, source, "backup-api");
+        _cleanup_free_ char *journal = xasprintf("%s-wal", source);
+        ASSERT(access(journal, F_OK) < 0); /* still not WAL */
+        unlink(source);
+        env_done(&e);
+}
+
+/* SIGKILL at several points of an image copy: never a published partial file, and the next
+ * run cleans up and succeeds. */
+TEST(sigkill_image_copy) {
+        _cleanup_free_ char *source = xasprintf("%s/wal-kill-%u.sqlite", tmp_root, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        Env e;
+        env_init(&e, (const char *const[]) { setting, NULL });
+        Db *writer = make_wal_source(source, 64);
+        sqlite3 *reader = hold_old_snapshot(source);
+        change_source(writer, 1);
+        ASSERT_OK(mkdir_p(e.config.backup_dir, 0700));
+
+        static const useconds_t delays[] = { 0, 1000, 5000, 20000, 60000 };
+        unsigned killed = 0;
+        for (size_t k = 0; k < ELEMENTSOF(delays); k++) {
+                pid_t pid = test_fork();
+                if (pid == 0)
+                        _exit(run_backup(&e));
+                _cleanup_free_ char *tmp = xasprintf("%s/.db_backup.%d.tmp", e.config.backup_dir, (int) pid);
+                int status;
+                bool ended = false;
+                for (int i = 0; i < 100000 && access(tmp, F_OK) < 0 && !ended; i++) {
+                        ended = waitpid(pid, &status, WNOHANG) == pid;
+                        usleep(50);
+                }
+                usleep(delays[k]);
+                if (!ended) {
+                        ASSERT_OK(kill(pid, SIGKILL) < 0 ? -errno : 0);
+                        ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+                }
+                Listing l = {};
+                list_dir(e.config.backup_dir, &l);
+                if (WIFSIGNALED(status)) {
+                        killed++;
+                        for (size_t i = 0; i < l.n; i++)
+                                if (backup_name_valid(l.names[i])) {
+                                        _cleanup_free_ char *p = xasprintf("%s/%s", e.config.backup_dir, l.names[i]);
+                                        assert_verified(p); /* published only once complete */
+                                }
+                } else
+                        ASSERTF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+                listing_free(&l);
+        }
+        ASSERTF(killed >= 2, "only %u of %zu runs were killed mid-way", killed, ELEMENTSOF(delays));
+
+        ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
+        assert_backup_equals(&e, source, "image");
+        Listing l = {};
+        list_dir(e.config.backup_dir, &l);
+        ASSERT_EQ_INT(count_matching(&l, is_temporary), 0);
+        listing_free(&l);
+        release_snapshot(reader);
+        db_close(writer);
+        unlink(source);
+        env_done(&e);
+}
+
 TEST(restore_refuses_postgresql) {
         Env e;
         env_init(&e, NULL);
@@ -957,7 +1242,9 @@ int main(int argc, char **argv) {
                 TEST_CASE(name_pattern),     TEST_CASE(backup_creates_verified_file), TEST_CASE(retention),
                 TEST_CASE(disk_full),        TEST_CASE(sigkill_mid_backup),           TEST_CASE(missing_source),
                 TEST_CASE(unwritable_backup_dir), TEST_CASE(verify),                  TEST_CASE(restore),
-                TEST_CASE(concurrent_writer), TEST_CASE(restore_refuses_postgresql),
+                TEST_CASE(concurrent_writer), TEST_CASE(wal_frames_pending),          TEST_CASE(wal_garbage_tail),
+                TEST_CASE(wal_truncated_inside_snapshot), TEST_CASE(non_wal_fallback),  TEST_CASE(sigkill_image_copy),
+                TEST_CASE(restore_refuses_postgresql),
         };
         TestCase cases[ELEMENTSOF(common) + 1];
         size_t n = ELEMENTSOF(common);

@@ -1,0 +1,738 @@
+/* backup-image.c — the copy of a SQLite database in WAL mode at the speed of the disk.
+ *
+ * One read transaction pins a snapshot S. The database file is copied by the kernel
+ * (copy_file_range, large chunks, writeback started as it goes so the final fsync is small),
+ * the committed WAL frames of S are laid over it, the copy is cut to S's page count and marked
+ * rollback-journal. Then S is read once more through SQLite itself (the backup API, into a
+ * destination VFS that compares instead of writing) and every page must equal the copy: the
+ * copy is S, byte for byte, before the caller publishes it.
+ *
+ * Why the file and the frames give S (file formats: sqlite.org/fileformat2.html "The WAL file
+ * format", sqlite.org/walformat.html "The wal-index"): S is the wal-index header at the moment
+ * the read transaction began (mxFrame, nPage, salts, cumulative checksum). We read that header
+ * just before and just after beginning: when both readings are equal, S is that header.
+ * While our read transaction lasts, a checkpoint copies into the database file only frames
+ * <= our read mark <= S.mxFrame, whose pages we overwrite with S's frames anyway, and never a
+ * page S takes from the file; the WAL is restarted (frames overwritten) only while no reader
+ * holds a WAL read mark, i.e. only when S needed no frame (nBackfill == mxFrame). Frames are
+ * checked as SQLite's recovery checks them: salts equal to the header's, cumulative checksum,
+ * and frame mxFrame must be a commit whose checksum is the one S recorded.
+ *
+ * The files are read through SQLite's own handles (SQLITE_FCNTL_FILE_POINTER,
+ * SQLITE_FCNTL_JOURNAL_POINTER, xShmMap) and the kernel copy uses SQLite's own descriptor of
+ * the database file: this process must never close a descriptor of those files, as closing
+ * any one drops every POSIX lock the process holds on the file, SQLite's read locks included. */
+#include "backup-image.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define CHUNK_BYTES (8u << 20)     /* one copy_file_range call, one writeback unit */
+#define PROGRESS_BYTES (256u << 20)
+#define PIN_ATTEMPTS 200
+#define VERIFY_STEP_PAGES 4096
+#define SOURCE_MMAP_BYTES (2LL << 30) /* SQLite caps it at its compile-time maximum */
+#define PENDING_BYTE 0x40000000u   /* SQLite's lock byte: its page is never written */
+
+#define WAL_HEADER_BYTES 32
+#define WAL_FRAME_HEADER_BYTES 24
+#define WAL_MAGIC 0x377f0682u      /* | 1: checksums in big-endian words */
+#define WAL_FORMAT_VERSION 3007000u
+#define WAL_INDEX_REGION_BYTES 32768
+#define WAL_INDEX_BACKFILL_OFFSET 96
+
+/* The wal-index header (walformat.html §2.1), as SQLite keeps it: native byte order, salts
+ * as the raw bytes of the WAL header. */
+typedef struct WalIndexHeader {
+        uint32_t version;
+        uint32_t unused;
+        uint32_t change;
+        uint8_t is_init;
+        uint8_t big_endian_checksum;
+        uint16_t page_size; /* 65536 is stored as 1 */
+        uint32_t max_frame;
+        uint32_t n_page;
+        uint32_t frame_checksum[2];
+        uint8_t salt[8];
+        uint32_t checksum[2];
+} WalIndexHeader;
+_Static_assert(sizeof(WalIndexHeader) == 48, "wal-index header is 48 bytes");
+
+/* The latest frame of one page in the snapshot. */
+typedef struct FrameRef {
+        uint32_t page;
+        uint32_t frame;
+} FrameRef;
+
+typedef struct Image {
+        RunContext *ctx;
+        sqlite3 *src;
+        sqlite3_file *db_file;
+        const volatile uint8_t *shm;
+        int src_fd; /* SQLite's own: never closed here */
+        int dest_fd;
+        WalIndexHeader snapshot;
+        uint32_t backfilled; /* frames already in the database file when S was pinned */
+        uint32_t page_size;
+        uint32_t n_page;
+        uint64_t size;
+        uint64_t writeback_started, writeback_done;
+        ImageStats *stats;
+        char *reason;
+        size_t reason_size;
+} Image;
+
+static uint32_t get_be32(const uint8_t *p) {
+        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t) p[3] << 24 | (uint32_t) p[2] << 16 | (uint32_t) p[1] << 8 | p[0];
+}
+
+/* SQLite's WAL checksum: over 32-bit words, in pairs, carried from one frame to the next. */
+static void wal_checksum(bool big_endian, const uint8_t *p, size_t n, uint32_t s[2]) {
+        uint32_t s0 = s[0], s1 = s[1];
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+                s0 += (big_endian ? get_be32(p + i) : get_le32(p + i)) + s1;
+                s1 += (big_endian ? get_be32(p + i + 4) : get_le32(p + i + 4)) + s0;
+        }
+        s[0] = s0;
+        s[1] = s1;
+}
+
+/* Reads the wal-index header as a reader of SQLite does: the two copies, read in the opposite
+ * order to how a writer updates them, must be equal and carry a valid checksum. */
+static bool wal_index_read(const volatile uint8_t *shm, WalIndexHeader *ret, uint32_t *backfilled) {
+        WalIndexHeader a, b;
+        memcpy(&a, (const void *) shm, sizeof a);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        memcpy(&b, (const void *) (shm + sizeof a), sizeof b);
+        if (memcmp(&a, &b, sizeof a) != 0 || !a.is_init)
+                return false;
+        uint32_t s[2] = {};
+        wal_checksum(__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__, (const uint8_t *) &a, offsetof(WalIndexHeader, checksum), s);
+        if (s[0] != a.checksum[0] || s[1] != a.checksum[1])
+                return false;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        *backfilled = __atomic_load_n((const volatile uint32_t *) (shm + WAL_INDEX_BACKFILL_OFFSET), __ATOMIC_SEQ_CST);
+        *ret = a;
+        return true;
+}
+
+static int query_int64(sqlite3 *db, const char *sql, int64_t *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+/* SQLite's own descriptor of the database file (same device and inode), from /proc/self/fd. */
+static int find_sqlite_fd(const char *path) {
+        struct stat want;
+        if (stat(path, &want) < 0)
+                return -errno;
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -errno;
+        int found = -ENOENT;
+        for (struct dirent *de; found < 0 && (de = readdir(d));) {
+                char *end;
+                long fd = strtol(de->d_name, &end, 10);
+                struct stat st;
+                if (*end || end == de->d_name || fd == dirfd(d) || fstat((int) fd, &st) < 0)
+                        continue;
+                int flags = fcntl((int) fd, F_GETFL);
+                if (S_ISREG(st.st_mode) && st.st_dev == want.st_dev && st.st_ino == want.st_ino && flags >= 0 &&
+                    (flags & O_ACCMODE) != O_WRONLY)
+                        found = (int) fd;
+        }
+        closedir(d);
+        return found;
+}
+
+static int fail(Image *im, int r, const char *fmt, ...) _printf_(3, 4);
+static int fail(Image *im, int r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(im->reason, im->reason_size, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* The snapshot: BEGIN and a first read, between two equal readings of the wal-index header. */
+static int pin_snapshot(Image *im) {
+        for (int attempt = 0; attempt < PIN_ATTEMPTS; attempt++) {
+                WalIndexHeader before, after;
+                uint32_t backfilled, backfilled_after;
+                int64_t n;
+                if (!wal_index_read(im->shm, &before, &backfilled)) {
+                        usleep(100);
+                        continue;
+                }
+                if (sqlite3_exec(im->src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+                        return -EOPNOTSUPP;
+                if (query_int64(im->src, "SELECT count(*) FROM sqlite_master", &n) == SQLITE_OK &&
+                    wal_index_read(im->shm, &after, &backfilled_after) && memcmp(&before, &after, sizeof before) == 0) {
+                        im->snapshot = before;
+                        im->backfilled = backfilled;
+                        return 0;
+                }
+                (void) sqlite3_exec(im->src, "COMMIT", NULL, NULL, NULL);
+                usleep(100 + 100 * (attempt % 10));
+        }
+        return -EOPNOTSUPP;
+}
+
+/* What the pinned snapshot is, as SQLite sees it, and whether the index header agrees. */
+static int read_geometry(Image *im) {
+        int64_t page_size = 0, n_page = 0;
+        if (query_int64(im->src, "PRAGMA page_size", &page_size) != SQLITE_OK ||
+            query_int64(im->src, "PRAGMA page_count", &n_page) != SQLITE_OK)
+                return -EOPNOTSUPP;
+        uint32_t hdr_page_size = im->snapshot.page_size == 1 ? 65536 : im->snapshot.page_size;
+        if (im->snapshot.version != WAL_FORMAT_VERSION || hdr_page_size != page_size || n_page < 1 ||
+            (im->snapshot.max_frame > 0 && im->snapshot.n_page != n_page) || im->backfilled > im->snapshot.max_frame)
+                return -EOPNOTSUPP;
+        im->page_size = (uint32_t) page_size;
+        im->n_page = (uint32_t) n_page;
+        im->size = (uint64_t) n_page * (uint64_t) page_size;
+        im->stats->pages = im->n_page;
+        im->stats->bytes = im->size;
+        return 0;
+}
+
+/* Starts writeback of what was written since the last call and waits for the previous
+ * batch: at most two chunks are ever dirty, so no writer meets a large flush, and the final
+ * fsync has little left to do. */
+static void writeback(Image *im, uint64_t upto) {
+        if (upto > im->writeback_started)
+                (void) sync_file_range(im->dest_fd, (off_t) im->writeback_started,
+                                       (off_t) (upto - im->writeback_started), SYNC_FILE_RANGE_WRITE);
+        if (im->writeback_started > im->writeback_done)
+                (void) sync_file_range(im->dest_fd, (off_t) im->writeback_done,
+                                       (off_t) (im->writeback_started - im->writeback_done),
+                                       SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                               SYNC_FILE_RANGE_WAIT_AFTER);
+        im->writeback_done = im->writeback_started;
+        if (upto > im->writeback_started)
+                im->writeback_started = upto;
+}
+
+static int write_error(Image *im, int e) {
+        return fail(im, -e, "écriture de la copie : %s", strerror(e));
+}
+
+/* copy_file_range cannot cross some file systems: the same bytes through a buffer. */
+static ssize_t copy_through_buffer(int in, off_t *in_off, int out, off_t *out_off, size_t len) {
+        static const size_t buf_size = 1u << 20;
+        _cleanup_free_ uint8_t *buf = xmalloc(buf_size);
+        size_t n = len < buf_size ? len : buf_size;
+        ssize_t got = pread(in, buf, n, *in_off);
+        if (got <= 0)
+                return got;
+        for (ssize_t done = 0; done < got;) {
+                ssize_t w = pwrite(out, buf + done, (size_t) (got - done), *out_off + done);
+                if (w < 0)
+                        return -1;
+                done += w;
+        }
+        *in_off += got;
+        *out_off += got;
+        return got;
+}
+
+/* The database file, up to the snapshot's size, by the kernel. */
+static int copy_database_file(Image *im) {
+        struct stat st;
+        if (fstat(im->src_fd, &st) < 0)
+                return fail(im, -errno, "base source : %s", strerror(errno));
+        uint64_t end = (uint64_t) st.st_size < im->size ? (uint64_t) st.st_size : im->size;
+        off_t in = 0, out = 0;
+        bool kernel_copy = true;
+        uint64_t next_progress = PROGRESS_BYTES;
+        while ((uint64_t) in < end) {
+                size_t len = end - (uint64_t) in < CHUNK_BYTES ? (size_t) (end - (uint64_t) in) : CHUNK_BYTES;
+                ssize_t n = kernel_copy ? copy_file_range(im->src_fd, &in, im->dest_fd, &out, len, 0)
+                                        : copy_through_buffer(im->src_fd, &in, im->dest_fd, &out, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && kernel_copy && in == 0 &&
+                    (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS || errno == EPERM)) {
+                        kernel_copy = false;
+                        continue;
+                }
+                if (n < 0)
+                        return write_error(im, errno);
+                if (n == 0)
+                        break; /* the file is shorter than the snapshot: those pages are in the WAL */
+                writeback(im, (uint64_t) out);
+                if ((uint64_t) out >= next_progress) {
+                        log_progress(&im->ctx->log, "Sauvegarde : %d %% (%llu/%llu Mo)", (int) (100 * (uint64_t) out / im->size),
+                                     (unsigned long long) ((uint64_t) out >> 20), (unsigned long long) (im->size >> 20));
+                        next_progress += PROGRESS_BYTES;
+                }
+                if (run_cancelled(im->ctx))
+                        return fail(im, -EINTR, "interrompue");
+        }
+        return 0;
+}
+
+static int read_wal(sqlite3_file *wal, void *buf, int n, int64_t off) {
+        int rc = wal->pMethods->xRead(wal, buf, n, off);
+        return rc == SQLITE_OK ? 0 : rc == SQLITE_IOERR_SHORT_READ ? -ENODATA : -EIO;
+}
+
+static int cmp_frame_ref(const void *a, const void *b) {
+        const FrameRef *x = a, *y = b;
+        if (x->page != y->page)
+                return x->page < y->page ? -1 : 1;
+        return x->frame < y->frame ? -1 : x->frame > y->frame;
+}
+
+/* Checks frames 1..mxFrame of S as SQLite's recovery would and lists, per page, the latest. */
+static int collect_frames(Image *im, sqlite3_file *wal, FrameRef **ret, size_t *ret_n) {
+        const WalIndexHeader *s = &im->snapshot;
+        uint8_t header[WAL_HEADER_BYTES];
+        if (read_wal(wal, header, sizeof header, 0) < 0)
+                return -EAGAIN;
+        uint32_t magic = get_be32(header);
+        bool big_endian = magic & 1;
+        uint32_t sum[2] = {};
+        wal_checksum(big_endian, header, 24, sum);
+        if ((magic & ~1u) != WAL_MAGIC || get_be32(header + 4) != WAL_FORMAT_VERSION ||
+            get_be32(header + 8) != im->page_size || memcmp(header + 16, s->salt, 8) != 0 ||
+            sum[0] != get_be32(header + 24) || sum[1] != get_be32(header + 28))
+                return -EAGAIN;
+
+        size_t frame_bytes = WAL_FRAME_HEADER_BYTES + im->page_size;
+        _cleanup_free_ uint8_t *frame = xmalloc(frame_bytes);
+        _cleanup_free_ FrameRef *refs = xmalloc(sizeof(FrameRef) * s->max_frame);
+        uint32_t commit_pages = 0;
+        for (uint32_t i = 1; i <= s->max_frame; i++) {
+                int64_t off = WAL_HEADER_BYTES + (int64_t) (i - 1) * (int64_t) frame_bytes;
+                if (read_wal(wal, frame, (int) frame_bytes, off) < 0)
+                        return -EAGAIN;
+                wal_checksum(big_endian, frame, 8, sum);
+                wal_checksum(big_endian, frame + WAL_FRAME_HEADER_BYTES, im->page_size, sum);
+                if (memcmp(frame + 8, header + 16, 8) != 0 || sum[0] != get_be32(frame + 16) ||
+                    sum[1] != get_be32(frame + 20) || get_be32(frame) == 0)
+                        return -EAGAIN;
+                refs[i - 1] = (FrameRef) { .page = get_be32(frame), .frame = i };
+                commit_pages = get_be32(frame + 4);
+                if ((i & 1023) == 0 && run_cancelled(im->ctx))
+                        return fail(im, -EINTR, "interrompue");
+        }
+        /* The snapshot ends on a commit, with the page count and the checksum it recorded. */
+        if (commit_pages != im->n_page || sum[0] != s->frame_checksum[0] || sum[1] != s->frame_checksum[1])
+                return -EAGAIN;
+
+        qsort(refs, s->max_frame, sizeof(FrameRef), cmp_frame_ref);
+        size_t n = 0;
+        for (size_t i = 0; i < s->max_frame; i++) {
+                bool latest = i + 1 == s->max_frame || refs[i + 1].page != refs[i].page;
+                if (latest && refs[i].page <= im->n_page)
+                        refs[n++] = refs[i];
+        }
+        *ret = TAKE_PTR(refs);
+        *ret_n = n;
+        return 0;
+}
+
+/* Lays S's committed frames over the copied file. -EAGAIN: the WAL did not hold S (it was
+ * restarted under us, which the locking protocol allows only when S needed no frame). */
+static int apply_wal(Image *im) {
+        if (im->snapshot.max_frame == im->backfilled)
+                return 0; /* every frame of S is already in the database file */
+        sqlite3_file *wal = NULL;
+        if (sqlite3_file_control(im->src, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK || !wal ||
+            !wal->pMethods)
+                return -EAGAIN;
+        _cleanup_free_ FrameRef *refs = NULL;
+        size_t n = 0;
+        int r = collect_frames(im, wal, &refs, &n);
+        if (r < 0)
+                return r;
+        _cleanup_free_ uint8_t *page = xmalloc(im->page_size);
+        for (size_t i = 0; i < n; i++) {
+                int64_t off = WAL_HEADER_BYTES + (int64_t) (refs[i].frame - 1) * (WAL_FRAME_HEADER_BYTES + im->page_size) +
+                              WAL_FRAME_HEADER_BYTES;
+                if (read_wal(wal, page, (int) im->page_size, off) < 0)
+                        return -EAGAIN;
+                off_t dest_off = (off_t) (refs[i].page - 1) * im->page_size;
+                if (pwrite(im->dest_fd, page, im->page_size, dest_off) != (ssize_t) im->page_size)
+                        return write_error(im, errno ? errno : EIO);
+        }
+        /* Frames are overwritten only after a restart, which changes the salts first. */
+        WalIndexHeader now;
+        uint32_t backfilled;
+        for (int i = 0; i < 100 && !wal_index_read(im->shm, &now, &backfilled); i++)
+                usleep(100);
+        if (memcmp(now.salt, im->snapshot.salt, sizeof now.salt) != 0)
+                return -EAGAIN;
+        im->stats->wal_frames = (uint32_t) n;
+        return 0;
+}
+
+/* Exact size, and the header says rollback journal (file format bytes 18-19 = 1): a backup
+ * is one file, and reading it never creates -wal or -shm files beside it. */
+static int finish_file(Image *im) {
+        static const uint8_t legacy[2] = { 1, 1 };
+        if (ftruncate(im->dest_fd, (off_t) im->size) < 0 || pwrite(im->dest_fd, legacy, 2, 18) != 2)
+                return write_error(im, errno ? errno : EIO);
+        writeback(im, im->size);
+        return 0;
+}
+
+/* ---- verification: S read through SQLite, compared with the copy ---- */
+
+typedef struct Verifier {
+        sqlite3_vfs vfs;
+        sqlite3_vfs *base;
+        char name[64];
+        const uint8_t *copy;
+        uint64_t copy_size;
+        uint64_t logical_size; /* what the destination pager believes it wrote */
+        uint32_t page_size;
+        uint32_t n_page;
+        uint32_t n_seen;
+        uint8_t *seen; /* one bit per page */
+        int64_t mismatch; /* first differing byte, or -1 */
+} Verifier;
+
+typedef struct VerifyFile {
+        sqlite3_file base;
+        Verifier *v;
+} VerifyFile;
+
+/* Page 1 header fields the backup API sets in its destination (file change counter and size
+ * in pages, schema cookie, version-valid-for and library version) and the read/write format
+ * versions, which the copy sets to rollback journal: not compared. */
+static bool header_byte_skipped(uint64_t off) {
+        return (off >= 18 && off < 20) || (off >= 24 && off < 32) || (off >= 40 && off < 44) ||
+               (off >= 92 && off < 100);
+}
+
+static int vf_close(sqlite3_file *f) {
+        return SQLITE_OK;
+}
+
+static int vf_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off) {
+        Verifier *v = ((VerifyFile *) f)->v;
+        uint64_t avail = v->logical_size < v->copy_size ? v->logical_size : v->copy_size;
+        uint64_t n = (uint64_t) off >= avail ? 0 : avail - (uint64_t) off;
+        if (n > (uint64_t) amt)
+                n = (uint64_t) amt;
+        memcpy(buf, v->copy + (n ? off : 0), n);
+        memset((uint8_t *) buf + n, 0, (size_t) amt - n);
+        return n == (uint64_t) amt ? SQLITE_OK : SQLITE_IOERR_SHORT_READ;
+}
+
+static int vf_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off) {
+        Verifier *v = ((VerifyFile *) f)->v;
+        const uint8_t *p = buf;
+        uint64_t start = (uint64_t) off, end = start + (uint64_t) amt;
+        if (end > v->copy_size) {
+                v->mismatch = (int64_t) (v->copy_size > start ? v->copy_size : start);
+                return SQLITE_IOERR_WRITE;
+        }
+        uint64_t i = start;
+        for (; i < end && i < 100; i++)
+                if (!header_byte_skipped(i) && p[i - start] != v->copy[i]) {
+                        v->mismatch = (int64_t) i;
+                        return SQLITE_IOERR_WRITE;
+                }
+        if (i < end && memcmp(p + (i - start), v->copy + i, end - i) != 0) {
+                for (; p[i - start] == v->copy[i]; i++)
+                        ;
+                v->mismatch = (int64_t) i;
+                return SQLITE_IOERR_WRITE;
+        }
+        for (uint64_t pg = (start + v->page_size - 1) / v->page_size; (pg + 1) * v->page_size <= end; pg++)
+                if (pg < v->n_page && !(v->seen[pg / 8] & (1u << (pg % 8)))) {
+                        v->seen[pg / 8] |= (uint8_t) (1u << (pg % 8));
+                        v->n_seen++;
+                }
+        if (end > v->logical_size)
+                v->logical_size = end;
+        return SQLITE_OK;
+}
+
+static int vf_truncate(sqlite3_file *f, sqlite3_int64 size) {
+        ((VerifyFile *) f)->v->logical_size = (uint64_t) size;
+        return SQLITE_OK;
+}
+
+static int vf_sync(sqlite3_file *f, int flags) {
+        return SQLITE_OK;
+}
+
+static int vf_file_size(sqlite3_file *f, sqlite3_int64 *size) {
+        *size = (sqlite3_int64) ((VerifyFile *) f)->v->logical_size;
+        return SQLITE_OK;
+}
+
+static int vf_lock(sqlite3_file *f, int level) {
+        return SQLITE_OK;
+}
+
+static int vf_check_reserved(sqlite3_file *f, int *out) {
+        *out = 0;
+        return SQLITE_OK;
+}
+
+static int vf_file_control(sqlite3_file *f, int op, void *arg) {
+        return SQLITE_NOTFOUND;
+}
+
+static int vf_sector_size(sqlite3_file *f) {
+        return 4096;
+}
+
+static int vf_device_characteristics(sqlite3_file *f) {
+        return 0;
+}
+
+static const sqlite3_io_methods verify_io = {
+        .iVersion = 1,
+        .xClose = vf_close,
+        .xRead = vf_read,
+        .xWrite = vf_write,
+        .xTruncate = vf_truncate,
+        .xSync = vf_sync,
+        .xFileSize = vf_file_size,
+        .xLock = vf_lock,
+        .xUnlock = vf_lock,
+        .xCheckReservedLock = vf_check_reserved,
+        .xFileControl = vf_file_control,
+        .xSectorSize = vf_sector_size,
+        .xDeviceCharacteristics = vf_device_characteristics,
+};
+
+/* Only the main database file exists in this VFS: no journal (journal_mode=OFF), no temp. */
+static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags) {
+        f->pMethods = NULL;
+        if (!(flags & SQLITE_OPEN_MAIN_DB))
+                return SQLITE_CANTOPEN;
+        ((VerifyFile *) f)->v = vfs->pAppData;
+        f->pMethods = &verify_io;
+        if (out_flags)
+                *out_flags = flags;
+        return SQLITE_OK;
+}
+
+static int vfs_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
+        return SQLITE_OK;
+}
+
+static int vfs_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
+        *out = 0;
+        return SQLITE_OK;
+}
+
+static int vfs_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out) {
+        snprintf(out, (size_t) n, "%s", name);
+        return SQLITE_OK;
+}
+
+static int vfs_randomness(sqlite3_vfs *vfs, int n, char *out) {
+        sqlite3_vfs *base = ((Verifier *) vfs->pAppData)->base;
+        return base->xRandomness(base, n, out);
+}
+
+static int vfs_sleep(sqlite3_vfs *vfs, int usec) {
+        sqlite3_vfs *base = ((Verifier *) vfs->pAppData)->base;
+        return base->xSleep(base, usec);
+}
+
+static int vfs_current_time(sqlite3_vfs *vfs, double *out) {
+        sqlite3_vfs *base = ((Verifier *) vfs->pAppData)->base;
+        return base->xCurrentTime(base, out);
+}
+
+static int vfs_last_error(sqlite3_vfs *vfs, int n, char *out) {
+        return 0;
+}
+
+static void verifier_done(Verifier *v) {
+        if (v->vfs.zName)
+                sqlite3_vfs_unregister(&v->vfs);
+        if (v->copy && v->copy != MAP_FAILED)
+                munmap((void *) v->copy, v->copy_size);
+        free(v->seen);
+}
+
+/* Reads S once more through SQLite (the source's pager: database file, WAL, the read
+ * transaction still open) and compares every page with the copy. */
+static int verify_copy(Image *im) {
+        _cleanup_(verifier_done) Verifier v = {
+                .base = sqlite3_vfs_find(NULL),
+                .page_size = im->page_size,
+                .n_page = im->n_page,
+                .copy_size = im->size,
+                .mismatch = -1,
+        };
+        if (!v.base)
+                return fail(im, -EIO, "vérification : pas de VFS SQLite par défaut");
+        v.copy = mmap(NULL, im->size, PROT_READ, MAP_SHARED, im->dest_fd, 0);
+        if (v.copy == MAP_FAILED)
+                return fail(im, -errno, "vérification : lecture de la copie : %s", strerror(errno));
+        v.seen = calloc(im->n_page / 8 + 1, 1);
+        if (!v.seen)
+                return fail(im, -ENOMEM, "vérification : mémoire insuffisante");
+        snprintf(v.name, sizeof v.name, "gazelle-verify-%p", (void *) &v);
+        v.vfs = (sqlite3_vfs) {
+                .iVersion = 1,
+                .szOsFile = sizeof(VerifyFile),
+                .mxPathname = 256,
+                .zName = v.name,
+                .pAppData = &v,
+                .xOpen = vfs_open,
+                .xDelete = vfs_delete,
+                .xAccess = vfs_access,
+                .xFullPathname = vfs_full_pathname,
+                .xRandomness = vfs_randomness,
+                .xSleep = vfs_sleep,
+                .xCurrentTime = vfs_current_time,
+                .xGetLastError = vfs_last_error,
+        };
+        if (sqlite3_vfs_register(&v.vfs, 0) != SQLITE_OK) {
+                v.vfs.zName = NULL;
+                return fail(im, -EIO, "vérification : enregistrement du VFS impossible");
+        }
+
+        sqlite3 *dest = NULL;
+        int rc = sqlite3_open_v2("copie", &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, v.name);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536",
+                                  NULL, NULL, NULL);
+        sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dest, "main", im->src, "main") : NULL;
+        if (!b) {
+                int r = fail(im, -EIO, "vérification : %s", dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
+                sqlite3_close_v2(dest);
+                return r;
+        }
+        unsigned steps = 0;
+        do {
+                rc = sqlite3_backup_step(b, VERIFY_STEP_PAGES);
+                if (++steps % 64 == 0) {
+                        int total = sqlite3_backup_pagecount(b), left = sqlite3_backup_remaining(b);
+                        log_progress(&im->ctx->log, "Sauvegarde : vérification %d %%",
+                                     total ? 100 * (total - left) / total : 100);
+                }
+                if (rc == SQLITE_OK && run_cancelled(im->ctx)) {
+                        rc = SQLITE_INTERRUPT;
+                        break;
+                }
+        } while (rc == SQLITE_OK);
+        int frc = sqlite3_backup_finish(b);
+        _cleanup_free_ char *err = xstrdup(sqlite3_errmsg(dest));
+        sqlite3_close_v2(dest);
+
+        uint32_t lock_page = im->size > PENDING_BYTE ? PENDING_BYTE / im->page_size : UINT32_MAX;
+        uint32_t expected = im->n_page - (lock_page < im->n_page);
+        im->stats->verified = v.n_seen;
+        if (rc == SQLITE_INTERRUPT)
+                return fail(im, -EINTR, "interrompue");
+        if (v.mismatch >= 0)
+                return fail(im, -ESTALE, "la copie diffère de l'instantané (page %lld, octet %lld)",
+                            (long long) (v.mismatch / im->page_size + 1), (long long) v.mismatch);
+        if (rc != SQLITE_DONE || frc != SQLITE_OK)
+                return fail(im, -EIO, "vérification : %s", err);
+        if (v.n_seen != expected || v.logical_size != im->size)
+                return fail(im, -ESTALE, "%u pages comparées sur %u, taille %llu au lieu de %llu",
+                            v.n_seen, expected, (unsigned long long) v.logical_size, (unsigned long long) im->size);
+        return 0;
+}
+
+/* ---- the whole copy ---- */
+
+static int image_copy_pinned(Image *im, const char *dest_path) {
+        int r = read_geometry(im);
+        if (r < 0)
+                return r;
+        im->dest_fd = open(dest_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (im->dest_fd < 0)
+                return fail(im, -errno, "%s : %s", dest_path, strerror(errno));
+        /* Room for the whole copy up front: a full disk fails here, and the file is contiguous. */
+        if (fallocate(im->dest_fd, 0, 0, (off_t) im->size) < 0 && errno != EOPNOTSUPP)
+                return write_error(im, errno);
+        r = copy_database_file(im);
+        if (r < 0)
+                return r;
+        r = apply_wal(im);
+        if (r < 0)
+                return r;
+        r = finish_file(im);
+        if (r < 0)
+                return r;
+        r = verify_copy(im);
+        if (r < 0)
+                return r;
+        if (fdatasync(im->dest_fd) < 0)
+                return fail(im, -errno, "fsync : %s", strerror(errno));
+        return 0;
+}
+
+int backup_image_copy(RunContext *ctx, sqlite3 *src, const char *dest_path, ImageStats *stats, char *reason,
+                      size_t reason_size) {
+        Image im = {
+                .ctx = ctx,
+                .src = src,
+                .src_fd = -1,
+                .dest_fd = -1,
+                .stats = stats,
+                .reason = reason,
+                .reason_size = reason_size,
+        };
+        *stats = (ImageStats) {};
+        const char *path = sqlite3_db_filename(src, "main");
+        if (isempty(path) || sqlite3_get_autocommit(src) == 0)
+                return -EOPNOTSUPP;
+
+        /* Fewer frames to lay over: copy what no reader needs any more into the file. Never
+         * waits for a writer; a busy or read-only source simply skips it. */
+        (void) sqlite3_wal_checkpoint_v2(src, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+
+        void *shm = NULL;
+        if (sqlite3_file_control(src, "main", SQLITE_FCNTL_FILE_POINTER, &im.db_file) != SQLITE_OK || !im.db_file ||
+            !im.db_file->pMethods || im.db_file->pMethods->iVersion < 2 ||
+            im.db_file->pMethods->xShmMap(im.db_file, 0, WAL_INDEX_REGION_BYTES, 0, (void volatile **) &shm) != SQLITE_OK ||
+            !shm)
+                return -EOPNOTSUPP;
+        im.shm = shm;
+        im.src_fd = find_sqlite_fd(path);
+        if (im.src_fd < 0)
+                return -EOPNOTSUPP;
+
+        /* The verification reads S through SQLite: memory-mapped, it costs a memcpy per page. */
+        int64_t mmap_before = 0;
+        (void) query_int64(src, "PRAGMA mmap_size", &mmap_before);
+        _cleanup_free_ char *mmap_on = xasprintf("PRAGMA mmap_size=%lld", SOURCE_MMAP_BYTES);
+        (void) sqlite3_exec(src, mmap_on, NULL, NULL, NULL);
+
+        int r = pin_snapshot(&im);
+        if (r >= 0) {
+                r = image_copy_pinned(&im, dest_path);
+                (void) sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
+        }
+        _cleanup_free_ char *mmap_off = xasprintf("PRAGMA mmap_size=%lld", (long long) mmap_before);
+        (void) sqlite3_exec(src, mmap_off, NULL, NULL, NULL);
+        if (im.dest_fd >= 0)
+                close(im.dest_fd);
+        if (r == -ESTALE)
+                log_run(&ctx->log, LOG_WARNING, "Sauvegarde : vérification de la copie par image échouée (%s) ; "
+                        "nouvelle copie par l'API de sauvegarde de SQLite", reason);
+        if (r == -EAGAIN || r == -ESTALE)
+                r = -EOPNOTSUPP; /* the WAL did not hold S after all, or the image is not S: the backup API will */
+        if (r < 0)
+                (void) unlink(dest_path);
+        return r;
+}
