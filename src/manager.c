@@ -32,15 +32,20 @@ static int get_u64(sd_bus *bus, const char *unit, const char *iface, const char 
 }
 
 int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, bool *ret) {
-        uint64_t started = 0, triggered = 0;
+        uint64_t started = 0, stopped = 0, triggered = 0;
 
         int r = get_u64(bus, unit, "org.freedesktop.systemd1.Unit", "InactiveExitTimestamp", &started);
+        if (r < 0)
+                return r;
+        /* The end of the previous activation: a start that follows a run ended after the
+         * trigger is another start (RunTask right after a timer run), however close in time. */
+        r = get_u64(bus, unit, "org.freedesktop.systemd1.Unit", "InactiveEnterTimestamp", &stopped);
         if (r < 0)
                 return r;
         r = get_u64(bus, timer, "org.freedesktop.systemd1.Timer", "LastTriggerUSec", &triggered);
         if (r < 0)
                 return r;
-        *ret = started > 0 && triggered > 0 &&
+        *ret = started > 0 && triggered > 0 && stopped <= triggered &&
                (started > triggered ? started - triggered : triggered - started) <= TIMER_START_TOLERANCE_USEC;
         return 0;
 }

@@ -14,7 +14,8 @@ int manager_bus_open(BusScope scope, sd_bus **ret);
 
 /* True when the unit's current activation was started by its timer: the timer's
  * LastTriggerUSec (reliable, unlike the stale TRIGGER_* variables of systemd 252) matches the
- * moment the unit left the inactive state. */
+ * moment the unit left the inactive state, and the unit's previous activation ended before
+ * that trigger. */
 int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, bool *ret);
 
 /* ActiveState of a unit ("active", "activating", "inactive", "failed", …); newly allocated. */
