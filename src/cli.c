@@ -12,6 +12,7 @@
 #include "migrate.h"
 #include "notify.h"
 #include "runner.h"
+#include "slot-guard.h"
 #include "store.h"
 #include "tasks.h"
 #include "timeutil.h"
@@ -174,9 +175,10 @@ static int cmd_should_run(BusScope bus, int argc, char **argv) {
         if (!t)
                 return EXIT_USAGE;
         _cleanup_(config_clear) Config cfg = {};
-        if (load_config(&cfg, bus) < 0)
-                return 0; /* the run itself reports the configuration error */
-        return runner_should_run(&cfg, t);
+        /* A configuration error does not stop the guard: it may still decide from the slot
+         * stamp, and otherwise says so and lets the run report the error. */
+        int r = config_load(&cfg, bus);
+        return slot_guard_should_run(&cfg, r, t);
 }
 
 static int cmd_migrate(BusScope bus, int argc, char **argv) {

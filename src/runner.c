@@ -8,6 +8,7 @@
 #include "alerts.h"
 #include "backup.h"
 #include "manager.h"
+#include "slot-guard.h"
 #include "sync.h"
 #include "report.h"
 #include "task-lock.h"
@@ -174,6 +175,42 @@ static int finish_run(RunContext *ctx, TaskResult *result) {
         return streq(result->status, "error") ? EXIT_TASK_FAILED : EXIT_TASK_OK;
 }
 
+/* A second scheduled run of a slot that already succeeded is refused here too, under the task
+ * lock and with the store in hand: should-run may have been unable to decide (no credentials in
+ * ExecCondition= on systemd 252), and a guard that fails open would run the day twice. True when
+ * *result now says `skipped`. */
+static bool refuse_done_slot(RunContext *ctx, const Slot *slot, TaskResult *result) {
+        if (!streq(ctx->log.trigger, "scheduler"))
+                return false;
+        int r = store_scheduled_success_between(ctx->db, ctx->task->name, slot->from, slot->to);
+        if (r < 0) {
+                log_run(&ctx->log, LOG_WARNING, "Cannot check whether the slot of %s already succeeded, running "
+                        "it: %s", ctx->task->name, db_error(ctx->db));
+                return false;
+        }
+        if (r == 0)
+                return false;
+        char d[16];
+        task_result_set(result, "skipped", "Ignorée : le créneau du %s a déjà réussi ; ce déclenchement du "
+                        "minuteur est en double (ExecCondition= n'a pas pu le vérifier).",
+                        format_local_date(slot->day, d));
+        return true;
+}
+
+/* After a scheduled run that succeeded (or found its slot done): the stamp lets should-run skip
+ * the slot's next timer starts without reading the store. */
+static void stamp_done_slot(RunContext *ctx, const Slot *slot, const TaskResult *result) {
+        if (!streq(ctx->log.trigger, "scheduler") ||
+            !(streq(result->status, "success") || streq(result->status, "warning") ||
+              streq(result->status, "skipped")))
+                return;
+        int r = slot_stamp_write(ctx->config->state_dir, ctx->task, slot);
+        if (r < 0)
+                log_run(&ctx->log, LOG_WARNING, "Failed to write the slot stamp of %s in %s/slots, ignoring "
+                        "(the next timer start checks the store): %s", ctx->task->name, ctx->config->state_dir,
+                        strerror(-r));
+}
+
 static void install_cancel_handlers(void) {
         struct sigaction sa = { .sa_handler = on_cancel_signal };
         sigemptyset(&sa.sa_mask);
@@ -229,62 +266,22 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         reap_interrupted(&ctx, host);
 
         TaskResult result = { .stats = cJSON_CreateObject() };
-        r = task_functions[task->id](&ctx, &result);
-        if (r < 0 || !result.status) {
-                if (!result.message)
-                        task_result_set(&result, "error", "Échec : %s", strerror(-r));
-                result.status = "error";
+        Slot slot = slot_of(task, ctx.started_at);
+        if (!refuse_done_slot(&ctx, &slot, &result)) {
+                r = task_functions[task->id](&ctx, &result);
+                if (r < 0 || !result.status) {
+                        if (!result.message)
+                                task_result_set(&result, "error", "Échec : %s", strerror(-r));
+                        result.status = "error";
+                }
+                if (cancel_requested && !streq(result.status, "error"))
+                        task_result_set(&result, "error", "Interrompue par le signal %s avant la fin",
+                                        sigabbrev_np(cancel_requested));
         }
-        if (cancel_requested && !streq(result.status, "error"))
-                task_result_set(&result, "error", "Interrompue par le signal %s avant la fin",
-                                sigabbrev_np(cancel_requested));
         int exit_code = finish_run(&ctx, &result);
+        if (exit_code == EXIT_TASK_OK)
+                stamp_done_slot(&ctx, &slot, &result);
         free(result.message);
         cJSON_Delete(result.stats);
         return exit_code;
-}
-
-int runner_should_run(const Config *config, const Task *task) {
-        LogContext log = { .task = task->name, .trigger = "scheduler" };
-
-        /* Only the timer's starts are guarded: a person asking for a run always gets one. */
-        if (isempty(getenv("INVOCATION_ID")))
-                return 0;
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        bool by_timer = false;
-        int r = manager_bus_open(config->bus, &bus);
-        if (r >= 0)
-                r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
-        if (r < 0) {
-                log_warning("Cannot ask the service manager who started %s, running it: %s", task->unit,
-                            strerror(-r));
-                return 0;
-        }
-        if (!by_timer)
-                return 0;
-
-        _cleanup_(db_closep) Db *db = NULL;
-        r = store_open(config, &db);
-        if (r < 0) {
-                /* Let the run happen: it fails loudly and records why. */
-                log_warning("Cannot open the store to check the slot of %s, running it: %s", task->name,
-                            db ? db_error(db) : strerror(-r));
-                return 0;
-        }
-        usec_t now = now_realtime();
-        LocalDate day = slot_day_of(now, task->slot_hour, task->slot_minute);
-        usec_t from = local_to_utc(day, task->slot_hour, task->slot_minute);
-        usec_t to = local_to_utc(local_date_add_days(day, 1), task->slot_hour, task->slot_minute);
-        r = store_scheduled_success_between(db, task->name, from, to);
-        if (r < 0) {
-                log_warning("Cannot check the slot of %s, running it: %s", task->name, db_error(db));
-                return 0;
-        }
-        if (r == 0)
-                return 0;
-        char d[16];
-        log_full(&log, LOG_NOTICE, 0, MESSAGE_ID_TASK_SKIPPED, "skipped", NULL,
-                 "%s : le créneau du %s a déjà réussi, déclenchement ignoré", task->label,
-                 format_local_date(day, d));
-        return 1;
 }

@@ -1,4 +1,4 @@
-/* runner.h — `gazelle-scheduler run TASK` and `should-run TASK`: the run lifecycle
+/* runner.h — `gazelle-scheduler run TASK`: the run lifecycle
  * (lock, reap the dead, adopt or insert the row, run, finish, journal) around a task function. */
 #pragma once
 
@@ -48,6 +48,6 @@ typedef int (*TaskRunFunc)(RunContext *ctx, TaskResult *result);
 void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) _printf_(3, 4);
 bool run_cancelled(const RunContext *ctx);
 
-/* Both return a process exit code. */
+/* Returns a process exit code. A `scheduler` run whose slot already succeeded is recorded
+ * `skipped` without running (slot-guard.h). */
 int runner_run(const Config *config, const Task *task, const RunOptions *options);
-int runner_should_run(const Config *config, const Task *task);

@@ -41,6 +41,40 @@ ok "ExecCondition= guard logged MESSAGE_ID=1ddcf83100d14d15bd316675bfdc3f40 GAZE
 wait_for "gazelle-backup.service to settle" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
 assert_eq "$n_sched" "$(sched_rows)" "no new scheduler row after the skipped timer start"
 
+# --- 2b. a timer firing every 2 s, the guard unable to read the store: one scheduled run per slot
+# The system flavour's ExecCondition= gets no credentials on systemd 252: should-run cannot
+# reach a store named by the database-url credential. Here should-run gets an unreachable
+# DATABASE_URL instead (the runner keeps the real store): it skips from the slot stamp, and
+# without the stamp it says it cannot decide and the runner records `skipped`.
+svc_dropin=$XDG_CONFIG_HOME/systemd/user/gazelle-backup.service.d
+mkdir -p "$svc_dropin"
+printf '[Service]\nExecCondition=\nExecCondition=/usr/bin/env DATABASE_URL=postgresql:///none?host=/nonexistent %s --user should-run backup\n' \
+    "$GS_BUILD_DIR/gazelle-scheduler" > "$svc_dropin/50-test-blind-guard.conf"
+printf '[Timer]\nOnCalendar=*:*:0/2\nAccuracySec=1ms\n' > "$dropin/50-test-now.conf"
+systemctl --user daemon-reload
+sched_success() { q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND triggered_by='scheduler' AND status IN ('success','warning')"; }
+runner_skips() { q1 "SELECT count(*) FROM scheduler_logs WHERE task_name='backup' AND triggered_by='scheduler' AND status='skipped'"; }
+has_runner_skip() { [ "$(runner_skips)" -ge 1 ]; }
+[ -f "$GS_STATE/slots/backup.done" ] || fail "no slot stamp $GS_STATE/slots/backup.done after the scheduled success"
+skips=$(skip_count)
+systemctl --user restart gazelle-backup.timer
+wait_for "two skips by the blind guard, from the slot stamp" 30 more_skips $((skips + 1)) \
+    || fail "the blind guard did not skip twice: $(journalctl -q --no-pager -o cat SYSLOG_IDENTIFIER=gazelle-scheduler | tail -n 5)"
+ok "a blind should-run skips from the slot stamp ($(journalctl -q --no-pager -o cat MESSAGE_ID=1ddcf83100d14d15bd316675bfdc3f40 GAZELLE_TASK=backup | tail -n 1))"
+rm -f "$GS_STATE/slots/backup.done"
+wait_for "a run the runner refused (status skipped, scheduler)" 30 has_runner_skip \
+    || fail "no skipped row from the runner: $(q "SELECT status,triggered_by,message FROM scheduler_logs WHERE task_name='backup'")"
+ok "without the stamp the runner refuses the slot: $(q1 "SELECT message FROM scheduler_logs WHERE task_name='backup' AND status='skipped'")"
+undecided() { journalctl -q --no-pager -o cat GAZELLE_TASK=backup | grep -q 'Cannot check the slot of backup in the store'; }
+wait_for "should-run's 'cannot decide' entry" 10 undecided || fail "should-run did not say it could not decide"
+ok "should-run said in the journal that it could not decide"
+skips=$(skip_count)
+wait_for "a skip from the stamp the runner wrote back" 30 more_skips "$skips" || fail "no skip after the runner's refusal"
+systemctl --user stop gazelle-backup.timer
+wait_for "gazelle-backup.service to settle" 30 unit_inactive gazelle-backup.service || fail "service still $(unit_state gazelle-backup.service)"
+assert_eq 1 "$(sched_success)" "exactly one successful scheduled run in the slot after every 2 s for the test"
+rm -rf "$svc_dropin"
+
 # --- 3. two concurrent starts: one run
 # The runner (src/manager.c, TIMER_START_TOLERANCE_USEC) takes a start within 3 s of the timer's
 # LastTriggerUSec for a timer start, which the guard would skip: stop the timer, wait that out.
