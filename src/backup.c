@@ -645,8 +645,7 @@ int backup_restore(const Config *c, const char *path) {
                 log_error_errno(r, "Refusing to restore while a task is running (%s): wait for it to finish and "
                                    "retry. Nothing was changed.", busy->label);
         else if (r < 0)
-                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %s", c->state_dir,
-                                strerror(-r));
+                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %m", c->state_dir);
         else
                 r = restore_into_store(c, path);
         return r < 0 ? EXIT_TASK_FAILED : EXIT_TASK_OK;

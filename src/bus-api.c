@@ -257,8 +257,9 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (r < 0) {
                 /* Typically a caller that hung up before we asked the bus who it was: nobody to
                  * authorize, so nothing is run. */
-                log_run(&log, LOG_WARNING, "RunTask from %s refused: cannot identify the caller: %s",
-                        strempty(sd_bus_message_get_sender(m)), strerror(-r));
+                log_full(&log, LOG_WARNING, r, NULL, NULL, NULL,
+                         "RunTask from %s refused: cannot identify the caller: %m",
+                         strempty(sd_bus_message_get_sender(m)));
                 return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
         }
         if (!t) {

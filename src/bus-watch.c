@@ -131,7 +131,7 @@ static int on_unit_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                         r = sd_bus_message_exit_container(m);
         }
         if (r < 0) {
-                log_debug("Ignoring a malformed PropertiesChanged of %s: %s", t->unit, strerror(-r));
+                log_debug_errno(r, "Ignoring a malformed PropertiesChanged of %s: %m", t->unit);
                 return 0;
         }
         watch_check(c, t);
@@ -195,7 +195,7 @@ int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
                 r = sd_bus_call_method_async(c->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "Subscribe",
                                              on_systemd_subscribed, c, "");
                 if (r < 0)
-                        log_warning("Failed to subscribe to systemd: %s", strerror(-r));
+                        log_warning_errno(r, "Failed to subscribe to systemd: %m");
                 watch_load(c);
         }
         return sd_bus_reply_method_return(m, NULL);

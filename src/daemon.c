@@ -126,7 +126,7 @@ static int run(int argc, char **argv) {
 
         r = sd_event_default(&c.event);
         if (r < 0)
-                return log_error_errno(r, "Failed to allocate the event loop: %s", strerror(-r)), 1;
+                return log_error_errno(r, "Failed to allocate the event loop: %m"), 1;
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -137,25 +137,25 @@ static int run(int argc, char **argv) {
 
         r = manager_bus_open(scope, &c.bus);
         if (r < 0)
-                return log_error_errno(r, "Failed to connect to the %s bus: %s", scope == BUS_SYSTEM ? "system" : "user",
-                                       strerror(-r)), 1;
+                return log_error_errno(r, "Failed to connect to the %s bus: %m",
+                                       scope == BUS_SYSTEM ? "system" : "user"), 1;
         (void) sd_bus_error_add_map(gazelle_bus_errors);
         r = bus_api_register(&c);
         if (r < 0)
-                return log_error_errno(r, "Failed to register the D-Bus object: %s", strerror(-r)), 1;
+                return log_error_errno(r, "Failed to register the D-Bus object: %m"), 1;
         r = sd_bus_attach_event(c.bus, c.event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_error_errno(r, "Failed to attach the bus to the event loop: %s", strerror(-r)), 1;
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m"), 1;
         r = sd_bus_request_name(c.bus, BUS_NAME, 0);
         if (r < 0)
-                return log_error_errno(r, "Failed to acquire the bus name %s: %s", BUS_NAME, strerror(-r)), 1;
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", BUS_NAME), 1;
 
         c.last_activity = now_monotonic();
         if (c.config.idle_exit_sec > 0) {
                 r = sd_event_add_time_relative(c.event, &c.idle_source, CLOCK_MONOTONIC, IDLE_CHECK_USEC, 0,
                                                on_idle_check, &c);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to arm the idle timer: %s", strerror(-r)), 1;
+                        return log_error_errno(r, "Failed to arm the idle timer: %m"), 1;
         }
 
         reap_stale_runs(&c);
@@ -165,7 +165,7 @@ static int run(int argc, char **argv) {
         r = sd_event_loop(c.event);
         (void) sd_notify(false, "STOPPING=1");
         if (r < 0)
-                return log_error_errno(r, "Event loop failed: %s", strerror(-r)), 1;
+                return log_error_errno(r, "Event loop failed: %m"), 1;
         return 0;
 }
 

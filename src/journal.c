@@ -43,6 +43,9 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
         va_list ap;
 
         int saved_errno = errno;
+        /* %m in fmt then names the error, as with systemd's log_*_errno(). */
+        if (error != 0)
+                errno = abs(error);
         va_start(ap, fmt);
         vsnprintf(message, sizeof message, fmt, ap);
         va_end(ap);

@@ -25,12 +25,16 @@ typedef struct LogContext {
 /* One journal entry with GAZELLE_TASK/RUN_ID/TRIGGER from ctx, and, when not NULL, MESSAGE_ID
  * and GAZELLE_STATUS, plus extra "FIELD=value" strings (NULL-terminated, may be NULL). Also
  * printed to stderr, unless stderr is the journal stream systemd gave us (JOURNAL_STREAM).
- * Returns -abs(error) when error != 0, else 0, so callers can `return log_…(…, r, …)`. */
+ * When error != 0, errno is set to it while fmt is formatted, so "%m" names it, and the entry
+ * gets ERRNO=. Returns -abs(error) when error != 0, else 0, so callers can
+ * `return log_…(…, r, …)`. errno is left as it was. */
 int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
              const char *const *extra, const char *fmt, ...) _printf_(7, 8);
 
 #define log_run(ctx, prio, fmt, ...) log_full((ctx), (prio), 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 #define log_error_errno(err, fmt, ...) log_full(NULL, LOG_ERR, (err), NULL, NULL, NULL, fmt, ##__VA_ARGS__)
+#define log_warning_errno(err, fmt, ...) log_full(NULL, LOG_WARNING, (err), NULL, NULL, NULL, fmt, ##__VA_ARGS__)
+#define log_debug_errno(err, fmt, ...) log_full(NULL, LOG_DEBUG, (err), NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 #define log_warning(fmt, ...) log_full(NULL, LOG_WARNING, 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 #define log_info(fmt, ...) log_full(NULL, LOG_INFO, 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 #define log_debug(fmt, ...) log_full(NULL, LOG_DEBUG, 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)

@@ -84,8 +84,8 @@ static const char *detect_trigger(const Config *config, const Task *task, Db *db
         if (r >= 0)
                 r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
         if (r < 0)
-                log_warning("Cannot ask the service manager whether %s was started by %s, counting the run "
-                            "as manual: %s", task->unit, task->timer, strerror(-r));
+                log_warning_errno(r, "Cannot ask the service manager whether %s was started by %s, counting "
+                                  "the run as manual: %m", task->unit, task->timer);
         return by_timer ? "scheduler" : "manual";
 }
 
@@ -237,9 +237,8 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         int r = store_open(config, &db);
         if (r < 0) {
                 log_full(&ctx.log, LOG_ERR, r, MESSAGE_ID_TASK_FAILED, "error", NULL,
-                         "%s: impossible d'ouvrir la base de données (%s) : %s. Vérifiez DATABASE_URL ou le "
-                         "répertoire d'état %s.", task->label, strerror(-r), db ? db_error(db) : "?",
-                         config->state_dir);
+                         "%s: impossible d'ouvrir la base de données (%m) : %s. Vérifiez DATABASE_URL ou le "
+                         "répertoire d'état %s.", task->label, db ? db_error(db) : "?", config->state_dir);
                 return EXIT_TASK_FAILED;
         }
         ctx.db = db;
@@ -251,8 +250,8 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
                 return EXIT_TASK_FAILED;
         }
         if (r < 0)
-                return log_error_errno(r, "Failed to take the lock of %s in the state directory %s: %s",
-                                       task->name, config->state_dir, strerror(-r)),
+                return log_error_errno(r, "Failed to take the lock of %s in the state directory %s: %m",
+                                       task->name, config->state_dir),
                        EXIT_TASK_FAILED;
 
         /* Points at the id begin_run() fills in, so its "démarrage" entry carries it already. */
