@@ -643,9 +643,9 @@ static void set_message(TaskResult *result, const char *day_fr, const Totals *t,
                                "synchronisation (%.300s)", sync_error);
         else if (sync_warning)
                 m = strextendf(m, " ; rendez-vous du jour incertains, synchronisation incomplète (%.300s)", sync_warning);
-        const char *status = t->failed                                          ? "error"
-                             : t->uncertain || sync_error || sync_warning || absent ? "warning"
-                                                                                    : "success";
+        RunStatus status = t->failed                                          ? RUN_ERROR
+                           : t->uncertain || sync_error || sync_warning || absent ? RUN_WARNING
+                                                                                  : RUN_SUCCESS;
         task_result_set(result, status, "%s", m);
 }
 
@@ -655,7 +655,7 @@ static int read_max_lateness(TaskResult *result, usec_t *ret) {
         if (isempty(v))
                 return 0;
         if (alerts_parse_timespan(v, ret) < 0) {
-                task_result_set(result, "error", "Configuration invalide : ALERTS_MAX_LATENESS=%.40s (attendu p. ex. "
+                task_result_set(result, RUN_ERROR, "Configuration invalide : ALERTS_MAX_LATENESS=%.40s (attendu p. ex. "
                                 "4h, 90min, 3600s)", v);
                 return -EINVAL;
         }
@@ -677,7 +677,7 @@ static int decide_target(RunContext *ctx, TaskResult *result, LocalDate *ret) {
                 char d[16], t[16];
                 format_local_date(slot, d);
                 format_local_date(*ret, t);
-                task_result_set(result, "skipped",
+                task_result_set(result, RUN_SKIPPED,
                                 "Rattrapage ignoré : démarrée %" PRIu64 " h %02" PRIu64 " après le créneau de 16:00 du %s "
                                 "(limite ALERTS_MAX_LATENESS %" PRIu64 " min), elle alerterait trop tard pour le %s. "
                                 "Pour l'envoyer quand même : gazelle-scheduler run alerts --target-date %s",
@@ -702,12 +702,12 @@ static int refresh_day(RunContext *ctx, LocalDate target, TaskResult *result, ch
         int r = sync_appointments_window(ctx, local_date_add_days(target, -1), local_date_add_days(target, 1), &sync,
                                          seen_at);
         format_local_date(target, target_s);
-        if (r < 0 || (!streq_ptr(sync.status, "success") && !streq_ptr(sync.status, "warning"))) {
+        if (r < 0 || (sync.status != RUN_SUCCESS && sync.status != RUN_WARNING)) {
                 seen_at[0] = 0;
                 *ret_error = xstrdup(sync.message ? sync.message : r < 0 ? strerror(-r) : "échec");
                 log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s did not run through, alerting from the store: %s",
                         target_s, *ret_error);
-        } else if (streq(sync.status, "warning")) {
+        } else if (sync.status == RUN_WARNING) {
                 *ret_warning = xstrdup(strempty(sync.message));
                 log_run(&ctx->log, LOG_WARNING, "Appointment sync for %s incomplete: %s", target_s, *ret_warning);
         }
@@ -725,7 +725,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_(mailer_freep) Mailer *mailer = NULL;
         int r = mailer_new(s, ctx->config->state_dir, ctx->cancelled, &mailer, err, sizeof err);
         if (r < 0) {
-                task_result_set(result, "error", "Configuration invalide : %s", err);
+                task_result_set(result, RUN_ERROR, "Configuration invalide : %s", err);
                 return r;
         }
         r = decide_target(ctx, result, &target);
@@ -739,7 +739,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
 
         r = ctx->options.dry_run ? 0 : ledger_recover(ctx->db, now_realtime());
         if (r < 0) {
-                task_result_set(result, "error", "Registre des alertes illisible : %s", db_error(ctx->db));
+                task_result_set(result, RUN_ERROR, "Registre des alertes illisible : %s", db_error(ctx->db));
                 return r;
         }
         if (r > 0)
@@ -758,7 +758,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_(day_clear) Day day = {};
         r = load_day(ctx->db, s, target, seen_at, &day);
         if (r < 0) {
-                task_result_set(result, "error", "Lecture des rendez-vous du %s impossible : %s", target_s,
+                task_result_set(result, RUN_ERROR, "Lecture des rendez-vous du %s impossible : %s", target_s,
                                 db_error(ctx->db));
                 return r;
         }
@@ -778,7 +778,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
                 }
                 r = plan_group(ctx, g, target_s, &t);
                 if (r < 0) {
-                        task_result_set(result, "error", "Registre des alertes : %s", db_error(ctx->db));
+                        task_result_set(result, RUN_ERROR, "Registre des alertes : %s", db_error(ctx->db));
                         break;
                 }
                 cJSON *o = group_stats(tech_stats, g);
@@ -790,7 +790,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
                 }
                 r = send_group(ctx, mailer, g, target_s, day_fr, &t, o);
                 if (r < 0)
-                        task_result_set(result, "error", "Registre des alertes : %s", db_error(ctx->db));
+                        task_result_set(result, RUN_ERROR, "Registre des alertes : %s", db_error(ctx->db));
         }
         groups_free(groups, n_groups);
 

@@ -494,14 +494,14 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
 
         r = mkdir_p(c->backup_dir, 0700);
         if (r < 0) {
-                task_result_set(result, "error", "Sauvegarde impossible : le répertoire %s ne peut être créé (%s) — %s",
+                task_result_set(result, RUN_ERROR, "Sauvegarde impossible : le répertoire %s ne peut être créé (%s) — %s",
                                 c->backup_dir, strerror(-r), failure_hint(r));
                 return r;
         }
         if (ctx->options.dry_run) {
                 char name[BACKUP_NAME_MAX];
                 backup_name_at(now_realtime(), name);
-                task_result_set(result, "success", "Simulation : %s serait sauvegardée dans %s/%s", source,
+                task_result_set(result, RUN_SUCCESS, "Simulation : %s serait sauvegardée dans %s/%s", source,
                                 c->backup_dir, name);
                 return 0;
         }
@@ -529,7 +529,7 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
         if (r >= 0 && (r = publish(c->backup_dir, tmp, now_realtime(), name)) < 0)
                 snprintf(reason, sizeof reason, "renommage : %s", strerror(-r));
         if (r < 0) {
-                task_result_set(result, "error",
+                task_result_set(result, RUN_ERROR,
                                 "Sauvegarde échouée (%s) : %s. Les sauvegardes précédentes sont intactes.",
                                 failure_hint(r), reason);
                 return r;
@@ -558,12 +558,12 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
                  "Sauvegarde %s créée (%.1f Mo, intégrité ok) en %.1f s", final, st.st_size / 1e6, ms / 1e3);
 
         if (rr < 0) {
-                task_result_set(result, "warning",
+                task_result_set(result, RUN_WARNING,
                                 "Sauvegarde %s créée (%.1f Mo, intégrité ok), mais la rotation a échoué (%s) : "
                                 "vérifiez les droits de %s", name, st.st_size / 1e6, strerror(-rr), c->backup_dir);
                 return 0;
         }
-        task_result_set(result, "success", "Sauvegarde %s créée (%.1f Mo, intégrité ok) ; %u conservée(s), %u supprimée(s)",
+        task_result_set(result, RUN_SUCCESS, "Sauvegarde %s créée (%.1f Mo, intégrité ok) ; %u conservée(s), %u supprimée(s)",
                         name, st.st_size / 1e6, kept, deleted);
         return 0;
 }

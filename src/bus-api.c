@@ -151,21 +151,22 @@ static void job_completed(Context *c, StartJob *j, const char *result) {
         _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
         Db *db = context_store(c, NULL);
         int r = db ? store_run_get(db, j->run_id, &row) : -EHOSTDOWN;
+        bool running = r > 0 && run_status_from_string(row.status) == RUN_RUNNING;
 
-        if (r > 0 && row.pid == 0 && streq(row.status, "running")) {
+        if (running && row.pid == 0) {
                 /* Never adopted: the runner did not start (condition, start limit, missing binary). */
                 _cleanup_free_ char *msg = streq(result, "done")
                         ? xasprintf("Ignorée par systemd : %s n'a pas été exécutée (condition non remplie)", j->task->unit)
                         : xasprintf("systemd n'a pas pu exécuter %s (résultat du job : %s) : voir journalctl%s "
                                     "-u %s", j->task->unit, result, c->config.bus == BUS_USER ? " --user" : "",
                                     j->task->unit);
-                const char *status = streq(result, "done") ? "skipped" : "error";
+                bool skipped = streq(result, "done");
+                const char *status = run_status_to_string(skipped ? RUN_SKIPPED : RUN_ERROR);
                 mark_unstarted(c, j->run_id, status, msg);
-                log_full(&log, streq(status, "error") ? LOG_ERR : LOG_NOTICE, 0,
-                         streq(status, "error") ? MESSAGE_ID_TASK_FAILED : MESSAGE_ID_TASK_SKIPPED, status, NULL,
-                         "%s", msg);
+                log_full(&log, skipped ? LOG_NOTICE : LOG_ERR, 0,
+                         skipped ? MESSAGE_ID_TASK_SKIPPED : MESSAGE_ID_TASK_FAILED, status, NULL, "%s", msg);
                 watch_emit_finished(c, j->task, j->run_id, status, msg);
-        } else if (r > 0 && streq(row.status, "running"))
+        } else if (running)
                 /* Adopted but the job is over: the runner died without closing its row. */
                 run_interrupted(c, j->task, j->run_id);
         else if (r > 0)
@@ -302,7 +303,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
 
         _cleanup_(job_freep) StartJob *j = xmalloc(sizeof *j);
         *j = (StartJob) { .context = c, .task = t, .call = sd_bus_message_ref(m),
-                          .triggered_by = isempty(email) ? "api" : "manual" };
+                          .triggered_by = run_trigger_to_string(isempty(email) ? TRIGGER_API : TRIGGER_MANUAL) };
         run_id_new(j->run_id);
         usec_t now = now_realtime();
         RunRow row = {
@@ -310,7 +311,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 .task_name = (char *) t->name,
                 .task_label = (char *) t->label,
                 .started_at = now,
-                .status = (char *) "running",
+                .status = (char *) run_status_to_string(RUN_RUNNING),
                 .message = (char *) "En attente du démarrage par systemd",
                 .triggered_by = (char *) j->triggered_by,
                 .triggered_by_user = isempty(email) ? caller : (char *) email,

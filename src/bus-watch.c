@@ -77,7 +77,7 @@ static void watch_check(Context *c, const Task *t) {
         memcpy(w->announced, w->invocation, sizeof w->announced);
         if (manager_active_state_running(w->active_state) || streq(w->finished, row.id))
                 return;
-        if (streq(row.status, "running"))
+        if (run_status_from_string(row.status) == RUN_RUNNING)
                 run_interrupted(c, t, row.id); /* the unit is over, its runner never closed the row */
         else
                 watch_emit_finished(c, t, row.id, row.status, row.message);

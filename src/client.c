@@ -226,31 +226,27 @@ char *format_age(usec_t usec, char buf[static AGE_MAX]) {
 }
 
 const char *status_label(const char *status) {
-        static const struct {
-                const char *status, *label;
-        } labels[] = {
-                { "success", "✅ Succès" },   { "error", "❌ Erreur" },
-                { "running", "⏳ En cours" }, { "skipped", "⏭️ Ignoré" },
-                { "warning", "⚠️ Avertissement" },
+        static const char *const labels[_RUN_STATUS_MAX] = {
+                [RUN_SUCCESS] = "✅ Succès",   [RUN_ERROR] = "❌ Erreur",
+                [RUN_RUNNING] = "⏳ En cours", [RUN_SKIPPED] = "⏭️ Ignoré",
+                [RUN_WARNING] = "⚠️ Avertissement",
         };
-        for (size_t i = 0; status && i < ELEMENTSOF(labels); i++)
-                if (streq(status, labels[i].status))
-                        return labels[i].label;
-        return status ? status : "—";
+        RunStatus s = run_status_from_string(status);
+        return s != RUN_STATUS_NONE ? labels[s] : status ? status : "—";
 }
 
 char *trigger_label(const char *triggered_by, const char *user, const char *caller) {
-        const char *label = !triggered_by                  ? "—"
-                            : streq(triggered_by, "scheduler") ? "⏰ Auto"
-                            : streq(triggered_by, "manual")    ? "👤 Manuel"
-                            : streq(triggered_by, "api")       ? "🔌 API"
-                            : streq(triggered_by, "cli")       ? "💻 CLI"
-                                                               : triggered_by;
-        if (!triggered_by || streq(triggered_by, "scheduler"))
+        static const char *const labels[_RUN_TRIGGER_MAX] = {
+                [TRIGGER_SCHEDULER] = "⏰ Auto", [TRIGGER_MANUAL] = "👤 Manuel",
+                [TRIGGER_API] = "🔌 API",        [TRIGGER_CLI] = "💻 CLI",
+        };
+        RunTrigger t = run_trigger_from_string(triggered_by);
+        const char *label = t != TRIGGER_NONE ? labels[t] : triggered_by ? triggered_by : "—";
+        if (!triggered_by || t == TRIGGER_SCHEDULER)
                 return xstrdup(label);
         /* The claimed user (an email, or a name) is a note; the caller is the account the bus
          * or the terminal vouched for. The CLI's claim ($USER) is worth nothing: only its caller. */
-        if (streq(triggered_by, "cli"))
+        if (t == TRIGGER_CLI)
                 user = NULL;
         bool with_user = !isempty(user), with_caller = !isempty(caller) && !streq_ptr(user, caller);
         if (with_user && with_caller)
@@ -588,7 +584,7 @@ static size_t terminal_width(void) {
 static int64_t run_duration(const RunRow *row, usec_t now) {
         if (row->duration_seconds >= 0)
                 return row->duration_seconds;
-        if (streq_ptr(row->status, "running") && row->started_at && now > row->started_at)
+        if (run_status_from_string(row->status) == RUN_RUNNING && row->started_at && now > row->started_at)
                 return (int64_t) ((now - row->started_at) / USEC_PER_SEC);
         return -1;
 }
@@ -960,7 +956,7 @@ static int wait_in_store(BusScope scope, Wait *w, usec_t deadline) {
                         fprintf(stderr, "Cannot read scheduler_logs: %s\n", db_error(db));
                         return r;
                 }
-                if (!streq_ptr(row.status, "running")) {
+                if (run_status_from_string(row.status) != RUN_RUNNING) {
                         w->status = TAKE_PTR(row.status);
                         w->message = TAKE_PTR(row.message);
                         break;
@@ -974,7 +970,8 @@ static int wait_in_store(BusScope scope, Wait *w, usec_t deadline) {
 }
 
 static bool status_is_ok(const char *status) {
-        return streq_ptr(status, "success") || streq_ptr(status, "warning") || streq_ptr(status, "skipped");
+        RunStatus s = run_status_from_string(status);
+        return s == RUN_SUCCESS || s == RUN_WARNING || s == RUN_SKIPPED;
 }
 
 static int wait_for_run(BusScope scope, sd_bus *bus, Wait *w, unsigned timeout_sec) {
@@ -1193,7 +1190,7 @@ static int state_from_store(Db *db, sd_bus *manager, TaskState *s) {
                 s->last_status = TAKE_PTR(last.status);
                 s->last_run_id = TAKE_PTR(last.id);
                 s->last_started_at = last.started_at;
-                s->running = streq_ptr(s->last_status, "running");
+                s->running = run_status_from_string(s->last_status) == RUN_RUNNING;
         }
         if (r >= 0)
                 r = store_run_last(db, s->task->name, "success", "warning", &ok);

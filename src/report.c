@@ -814,7 +814,7 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_(google_key_freep) GoogleKey *key = NULL;
         r = load_google_key(&key, error, sizeof error);
         if (r < 0) {
-                task_result_set(result, "error", "Rapport non généré : %s", error);
+                task_result_set(result, RUN_ERROR, "Rapport non généré : %s", error);
                 return r;
         }
         const char *env_id = getenv("REPORT_SPREADSHEET_ID");
@@ -826,7 +826,7 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_free_ char *reports_dir = xasprintf("%s/reports", c->state_dir);
         r = mkdir_p(reports_dir, 0700);
         if (r < 0) {
-                task_result_set(result, "error", "Rapport non généré : répertoire %s impossible à créer (%s)",
+                task_result_set(result, RUN_ERROR, "Rapport non généré : répertoire %s impossible à créer (%s)",
                                 reports_dir, strerror(-r));
                 return r;
         }
@@ -837,7 +837,7 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         _cleanup_free_ char *tmp = xasprintf("%s/.tmp-%s-%d", reports_dir, day, (int) getpid());
         if (mkdir(tmp, 0700) < 0) {
                 r = -errno;
-                task_result_set(result, "error", "Rapport non généré : %s (%s)", tmp, strerror(-r));
+                task_result_set(result, RUN_ERROR, "Rapport non généré : %s (%s)", tmp, strerror(-r));
                 return r;
         }
 
@@ -848,7 +848,7 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
         uint64_t build_ms = (now_monotonic() - t0) / USEC_PER_MSEC;
         if (r < 0) {
                 rm_tree_shallow(tmp);
-                task_result_set(result, "error", "Rapport non généré : %s", res.error);
+                task_result_set(result, RUN_ERROR, "Rapport non généré : %s", res.error);
                 return r;
         }
 
@@ -862,14 +862,14 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
 
         if (ctx->options.dry_run) {
                 rm_tree_shallow(tmp);
-                task_result_set(result, "success", "Simulation : rapport construit (%" PRIu64 " entrées lues), rien écrit",
+                task_result_set(result, RUN_SUCCESS, "Simulation : rapport construit (%" PRIu64 " entrées lues), rien écrit",
                                 res.entries);
                 return 0;
         }
         r = publish_day(reports_dir, tmp, day);
         if (r < 0) {
                 rm_tree_shallow(tmp);
-                task_result_set(result, "error", "Rapport non publié : %s/%s (%s)", reports_dir, day, strerror(-r));
+                task_result_set(result, RUN_ERROR, "Rapport non publié : %s/%s (%s)", reports_dir, day, strerror(-r));
                 return r;
         }
         _cleanup_free_ char *dir = xasprintf("%s/%s", reports_dir, day);
@@ -882,17 +882,17 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
                 if (key)
                         cJSON_AddItemToArray(notes, cJSON_CreateString(
                                 "clé Google configurée mais aucun classeur (REPORT_SPREADSHEET_ID) : CSV seulement"));
-                task_result_set(result, "success", "Rapport généré en CSV (%s) dans %s%s", summary, dir,
+                task_result_set(result, RUN_SUCCESS, "Rapport généré en CSV (%s) dans %s%s", summary, dir,
                                 key ? "" : " ; Google Sheets non configuré");
                 return 0;
         }
         cJSON_AddStringToObject(result->stats, "spreadsheet_id", spreadsheet_id);
         r = publish_to_sheets(ctx, &key, spreadsheet_id, dir, &res, result, error, sizeof error);
         if (r < 0) {
-                task_result_set(result, "error", "Rapport CSV écrit dans %s, mais Google Sheets a échoué : %s", dir, error);
+                task_result_set(result, RUN_ERROR, "Rapport CSV écrit dans %s, mais Google Sheets a échoué : %s", dir, error);
                 return r;
         }
-        task_result_set(result, "success", "Rapport généré (%s) : Google Sheets %s et CSV dans %s", summary,
+        task_result_set(result, RUN_SUCCESS, "Rapport généré (%s) : Google Sheets %s et CSV dans %s", summary,
                         spreadsheet_id, dir);
         return 0;
 }

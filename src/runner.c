@@ -37,7 +37,7 @@ bool run_cancelled(const RunContext *ctx) {
         return is_cancelled(ctx->cancelled);
 }
 
-void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) {
+void task_result_set(TaskResult *result, RunStatus status, const char *fmt, ...) {
         va_list ap;
         char *m;
 
@@ -50,33 +50,39 @@ void task_result_set(TaskResult *result, const char *status, const char *fmt, ..
         result->status = status;
 }
 
-static const char *status_message_id(const char *status) {
-        if (streq(status, "success"))
+static const char *status_message_id(RunStatus status) {
+        switch (status) {
+        case RUN_SUCCESS:
                 return MESSAGE_ID_TASK_SUCCEEDED;
-        if (streq(status, "warning"))
+        case RUN_WARNING:
                 return MESSAGE_ID_TASK_WARNING;
-        if (streq(status, "skipped"))
+        case RUN_SKIPPED:
                 return MESSAGE_ID_TASK_SKIPPED;
-        return MESSAGE_ID_TASK_FAILED;
+        default:
+                return MESSAGE_ID_TASK_FAILED;
+        }
 }
 
-static int status_priority(const char *status) {
-        return streq(status, "error") ? LOG_ERR : streq(status, "warning") ? LOG_WARNING : LOG_NOTICE;
+static int status_priority(RunStatus status) {
+        return status == RUN_ERROR ? LOG_ERR : status == RUN_WARNING ? LOG_WARNING : LOG_NOTICE;
 }
 
 /* Under systemd: adopt the daemon's pending row, else ask whether our timer started us. */
-static const char *detect_trigger(const Config *config, const Task *task, Db *db, const char *host,
-                                  RunRow *adopted, int *adopt_result) {
+static RunTrigger detect_trigger(const Config *config, const Task *task, Db *db, const char *host,
+                                 RunRow *adopted, int *adopt_result) {
         const char *invocation = getenv("INVOCATION_ID");
         *adopt_result = 0;
         if (isempty(invocation))
-                return "cli";
+                return TRIGGER_CLI;
 
         usec_t now = now_realtime();
         *adopt_result = store_run_adopt(db, task->name, now - PENDING_ADOPT_WINDOW_USEC, invocation, host,
                                         getpid(), adopted);
-        if (*adopt_result > 0)
-                return adopted->triggered_by;
+        if (*adopt_result > 0) {
+                /* The daemon wrote it; anything unexpected reads as a person's start. */
+                RunTrigger t = run_trigger_from_string(adopted->triggered_by);
+                return t == TRIGGER_NONE ? TRIGGER_MANUAL : t;
+        }
 
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         bool by_timer = false;
@@ -86,14 +92,16 @@ static const char *detect_trigger(const Config *config, const Task *task, Db *db
         if (r < 0)
                 log_warning_errno(r, "Cannot ask the service manager whether %s was started by %s, counting "
                                   "the run as manual: %m", task->unit, task->timer);
-        return by_timer ? "scheduler" : "manual";
+        return by_timer ? TRIGGER_SCHEDULER : TRIGGER_MANUAL;
 }
 
 static int begin_run(RunContext *ctx, const char *host) {
         RunRow adopted = { .duration_seconds = -1 };
         int adopt_result;
 
-        ctx->log.trigger = detect_trigger(ctx->config, ctx->task, ctx->db, host, &adopted, &adopt_result);
+        RunTrigger trigger = detect_trigger(ctx->config, ctx->task, ctx->db, host, &adopted, &adopt_result);
+        ctx->trigger = trigger;
+        ctx->log.trigger = run_trigger_to_string(trigger);
         if (adopt_result < 0) {
                 run_row_clear(&adopted);
                 return log_error_errno(adopt_result, "Failed to look for a pending run of %s: %s", ctx->task->name,
@@ -102,15 +110,8 @@ static int begin_run(RunContext *ctx, const char *host) {
         if (adopt_result > 0) {
                 snprintf(ctx->run_id, sizeof ctx->run_id, "%s", adopted.id);
                 ctx->started_at = adopted.started_at;
-                /* ctx->log.trigger points into adopted: keep a stable copy. */
-                static const char *const triggers[] = { "scheduler", "manual", "api", "cli" };
-                const char *t = "manual";
-                for (size_t i = 0; i < ELEMENTSOF(triggers); i++)
-                        if (streq_ptr(adopted.triggered_by, triggers[i]))
-                                t = triggers[i];
-                ctx->log.trigger = t;
                 log_full(&ctx->log, LOG_NOTICE, 0, MESSAGE_ID_TASK_STARTED, "running", NULL,
-                         "%s: démarrage (exécution %s, %s%s%s)", ctx->task->label, ctx->run_id, t,
+                         "%s: démarrage (exécution %s, %s%s%s)", ctx->task->label, ctx->run_id, ctx->log.trigger,
                          adopted.triggered_by_user ? " par " : "", strempty(adopted.triggered_by_user));
                 run_row_clear(&adopted);
                 return 0;
@@ -120,16 +121,16 @@ static int begin_run(RunContext *ctx, const char *host) {
         ctx->started_at = now_realtime();
         /* A terminal's run is recorded with the account that ran it (the real uid, never the
          * $USER it claims); a unit's start has no caller we can vouch for. */
-        bool cli = streq(ctx->log.trigger, "cli");
+        bool cli = trigger == TRIGGER_CLI;
         _cleanup_free_ char *caller = cli ? user_name_of(getuid()) : NULL;
         RunRow row = {
                 .id = ctx->run_id,
                 .task_name = (char *) ctx->task->name,
                 .task_label = (char *) ctx->task->label,
                 .started_at = ctx->started_at,
-                .status = (char *) "running",
+                .status = (char *) run_status_to_string(RUN_RUNNING),
                 .triggered_by = (char *) ctx->log.trigger,
-                .triggered_by_user = streq(ctx->log.trigger, "cli") ? getenv("USER") : NULL,
+                .triggered_by_user = cli ? getenv("USER") : NULL,
                 .invocation_id = getenv("INVOCATION_ID"),
                 .host = (char *) host,
                 .pid = getpid(),
@@ -162,17 +163,18 @@ static int finish_run(RunContext *ctx, TaskResult *result) {
         int64_t duration = (int64_t) ((now - ctx->started_at + USEC_PER_SEC / 2) / USEC_PER_SEC);
         _cleanup_free_ char *stats = cJSON_PrintUnformatted(result->stats);
 
-        int r = store_run_finish(ctx->db, ctx->run_id, result->status, result->message, stats, now, duration);
+        const char *status = run_status_to_string(result->status);
+        int r = store_run_finish(ctx->db, ctx->run_id, status, result->message, stats, now, duration);
         if (r < 0)
                 log_error_errno(r, "Failed to record the end of run %s (%s) in scheduler_logs: %s", ctx->run_id,
-                                result->status, db_error(ctx->db));
+                                status, db_error(ctx->db));
 
-        (void) sd_notifyf(false, "STATUS=%s : %s", result->status, result->message);
-        log_full(&ctx->log, status_priority(result->status), 0, status_message_id(result->status), result->status,
-                 NULL, "%s: %s — %s (%" PRId64 " s)", ctx->task->label, result->status, result->message, duration);
+        (void) sd_notifyf(false, "STATUS=%s : %s", status, result->message);
+        log_full(&ctx->log, status_priority(result->status), 0, status_message_id(result->status), status, NULL,
+                 "%s: %s — %s (%" PRId64 " s)", ctx->task->label, status, result->message, duration);
         if (r < 0)
                 return EXIT_TASK_FAILED;
-        return streq(result->status, "error") ? EXIT_TASK_FAILED : EXIT_TASK_OK;
+        return result->status == RUN_ERROR ? EXIT_TASK_FAILED : EXIT_TASK_OK;
 }
 
 /* A second scheduled run of a slot that already succeeded is refused here too, under the task
@@ -180,7 +182,7 @@ static int finish_run(RunContext *ctx, TaskResult *result) {
  * ExecCondition= on systemd 252), and a guard that fails open would run the day twice. True when
  * *result now says `skipped`. */
 static bool refuse_done_slot(RunContext *ctx, const Slot *slot, TaskResult *result) {
-        if (!streq(ctx->log.trigger, "scheduler"))
+        if (ctx->trigger != TRIGGER_SCHEDULER)
                 return false;
         int r = store_scheduled_success_between(ctx->db, ctx->task->name, slot->from, slot->to);
         if (r < 0) {
@@ -191,7 +193,7 @@ static bool refuse_done_slot(RunContext *ctx, const Slot *slot, TaskResult *resu
         if (r == 0)
                 return false;
         char d[16];
-        task_result_set(result, "skipped", "Ignorée : le créneau du %s a déjà réussi ; ce déclenchement du "
+        task_result_set(result, RUN_SKIPPED, "Ignorée : le créneau du %s a déjà réussi ; ce déclenchement du "
                         "minuteur est en double (ExecCondition= n'a pas pu le vérifier).",
                         format_local_date(slot->day, d));
         return true;
@@ -200,9 +202,8 @@ static bool refuse_done_slot(RunContext *ctx, const Slot *slot, TaskResult *resu
 /* After a scheduled run that succeeded (or found its slot done): the stamp lets should-run skip
  * the slot's next timer starts without reading the store. */
 static void stamp_done_slot(RunContext *ctx, const Slot *slot, const TaskResult *result) {
-        if (!streq(ctx->log.trigger, "scheduler") ||
-            !(streq(result->status, "success") || streq(result->status, "warning") ||
-              streq(result->status, "skipped")))
+        if (ctx->trigger != TRIGGER_SCHEDULER ||
+            !(result->status == RUN_SUCCESS || result->status == RUN_WARNING || result->status == RUN_SKIPPED))
                 return;
         int r = slot_stamp_write(ctx->config->state_dir, ctx->task, slot);
         if (r < 0)
@@ -268,13 +269,13 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         Slot slot = slot_of(task, ctx.started_at);
         if (!refuse_done_slot(&ctx, &slot, &result)) {
                 r = task_functions[task->id](&ctx, &result);
-                if (r < 0 || !result.status) {
+                if (r < 0 || result.status == RUN_STATUS_NONE) {
                         if (!result.message)
-                                task_result_set(&result, "error", "Échec : %s", strerror(-r));
-                        result.status = "error";
+                                task_result_set(&result, RUN_ERROR, "Échec : %s", strerror(-r));
+                        result.status = RUN_ERROR;
                 }
-                if (cancel_requested && !streq(result.status, "error"))
-                        task_result_set(&result, "error", "Interrompue par le signal %s avant la fin",
+                if (cancel_requested && result.status != RUN_ERROR)
+                        task_result_set(&result, RUN_ERROR, "Interrompue par le signal %s avant la fin",
                                         sigabbrev_np(cancel_requested));
         }
         int exit_code = finish_run(&ctx, &result);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "db.h"
 #include "journal.h"
+#include "run-status.h"
 #include "store.h"
 #include "tasks.h"
 
@@ -29,6 +30,7 @@ typedef struct RunContext {
         Db *db;
         const Task *task;
         RunOptions options;
+        RunTrigger trigger;  /* what started this run (log.trigger is its string) */
         LogContext log;
         char run_id[RUN_ID_MAX];
         usec_t started_at;
@@ -36,7 +38,7 @@ typedef struct RunContext {
 } RunContext;
 
 typedef struct TaskResult {
-        const char *status;  /* success, warning, error, skipped */
+        RunStatus status;    /* RUN_SUCCESS, RUN_WARNING, RUN_ERROR, RUN_SKIPPED; NONE until set */
         char *message;       /* one French line */
         cJSON *stats;
 } TaskResult;
@@ -45,7 +47,7 @@ typedef struct TaskResult {
  * setting at least result->message; the runner then records status error. */
 typedef int (*TaskRunFunc)(RunContext *ctx, TaskResult *result);
 
-void task_result_set(TaskResult *result, const char *status, const char *fmt, ...) _printf_(3, 4);
+void task_result_set(TaskResult *result, RunStatus status, const char *fmt, ...) _printf_(3, 4);
 bool run_cancelled(const RunContext *ctx);
 
 /* Returns a process exit code. A `scheduler` run whose slot already succeeded is recorded

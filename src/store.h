@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "run-status.h"
 #include "timeutil.h"
 
 #define RUN_ID_MAX 37 /* UUID text + NUL */

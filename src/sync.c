@@ -950,17 +950,17 @@ static void fill_result(Sync *s, TaskResult *result) {
         const char *dry = s->dry_run ? " (essai à blanc : rien n'a été écrit)" : "";
         if (cJSON_GetArraySize(s->errors) > 0) {
                 cJSON *first = cJSON_GetArrayItem(s->errors, 0);
-                task_result_set(result, "error", "Échec de la synchronisation — %s%s ; %s%s",
+                task_result_set(result, RUN_ERROR, "Échec de la synchronisation — %s%s ; %s%s",
                                 first->valuestring, cJSON_GetArraySize(s->errors) > 1 ? " (et d'autres erreurs)" : "",
                                 summary, dry);
         } else if (rejected > 0)
-                task_result_set(result, "warning", "%u enregistrement(s) rejeté(s), dont « %s » ; %s%s", rejected,
+                task_result_set(result, RUN_WARNING, "%u enregistrement(s) rejeté(s), dont « %s » ; %s%s", rejected,
                                 cJSON_GetArrayItem(s->reasons, 0)->valuestring, summary, dry);
         else if (cJSON_GetArraySize(s->warnings) > 0)
-                task_result_set(result, "warning", "Suppressions retenues : %s ; %s%s",
+                task_result_set(result, RUN_WARNING, "Suppressions retenues : %s ; %s%s",
                                 cJSON_GetArrayItem(s->warnings, 0)->valuestring, summary, dry);
         else
-                task_result_set(result, "success", "Synchronisation terminée : %s ; %u pages, %u requêtes%s", summary,
+                task_result_set(result, RUN_SUCCESS, "Synchronisation terminée : %s ; %u pages, %u requêtes%s", summary,
                                 s->pages, requests, dry);
 }
 
@@ -1031,7 +1031,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                 char *end;
                 unsigned long v = strtoul(pct, &end, 10);
                 if (*end || v > 100) {
-                        task_result_set(result, "error", "GAZELLE_SYNC_DELETE_MAX_PERCENT=%.16s : attendu 0 à 100", pct);
+                        task_result_set(result, RUN_ERROR, "GAZELLE_SYNC_DELETE_MAX_PERCENT=%.16s : attendu 0 à 100", pct);
                         sync_done(&s);
                         return -EINVAL;
                 }
@@ -1041,10 +1041,10 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
         r = take_pg_lock(s.db);
         if (r <= 0) {
                 if (r == 0)
-                        task_result_set(result, "skipped", "Une autre synchronisation Gazelle est en cours (verrou "
+                        task_result_set(result, RUN_SKIPPED, "Une autre synchronisation Gazelle est en cours (verrou "
                                         "PostgreSQL tenu par un autre hôte ou processus) : rien n'a été fait");
                 else
-                        task_result_set(result, "error", "Verrou de synchronisation PostgreSQL : %s", db_error(s.db));
+                        task_result_set(result, RUN_ERROR, "Verrou de synchronisation PostgreSQL : %s", db_error(s.db));
                 sync_done(&s);
                 return r;
         }
@@ -1053,7 +1053,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
         if (!s.dry_run) {
                 r = store_open(ctx->config, &s.wdb);
                 if (r < 0) {
-                        task_result_set(result, "error", "Connexion d'écriture à la base : %s",
+                        task_result_set(result, RUN_ERROR, "Connexion d'écriture à la base : %s",
                                         s.wdb ? db_error(s.wdb) : strerror(-r));
                         sync_done(&s);
                         return r;
@@ -1074,7 +1074,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                 r = gazelle_authenticate(s.g, error, sizeof error);
         }
         if (r < 0) {
-                task_result_set(result, "error", "Gazelle : %s", error);
+                task_result_set(result, RUN_ERROR, "Gazelle : %s", error);
                 sync_done(&s);
                 return r;
         }
@@ -1083,7 +1083,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
         if (!appointments_only) {
                 r = timeline_since(&s, since);
                 if (r < 0) {
-                        task_result_set(result, "error", "Lecture de sync_state : %s", db_error(s.db));
+                        task_result_set(result, RUN_ERROR, "Lecture de sync_state : %s", db_error(s.db));
                         sync_done(&s);
                         return r;
                 }
@@ -1101,7 +1101,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
                      gazelle_max_concurrency(s.g));
         r = pthread_create(&s.writer, NULL, writer_main, &s);
         if (r != 0) {
-                task_result_set(result, "error", "Impossible de démarrer l'écriture des pages : %s", strerror(r));
+                task_result_set(result, RUN_ERROR, "Impossible de démarrer l'écriture des pages : %s", strerror(r));
                 sync_done(&s);
                 return -r;
         }
