@@ -7,7 +7,7 @@
 
 #include "bus-errors.h"
 #include "bus-watch.h"
-#include "daemon.h"
+#include "bus-api.h"
 #include "journal.h"
 #include "manager.h"
 #include "task-lock.h"
@@ -15,34 +15,6 @@
 #define EMAIL_MAX 254
 #define GETLOGS_DEFAULT 20
 #define GETLOGS_MAX 1000
-
-/* The store lives here with the handlers (not in daemon.c) so that tests can link the vtable
- * without the daemon's main(). */
-Db *context_store(Context *c, sd_bus_error *error) {
-        if (c->db)
-                return c->db;
-        Db *db = NULL;
-        int r = store_open(&c->config, &db);
-        if (r < 0) {
-                log_warning("Store unavailable: %s", db ? db_error(db) : strerror(-r));
-                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
-                                  "The store cannot be opened (%s): check DATABASE_URL or the state directory, "
-                                  "then retry.", db ? db_error(db) : strerror(-r));
-                db_close(db);
-                return NULL;
-        }
-        c->db = db;
-        return db;
-}
-
-void context_store_failed(Context *c, int r) {
-        if (r == -ECONNRESET || r == -ECONNREFUSED || r == -EIO)
-                c->db = db_close(c->db);
-}
-
-static void note_activity(Context *c) {
-        c->last_activity = now_monotonic();
-}
 
 /* A plausible address: local@domain.tld, printable ASCII without spaces, at most 254 bytes. */
 static bool email_valid(const char *e) {
@@ -117,21 +89,6 @@ static StartJob *job_for_task(Context *c, const Task *t) {
         return NULL;
 }
 
-void job_free(Context *c, StartJob *j) {
-        if (!j)
-                return;
-        for (StartJob **p = &c->jobs; *p; p = &(*p)->next)
-                if (*p == j) {
-                        *p = j->next;
-                        break;
-                }
-        sd_bus_slot_unref(j->start_slot);
-        sd_bus_message_unref(j->call);
-        free(j->job_path);
-        free(j);
-}
-
-
 static void mark_unstarted(Context *c, const char *run_id, const char *status, const char *message) {
         Db *db = context_store(c, NULL);
         if (!db)
@@ -177,7 +134,6 @@ static void job_completed(Context *c, StartJob *j, const char *result) {
         }
         log_run(&log, LOG_INFO, "Job of %s for run %s removed: %s", j->task->unit, j->run_id, result);
         job_free(c, j);
-        note_activity(c);
 }
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -244,8 +200,6 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         _cleanup_free_ char *caller = NULL;
         uid_t uid;
         bool admin;
-
-        note_activity(c);
         int r = sd_bus_message_read(m, "ss", &name, &email);
         if (r < 0)
                 return r;
@@ -435,8 +389,6 @@ static int reply_runs(Context *c, sd_bus_message *m, const Task *t, uint32_t lim
 static int method_get_logs(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Context *c = userdata;
         uint32_t limit;
-
-        note_activity(c);
         int r = sd_bus_message_read(m, "u", &limit);
         if (r < 0)
                 return r;
@@ -447,8 +399,6 @@ static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error 
         Context *c = userdata;
         const char *name;
         uint32_t limit;
-
-        note_activity(c);
         int r = sd_bus_message_read(m, "su", &name, &limit);
         if (r < 0)
                 return r;
@@ -488,8 +438,6 @@ static int append_task(Context *c, sd_bus_message *reply, const Task *t, const R
 static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Context *c = userdata;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-
-        note_activity(c);
         Db *db = context_store(c, error);
         if (!db)
                 return -EHOSTDOWN;

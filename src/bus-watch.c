@@ -18,10 +18,6 @@
 #define SD_PATH "/org/freedesktop/systemd1"
 #define SD_MANAGER "org.freedesktop.systemd1.Manager"
 
-bool watch_has_subscribers(Context *c) {
-        return c->subscribers && sd_bus_track_count(c->subscribers) > 0;
-}
-
 void watch_emit_started(Context *c, const Task *t, const char *run_id, const char *triggered_by) {
         UnitWatch *w = &c->watch[t->id];
         if (streq(w->started, run_id))
@@ -108,7 +104,7 @@ static int on_unit_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         for (int i = 0; i < _TASK_MAX && !t; i++)
                 if (c->watch[i].path && streq_ptr(c->watch[i].path, path))
                         t = task_get((TaskId) i);
-        if (!t || !watch_has_subscribers(c))
+        if (!t || !context_has_subscribers(c))
                 return 0;
         UnitWatch *w = &c->watch[t->id];
         r = sd_bus_message_read(m, "s", &iface);
@@ -175,14 +171,12 @@ static int on_subscribers_gone(sd_bus_track *track, void *userdata) {
         c->following = false;
         log_debug("Last subscriber gone, unsubscribing from systemd");
         (void) sd_bus_call_method_async(c->bus, NULL, SD_DEST, SD_PATH, SD_MANAGER, "Unsubscribe", NULL, NULL, "");
-        c->last_activity = now_monotonic(); /* the idle countdown starts now */
         return 1;
 }
 
 int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Context *c = userdata;
 
-        c->last_activity = now_monotonic();
         if (!c->subscribers)
                 return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
                                         "Subscriptions need a message bus; this is a direct connection.");
@@ -204,7 +198,6 @@ int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Context *c = userdata;
 
-        c->last_activity = now_monotonic();
         int r = c->subscribers ? sd_bus_track_remove_sender(c->subscribers, m) : 0;
         if (r < 0)
                 return r;
@@ -237,13 +230,4 @@ int watch_register(Context *c) {
                         return r;
         }
         return 0;
-}
-
-void watch_clear(Context *c) {
-        c->subscribers = sd_bus_track_unref(c->subscribers);
-        for (int i = 0; i < _TASK_MAX; i++) {
-                free(c->watch[i].path);
-                free(c->watch[i].active_state);
-                c->watch[i] = (UnitWatch) {};
-        }
 }

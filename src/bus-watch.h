@@ -10,8 +10,6 @@
 
 /* The subscriber tracker and the PropertiesChanged matches of the four units. */
 int watch_register(Context *c);
-void watch_clear(Context *c);
-bool watch_has_subscribers(Context *c);
 
 int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error);

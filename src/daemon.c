@@ -1,34 +1,105 @@
-/* daemon.c — gazelle-schedulerd: bus set-up, start-up housekeeping (stale runs, next runs),
- * bus-activation idle exit that loses no call, and the store connection it keeps. */
+/* SPDX-License-Identifier: MIT */
+/* daemon.c — gazelle-schedulerd's context life cycle: set-up, the store connection it keeps,
+ * the RunTask jobs it owns, start-up housekeeping (stale runs, next runs), and serving until
+ * idle with a bus-activation idle exit that loses no call. */
 #include "daemon.h"
 
-#include <getopt.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "bus-errors.h"
-#include "bus-watch.h"
 #include "journal.h"
 #include "manager.h"
 #include "task-lock.h"
 
-#define IDLE_CHECK_USEC (1 * USEC_PER_SEC)
 #define PENDING_STALE_USEC (10 * 60 * USEC_PER_SEC)
 
-static void context_clear(Context *c) {
+int context_init(Context *c, BusScope scope) {
+        assert(c);
+        *c = (Context) {};
+        int r = config_load(&c->config, scope);
+        if (r < 0)
+                return log_error_errno(r, "Invalid configuration: %s", c->config.error);
+        host_name(c->host);
+
+        r = sd_event_default(&c->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(c->event, NULL, SIGTERM, NULL, NULL);
+        (void) sd_event_add_signal(c->event, NULL, SIGINT, NULL, NULL);
+
+        r = manager_bus_open(scope, &c->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the %s bus: %m",
+                                       scope == BUS_SYSTEM ? "system" : "user");
+        (void) sd_bus_error_add_map(gazelle_bus_errors);
+        return 0;
+}
+
+void job_free(Context *c, StartJob *j) {
+        if (!j)
+                return;
+        for (StartJob **p = &c->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        sd_bus_slot_unref(j->start_slot);
+        sd_bus_message_unref(j->call);
+        free(j->job_path);
+        free(j);
+}
+
+void context_clear(Context *c) {
         while (c->jobs)
                 job_free(c, c->jobs);
         for (unsigned i = 0; i < JOB_STASH_SIZE; i++) {
                 free(c->stash[i].path);
                 free(c->stash[i].result);
         }
-        c->idle_source = sd_event_source_unref(c->idle_source);
-        watch_clear(c);
-        c->bus = sd_bus_flush_close_unref(c->bus);
-        c->event = sd_event_unref(c->event);
-        c->db = db_close(c->db);
+        c->subscribers = sd_bus_track_unref(c->subscribers);
+        for (int i = 0; i < _TASK_MAX; i++) {
+                free(c->watch[i].path);
+                free(c->watch[i].active_state);
+        }
+        sd_event_source_unref(c->activity_source);
+        sd_event_source_unref(c->idle_source);
+        sd_bus_flush_close_unref(c->bus);
+        sd_event_unref(c->event);
+        db_close(c->db);
         config_clear(&c->config);
+        *c = (Context) {};
+}
+
+Db *context_store(Context *c, sd_bus_error *error) {
+        if (c->db)
+                return c->db;
+        Db *db = NULL;
+        int r = store_open(&c->config, &db);
+        if (r < 0) {
+                log_warning("Store unavailable: %s", db ? db_error(db) : strerror(-r));
+                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
+                                  "The store cannot be opened (%s): check DATABASE_URL or the state directory, "
+                                  "then retry.", db ? db_error(db) : strerror(-r));
+                db_close(db);
+                return NULL;
+        }
+        c->db = db;
+        return db;
+}
+
+void context_store_failed(Context *c, int r) {
+        if (r == -ECONNRESET || r == -ECONNREFUSED || r == -EIO)
+                c->db = db_close(c->db);
+}
+
+bool context_has_subscribers(const Context *c) {
+        return c->subscribers && sd_bus_track_count(c->subscribers) > 0;
 }
 
 /* A task that is not busy has no live runner: its `running` rows on this host are leftovers of
@@ -62,116 +133,70 @@ static void log_next_runs(Context *c) {
         }
 }
 
-/* Exit when idle: give the name back first, then serve whatever was already queued for us, so
- * that a call racing the exit is answered here or activates a fresh instance — never lost. */
-static int on_idle_check(sd_event_source *s, uint64_t usec, void *userdata) {
-        Context *c = userdata;
-        usec_t idle = (usec_t) c->config.idle_exit_sec * USEC_PER_SEC;
-
-        /* A subscriber (an open Cockpit page) keeps us: it waits for our signals. */
-        if (!c->jobs && !watch_has_subscribers(c) && now_monotonic() - c->last_activity >= idle) {
-                log_debug("Idle for %u s, exiting", c->config.idle_exit_sec);
-                (void) sd_bus_release_name(c->bus, BUS_NAME);
-                while (sd_bus_process(c->bus, NULL) > 0)
-                        ;
-                (void) sd_bus_flush(c->bus);
-                return sd_event_exit(sd_event_source_get_event(s), 0);
-        }
-        int r = sd_event_source_set_time(s, usec + IDLE_CHECK_USEC);
-        if (r < 0)
-                return r;
-        /* Time sources are one-shot: re-arm, or the daemon would never notice it is idle. */
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+/* The idle countdown starts again: idle_exit_sec from now. */
+static int idle_rearm(Context *c) {
+        uint64_t now;
+        int r = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = sd_event_source_set_time(c->idle_source, now + (uint64_t) c->config.idle_exit_sec * USEC_PER_SEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->idle_source, SD_EVENT_ONESHOT);
+        return r;
 }
 
-static int run(int argc, char **argv) {
-        static const struct option options[] = {
-                { "system", no_argument, NULL, 's' },
-                { "user", no_argument, NULL, 'u' },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                {},
-        };
-        BusScope scope = config_default_bus();
-        int opt, r;
+/* Runs after every loop iteration that dispatched something (a call, a signal we match, a
+ * reply, a subscriber gone): whatever happened is activity. */
+static int on_activity(sd_event_source *s, void *userdata) {
+        return idle_rearm(userdata);
+}
 
-        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (opt) {
-                case 's':
-                        scope = BUS_SYSTEM;
-                        break;
-                case 'u':
-                        scope = BUS_USER;
-                        break;
-                case 'h':
-                        printf("Usage: gazelle-schedulerd [--system|--user]\n\n"
-                               "D-Bus service " BUS_NAME " (RunTask, GetLogs, GetTaskLogs, ListTasks, Subscribe).\n"
-                               "Normally bus-activated through gazelle-schedulerd.service; exits after\n"
-                               "GAZELLE_IDLE_EXIT_SEC (30) idle seconds. See gazelle-schedulerd(8).\n");
-                        return 0;
-                case 'V':
-                        printf("gazelle-schedulerd %s\n", GAZELLE_VERSION);
-                        return 0;
-                default:
-                        return 2;
-                }
+/* idle_exit_sec without any event. Give the name back first, then serve whatever was already
+ * queued for us, so that a call racing the exit is answered here or activates a fresh instance
+ * — never lost. A RunTask job still waiting for systemd, or a subscriber (an open Cockpit page,
+ * waiting for our signals), keeps us. */
+static int on_idle(sd_event_source *s, uint64_t usec, void *userdata) {
+        Context *c = userdata;
 
-        _cleanup_(context_clear) Context c = {};
-        r = config_load(&c.config, scope);
-        if (r < 0) {
-                log_error_errno(r, "Invalid configuration: %s", c.config.error);
-                return 2;
-        }
-        host_name(c.host);
+        if (c->jobs || context_has_subscribers(c))
+                return idle_rearm(c);
+        log_debug("Idle for %u s, exiting", c->config.idle_exit_sec);
+        (void) sd_bus_release_name(c->bus, BUS_NAME);
+        while (sd_bus_process(c->bus, NULL) > 0)
+                ;
+        (void) sd_bus_flush(c->bus);
+        return sd_event_exit(c->event, 0);
+}
 
-        r = sd_event_default(&c.event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to allocate the event loop: %m"), 1;
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        (void) sd_event_add_signal(c.event, NULL, SIGTERM, NULL, NULL);
-        (void) sd_event_add_signal(c.event, NULL, SIGINT, NULL, NULL);
+static int idle_exit_arm(Context *c) {
+        int r = sd_event_add_time(c->event, &c->idle_source, CLOCK_MONOTONIC, UINT64_MAX, 0, on_idle, c);
+        if (r >= 0)
+                r = sd_event_add_post(c->event, &c->activity_source, on_activity, c);
+        if (r >= 0)
+                r = idle_rearm(c);
+        return r;
+}
 
-        r = manager_bus_open(scope, &c.bus);
+int daemon_serve(Context *c) {
+        assert(c && c->bus && c->event);
+        int r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
-                return log_error_errno(r, "Failed to connect to the %s bus: %m",
-                                       scope == BUS_SYSTEM ? "system" : "user"), 1;
-        (void) sd_bus_error_add_map(gazelle_bus_errors);
-        r = bus_api_register(&c);
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = sd_bus_request_name(c->bus, BUS_NAME, 0);
         if (r < 0)
-                return log_error_errno(r, "Failed to register the D-Bus object: %m"), 1;
-        r = sd_bus_attach_event(c.bus, c.event, SD_EVENT_PRIORITY_NORMAL);
-        if (r < 0)
-                return log_error_errno(r, "Failed to attach the bus to the event loop: %m"), 1;
-        r = sd_bus_request_name(c.bus, BUS_NAME, 0);
-        if (r < 0)
-                return log_error_errno(r, "Failed to acquire the bus name %s: %m", BUS_NAME), 1;
-
-        c.last_activity = now_monotonic();
-        if (c.config.idle_exit_sec > 0) {
-                r = sd_event_add_time_relative(c.event, &c.idle_source, CLOCK_MONOTONIC, IDLE_CHECK_USEC, 0,
-                                               on_idle_check, &c);
+                return log_error_errno(r, "Failed to acquire the bus name %s: %m", BUS_NAME);
+        if (c->config.idle_exit_sec > 0) {
+                r = idle_exit_arm(c);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to arm the idle timer: %m"), 1;
+                        return log_error_errno(r, "Failed to arm the idle timer: %m");
         }
 
-        reap_stale_runs(&c);
-        log_next_runs(&c);
+        reap_stale_runs(c);
+        log_next_runs(c);
         (void) sd_notify(false, "READY=1\nSTATUS=Prêt : en attente d'appels D-Bus");
 
-        r = sd_event_loop(c.event);
+        r = sd_event_loop(c->event);
         (void) sd_notify(false, "STOPPING=1");
         if (r < 0)
-                return log_error_errno(r, "Event loop failed: %m"), 1;
+                return log_error_errno(r, "Event loop failed: %m");
         return 0;
-}
-
-int main(int argc, char **argv) {
-        tz_init();
-        log_set_identifier("gazelle-schedulerd");
-        umask(0077);
-        return run(argc, argv);
 }

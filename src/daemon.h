@@ -1,4 +1,8 @@
-/* daemon.h — gazelle-schedulerd's context: one struct passed to every handler. */
+/* SPDX-License-Identifier: MIT */
+/* daemon.h — gazelle-schedulerd's context, one struct passed to every handler, and its life
+ * cycle (daemon.c): set-up, the store connection it keeps, the RunTask jobs it owns, start-up
+ * housekeeping, serving until idle, tear-down. What the bus sees is registered separately by
+ * bus_api_register() (bus-api.h); the program's main() (gazelle-schedulerd.c) joins the two. */
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -42,8 +46,8 @@ typedef struct Context {
         Db *db;                      /* opened lazily; dropped and reopened when it fails */
         char host[256];
         StartJob *jobs;
-        usec_t last_activity;        /* monotonic */
-        sd_event_source *idle_source;
+        sd_event_source *idle_source; /* fires after idle_exit_sec without any event */
+        sd_event_source *activity_source; /* post source: re-arms idle_source after every event */
         /* JobRemoved signals that overtook their StartUnit reply: path and result. */
         struct {
                 char *path;
@@ -55,17 +59,28 @@ typedef struct Context {
         UnitWatch watch[_TASK_MAX];
 } Context;
 
+/* Loads the configuration, opens the bus of the scope and the event loop (SIGTERM/SIGINT end
+ * it). Logs what failed; -EINVAL for a bad configuration. Undo with context_clear(). */
+int context_init(Context *c, BusScope scope);
+/* Frees everything the context owns (jobs, watch state, bus, store, configuration). */
+void context_clear(Context *c);
+
 /* The store, (re)opened on demand: NULL with *error set when unavailable. */
 Db *context_store(Context *c, sd_bus_error *error);
 /* Called when a store operation failed: a dead connection is dropped for the next call. */
 void context_store_failed(Context *c, int r);
 
-/* Registers the object and the JobRemoved match on c->bus (any connection: the daemon's bus,
- * or one end of a socketpair in tests/unit/test-bus-api.c). */
-int bus_api_register(Context *c);
+/* Whether a client is subscribed (Subscribe()): it keeps the daemon from exiting when idle. */
+bool context_has_subscribers(const Context *c);
+
 /* Unlinks (when listed) and frees a job; NULL is fine. */
 void job_free(Context *c, StartJob *j);
 static inline void job_freep(StartJob **j) {
         if (*j)
                 job_free((*j)->context, *j);
 }
+
+/* Takes the bus name, marks stale runs interrupted, logs the next runs, tells systemd it is
+ * ready and runs the event loop until a signal or the idle exit. Call after the bus object is
+ * registered. 0 or -errno (logged). */
+int daemon_serve(Context *c);

@@ -8,6 +8,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "bus-api.h"
 #include "bus-errors.h"
 #include "bus-watch.h"
 #include "daemon.h"
@@ -73,17 +74,7 @@ static void start(Server *s, Client *cl, const char *sqlite_path) {
 static void stop(Server *s, Client *cl) {
         cl->bus = sd_bus_flush_close_unref(cl->bus);
         ASSERT(pthread_join(s->thread, NULL) == 0);
-        while (s->c.jobs)
-                job_free(&s->c, s->c.jobs);
-        for (unsigned i = 0; i < JOB_STASH_SIZE; i++) {
-                free(s->c.stash[i].path);
-                free(s->c.stash[i].result);
-        }
-        watch_clear(&s->c);
-        s->c.bus = sd_bus_flush_close_unref(s->c.bus);
-        s->c.event = sd_event_unref(s->c.event);
-        s->c.db = db_close(s->c.db);
-        config_clear(&s->c.config);
+        context_clear(&s->c);
         test_rm_rf(s->dir);
         free(s->dir);
 }
@@ -547,7 +538,7 @@ TEST(subscribe_direct_connection) {
         assert_error(a, SD_BUS_ERROR_NOT_SUPPORTED, "message bus");
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *b = call(&cl, "Unsubscribe", "");
         assert_error(b, BUS_ERROR_NOT_SUBSCRIBED, "Subscribe()");
-        ASSERT(!watch_has_subscribers(&s.c));
+        ASSERT(!context_has_subscribers(&s.c));
         stop(&s, &cl);
 }
 
