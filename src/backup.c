@@ -14,7 +14,6 @@
 
 #include "backup-image.h"
 #include "migrate.h"
-#include "task-lock.h"
 
 #define BACKUP_NAME_LEN (sizeof(BACKUP_PREFIX) - 1 + 15 + sizeof(BACKUP_SUFFIX) - 1)
 #define BACKUP_NAME_MAX 64
@@ -401,6 +400,12 @@ static int open_source(const char *path, sqlite3 **ret, char *reason, size_t rea
         return 0;
 }
 
+int backup_copy_store(RunContext *ctx, const char *dest_path, cJSON *stats, char *reason, size_t reason_size) {
+        if (db_backend(ctx->db) == DB_POSTGRESQL)
+                return export_postgresql(ctx, dest_path, stats, reason, reason_size);
+        return copy_sqlite(ctx, db_sqlite_handle(ctx->db), dest_path, stats, reason, reason_size);
+}
+
 int backup_rotate(const char *dir, unsigned keep, unsigned *kept, unsigned *deleted) {
         struct dirent **list = NULL;
         int n = scandir(dir, &list, NULL, alphasort);
@@ -566,87 +571,4 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
         task_result_set(result, RUN_SUCCESS, "Sauvegarde %s créée (%.1f Mo, intégrité ok) ; %u conservée(s), %u supprimée(s)",
                         name, st.st_size / 1e6, kept, deleted);
         return 0;
-}
-
-int backup_verify(const char *path, char *reason, size_t reason_size) {
-        _cleanup_(sqlite3_close_v2p) sqlite3 *db = NULL;
-        int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-        if (rc != SQLITE_OK) {
-                snprintf(reason, reason_size, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-                return sqlite_errno(rc);
-        }
-        int r = integrity_check(db, reason, reason_size);
-        if (r < 0)
-                return r;
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_migrations", -1, &st, NULL) != SQLITE_OK ||
-            sqlite3_step(st) != SQLITE_ROW) {
-                snprintf(reason, reason_size, "ce fichier n'est pas une sauvegarde gazelle-scheduler (pas de "
-                                              "schema_migrations)");
-                return -EBADMSG;
-        }
-        int version = sqlite3_column_int(st, 0);
-        int latest = 0;
-        for (const Migration *m = sqlite_migrations; m->name; m++)
-                latest = m->version;
-        if (version > latest) {
-                snprintf(reason, reason_size, "schéma version %d, plus récent que ce programme (%d) : mettez "
-                                              "gazelle-scheduler à jour", version, latest);
-                return -EPROTONOSUPPORT;
-        }
-        return 0;
-}
-
-/* The copy itself, with every task locked out by the caller. */
-static int restore_into_store(const Config *c, const char *path) {
-        _cleanup_(db_closep) Db *db = NULL;
-        int r = store_open(c, &db);
-        if (r < 0)
-                return log_error_errno(r, "Failed to open the store %s: %s", c->sqlite_path,
-                                       db ? db_error(db) : strerror(-r));
-
-        _cleanup_(sqlite3_close_v2p) sqlite3 *src = NULL;
-        if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-                return log_error_errno(EIO, "Failed to open %s: %s", path, sqlite3_errmsg(src));
-
-        /* One write transaction on the live store: readers see the old or the new database, never
-         * a mix, and a failure leaves the old one in place. */
-        sqlite3 *dest = db_sqlite_handle(db);
-        sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
-        if (!b)
-                return log_error_errno(EIO, "Failed to start the restore: %s", sqlite3_errmsg(dest));
-        int rc = sqlite3_backup_step(b, -1);
-        int frc = sqlite3_backup_finish(b);
-        if (rc != SQLITE_DONE || frc != SQLITE_OK)
-                return log_error_errno(EIO, "Restore of %s failed, the store is unchanged: %s", path,
-                                       sqlite3_errmsg(dest));
-        log_info("Base restaurée depuis %s dans %s", path, c->sqlite_path);
-        return 0;
-}
-
-int backup_restore(const Config *c, const char *path) {
-        char reason[512] = "";
-        _cleanup_(task_locks_release) TaskLocks locks = TASK_LOCKS_INIT;
-        const Task *busy = NULL;
-
-        if (c->database_url) {
-                log_error_errno(EOPNOTSUPP, "Restore into PostgreSQL is not supported yet: restore the file into "
-                                            "SQLite (unset DATABASE_URL) or import it with your PostgreSQL tools.");
-                return EXIT_TASK_FAILED;
-        }
-        int r = backup_verify(path, reason, sizeof reason);
-        if (r < 0) {
-                log_error_errno(r, "Refusing to restore %s: the file failed verification (%s). Nothing was changed.",
-                                path, reason);
-                return EXIT_TASK_FAILED;
-        }
-        r = task_locks_take_all(c, &locks, &busy);
-        if (r == -EBUSY)
-                log_error_errno(r, "Refusing to restore while a task is running (%s): wait for it to finish and "
-                                   "retry. Nothing was changed.", busy->label);
-        else if (r < 0)
-                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %m", c->state_dir);
-        else
-                r = restore_into_store(c, path);
-        return r < 0 ? EXIT_TASK_FAILED : EXIT_TASK_OK;
 }

@@ -1,5 +1,5 @@
 /* backup.h — the Backup SQL task: consistent online copies into
- * db_backup_YYYYMMDD_HHMMSS.sqlite, verified, durable, rotated; and restore. */
+ * db_backup_YYYYMMDD_HHMMSS.sqlite, verified, durable, rotated. Restore: restore.h. */
 #pragma once
 
 #include "runner.h"
@@ -15,9 +15,7 @@ bool backup_name_valid(const char *name);
 /* Keeps the newest `keep` backups in dir, deletes older ones; counts in *kept and *deleted. */
 int backup_rotate(const char *dir, unsigned keep, unsigned *kept, unsigned *deleted);
 
-/* Checks a backup file: integrity_check ok and a schema this binary knows. On failure a
- * French reason is left in reason. */
-int backup_verify(const char *path, char *reason, size_t reason_size);
-
-/* `gazelle-scheduler restore FILE`: exit code. */
-int backup_restore(const Config *config, const char *path);
+/* One consistent copy of the store ctx->db into the SQLite file dest_path (the SQLite backup
+ * API, or the PostgreSQL export with the embedded schema; stats gets the exported row counts),
+ * integrity-checked and self-contained, not yet fsynced. On failure a reason is left. */
+int backup_copy_store(RunContext *ctx, const char *dest_path, cJSON *stats, char *reason, size_t reason_size);

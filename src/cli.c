@@ -5,6 +5,7 @@
 #include <getopt.h>
 
 #include "backup.h"
+#include "restore.h"
 #include "client.h"
 #include "config.h"
 #include "gazelle.h"
@@ -41,7 +42,7 @@ static void help(void) {
                "                                  Gazelle OAuth: print the authorization URL, exchange a\n"
                "                                  code, or import a refresh token from stdin\n"
                "  migrate                         Apply pending schema migrations to the store\n"
-               "  restore FILE                    Verify a backup and put it back into the SQLite store\n"
+               "  restore FILE [--dry-run]        Verify a backup and put it back into the store\n"
                "  slot TASK                       Read UTC epoch microseconds on stdin, print each one's\n"
                "                                  Montréal slot day (DST checks)\n"
                "  notify-failure UNIT             Mail the administrator about a failed unit (OnFailure=)\n"
@@ -80,10 +81,16 @@ static void help(void) {
         "\n"                                                                                                 \
         "Apply the pending schema migrations to the store (every command also does it on first use).\n"
 #define RESTORE_USAGE                                                                                       \
-        "Usage: gazelle-scheduler restore FILE\n"                                                           \
+        "Usage: gazelle-scheduler restore FILE [--dry-run]\n"                                               \
         "\n"                                                                                                 \
-        "Verify the backup FILE (db_backup_YYYYMMDD_HHMMSS.sqlite) and copy it into the SQLite store in\n"  \
-        "one transaction, with every task locked out; a file that fails verification changes nothing.\n"
+        "Verify the backup FILE (db_backup_YYYYMMDD_HHMMSS.sqlite, from a SQLite or a PostgreSQL store)\n"  \
+        "and put it into the configured store (SQLite, or PostgreSQL with DATABASE_URL) in one\n"           \
+        "transaction, with every task locked out. The file must be a gazelle-scheduler backup (its\n"        \
+        "migrations, tables and columns are checked); an older one is migrated forward. The store in\n"    \
+        "place is first kept as BACKUP_DIR/pre-restore-YYYYMMDD_HHMMSS.sqlite. A file that fails\n"         \
+        "verification changes nothing.\n"                                                                    \
+        "\n"                                                                                                 \
+        "  --dry-run   Print, per table, the rows now and the rows after; change nothing\n"
 #define AUTH_USAGE                                                                                          \
         "Usage: gazelle-scheduler auth                    Print the authorization URL\n"                    \
         "       gazelle-scheduler auth --code CODE        Exchange the code for tokens\n"                   \
@@ -204,11 +211,21 @@ static int cmd_migrate(BusScope bus, int argc, char **argv) {
 
 static int cmd_restore(BusScope bus, int argc, char **argv) {
         _cleanup_(config_clear) Config cfg = {};
-        if (argc != 2)
+        const char *path = NULL;
+        bool dry_run = false;
+        for (int i = 1; i < argc; i++) {
+                if (streq(argv[i], "--dry-run"))
+                        dry_run = true;
+                else if (!path && argv[i][0] != '-')
+                        path = argv[i];
+                else
+                        return usage_error(RESTORE_USAGE);
+        }
+        if (!path)
                 return usage_error(RESTORE_USAGE);
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;
-        return backup_restore(&cfg, argv[1]);
+        return backup_restore(&cfg, path, dry_run);
 }
 
 /* A secret piped on stdin (never argv), trailing blanks stripped. */

@@ -9,6 +9,8 @@ typedef struct Migration {
         const char *sql;
 } Migration;
 
+#define MIGRATION_CHECKSUM_MAX 65 /* SHA-256 in hex + NUL */
+
 extern const Migration sqlite_migrations[];
 extern const Migration postgresql_migrations[];
 
@@ -18,3 +20,6 @@ extern const Migration postgresql_migrations[];
 int migrate_apply(Db *db);
 /* Highest version this binary knows for the engine. */
 int migrate_latest(const Db *db);
+/* SHA-256 of the migration's SQL text, in hex: recorded in schema_migrations.checksum so that a
+ * backup is recognised by content (restore.c), not by a table name any program may use. */
+void migration_checksum(const Migration *m, char out[static MIGRATION_CHECKSUM_MAX]);

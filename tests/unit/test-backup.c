@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "backup.h"
+#include "restore.h"
 #include "config.h"
 #include "db.h"
 #include "migrate.h"
@@ -676,14 +677,14 @@ TEST(restore) {
                 _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
                 ASSERT(fd >= 0);
                 ASSERT_OK(flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0);
-                ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_FAILED);
+                ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_FAILED);
                 ASSERT_EQ_INT(count_users(&e), 2);
                 /* The lock also keeps a backup run out. */
                 ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
         }
 
         /* …and gone once restored. */
-        ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_OK);
+        ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_OK);
         {
                 _cleanup_(db_closep) Db *db = env_store(&e);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM gazelle_users"), 1);
@@ -705,7 +706,7 @@ TEST(restore) {
         /* A file that fails verification is never restored. */
         _cleanup_free_ char *bogus = xasprintf("%s/bogus.sqlite", e.state_home);
         write_file(bogus, "pas une sauvegarde\n");
-        ASSERT_EQ_INT(backup_restore(&e.config, bogus), EXIT_TASK_FAILED);
+        ASSERT_EQ_INT(backup_restore(&e.config, bogus, false), EXIT_TASK_FAILED);
         ASSERT_EQ_INT(count_users(&e), 1);
         listing_free(&l);
         env_done(&e);
@@ -1092,17 +1093,6 @@ TEST(sigkill_image_copy) {
         env_done(&e);
 }
 
-TEST(restore_refuses_postgresql) {
-        Env e;
-        env_init(&e, NULL);
-        _cleanup_free_ char *url = xstrdup("postgresql://gazelle@/gazelle?host=/nonexistent-gazelle-test");
-        char *saved = e.config.database_url;
-        e.config.database_url = url;
-        ASSERT_EQ_INT(backup_restore(&e.config, "/nonexistent/db_backup_20260101_000000.sqlite"), EXIT_TASK_FAILED);
-        e.config.database_url = saved;
-        env_done(&e);
-}
-
 static char *pg_admin_url;
 
 static void assert_copy_text(sqlite3 *copy, const char *sql, const char *expected) {
@@ -1221,8 +1211,6 @@ TEST(postgresql_export) {
         cJSON_Delete(stats);
         run_row_clear(&row);
 
-        /* Restoring into PostgreSQL is refused (not supported), nothing changes. */
-        ASSERT_EQ_INT(backup_restore(&e.config, path), EXIT_TASK_FAILED);
         listing_free(&l);
         env_done(&e);
         test_pg_drop_database(pg_admin_url, dbname);
@@ -1244,7 +1232,6 @@ int main(int argc, char **argv) {
                 TEST_CASE(unwritable_backup_dir), TEST_CASE(verify),                  TEST_CASE(restore),
                 TEST_CASE(concurrent_writer), TEST_CASE(wal_frames_pending),          TEST_CASE(wal_garbage_tail),
                 TEST_CASE(wal_truncated_inside_snapshot), TEST_CASE(non_wal_fallback),  TEST_CASE(sigkill_image_copy),
-                TEST_CASE(restore_refuses_postgresql),
         };
         TestCase cases[ELEMENTSOF(common) + 1];
         size_t n = ELEMENTSOF(common);

@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: MIT */
+/* restore.c — `gazelle-scheduler restore FILE [--dry-run]`.
+ *
+ * Nothing is touched before the file is recognised by content: its schema_migrations must list
+ * exactly this program's migrations (names, and checksums where recorded) from 1 to its
+ * version, and every table that version creates must be there with exactly its columns
+ * (compared with a schema built in memory from the embedded migrations). Another program's SQLite file —
+ * Rails and golang-migrate both make a schema_migrations table — is refused.
+ *
+ * The backup is then copied to a work file next to the backups and migrated forward there, so
+ * an older backup restores into the current schema and the backup itself is never written.
+ * With every task locked out, the store in place is kept as pre-restore-YYYYMMDD_HHMMSS.sqlite
+ * (the backup format, so it can itself be restored; the backup rotation never counts or
+ * deletes it), and the work copy replaces the store in one transaction: SQLite with the backup
+ * API, PostgreSQL with DELETE + INSERT of every product table and the sequences moved past the
+ * restored ids. Readers see the old or the new data, never a mix. */
+#include "restore.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include "backup.h"
+#include "migrate.h"
+#include "runner.h"
+#include "task-lock.h"
+
+#define PRODUCT_TABLES_MAX 64
+#define COLUMNS_TEXT_MAX 8192
+/* A run of another host with a pid and no end, younger than this, counts as running: no task's
+ * TimeoutStartSec= is longer. */
+#define REMOTE_RUN_MAX_AGE_USEC (24 * 3600 * USEC_PER_SEC)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3 *, sqlite3_close_v2);
+
+typedef struct TableList {
+        char *names[PRODUCT_TABLES_MAX];
+        size_t n;
+} TableList;
+
+static void table_list_clear(TableList *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->names[i]);
+        l->n = 0;
+}
+
+/* ---- Recognition ------------------------------------------------------------------------ */
+
+static int sqlite_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+                return -EACCES;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        default:
+                return -EIO;
+        }
+}
+
+/* Product tables of db (every table but SQLite's own and schema_migrations), sorted by name. */
+static int list_tables(sqlite3 *db, TableList *l) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db,
+                                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                                    "AND name <> 'schema_migrations' ORDER BY name",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (l->n == PRODUCT_TABLES_MAX)
+                        return -E2BIG;
+                l->names[l->n++] = xstrdup((const char *) sqlite3_column_text(st, 0));
+        }
+        return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+/* "name TYPE, name TYPE…" in column order: what a table looks like, as one comparable text.
+ * table is one of our own table names (never a caller's), so it may be quoted into SQL. */
+static int table_shape(sqlite3 *db, const char *table, char shape[static COLUMNS_TEXT_MAX]) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sql = xasprintf("SELECT name, upper(type) FROM pragma_table_info('%s')", table);
+        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_errno(rc);
+        size_t n = 0;
+        shape[0] = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int w = snprintf(shape + n, COLUMNS_TEXT_MAX - n, "%s%s %s", n ? ", " : "",
+                                 (const char *) sqlite3_column_text(st, 0), (const char *) sqlite3_column_text(st, 1));
+                if (w < 0 || (size_t) w >= COLUMNS_TEXT_MAX - n)
+                        return -E2BIG;
+                n += (size_t) w;
+        }
+        return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+}
+
+/* The schema this program's migrations 1..version create, in memory. */
+static int schema_at(int version, sqlite3 **ret) {
+        _cleanup_(sqlite3_close_v2p) sqlite3 *db = NULL;
+        if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+                return -ENOMEM;
+        for (const Migration *m = sqlite_migrations; m->name && m->version <= version; m++)
+                if (sqlite3_exec(db, m->sql, NULL, NULL, NULL) != SQLITE_OK)
+                        return -EIO; /* the embedded migrations are tested: cannot happen */
+        *ret = TAKE_PTR(db);
+        return 0;
+}
+
+/* The tables of today's schema: what is counted and copied. */
+static int product_tables(TableList *l) {
+        _cleanup_(sqlite3_close_v2p) sqlite3 *ref = NULL;
+        int r = schema_at(INT_MAX, &ref);
+        return r < 0 ? r : list_tables(ref, l);
+}
+
+static int latest_version(void) {
+        int v = 0;
+        for (const Migration *m = sqlite_migrations; m->name; m++)
+                v = m->version;
+        return v;
+}
+
+static bool has_column(sqlite3 *db, const char *table, const char *column) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st, NULL) != SQLITE_OK)
+                return false;
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
+        return sqlite3_step(st) == SQLITE_ROW;
+}
+
+#define NOT_OURS "ce fichier n'est pas une sauvegarde gazelle-scheduler"
+
+/* schema_migrations lists exactly our migrations 1..n, in order, with our names and (where the
+ * file recorded them) our checksums. */
+static int check_migrations(sqlite3 *db, int *ret_version, char *reason, size_t reason_size) {
+        if (!has_column(db, "schema_migrations", "version")) {
+                snprintf(reason, reason_size, NOT_OURS " (pas de table schema_migrations)");
+                return -EBADMSG;
+        }
+        if (!has_column(db, "schema_migrations", "name") || !has_column(db, "schema_migrations", "applied_at")) {
+                snprintf(reason, reason_size, NOT_OURS " : sa table schema_migrations est celle d'un autre "
+                                              "programme (Rails, golang-migrate…)");
+                return -EBADMSG;
+        }
+        bool checksums = has_column(db, "schema_migrations", "checksum");
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, checksums ? "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+                                                  : "SELECT version, name, NULL FROM schema_migrations ORDER BY version",
+                                    -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(reason, reason_size, NOT_OURS " (%s)", sqlite3_errmsg(db));
+                return -EBADMSG;
+        }
+        const Migration *m = sqlite_migrations;
+        int version = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *name = (const char *) sqlite3_column_text(st, 1);
+                const char *sum = (const char *) sqlite3_column_text(st, 2);
+                if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
+                        snprintf(reason, reason_size, NOT_OURS " : version de migration « %.40s » non numérique",
+                                 (const char *) sqlite3_column_text(st, 0));
+                        return -EBADMSG;
+                }
+                int v = sqlite3_column_int(st, 0);
+                if (!m->name && v > version) {
+                        snprintf(reason, reason_size, "schéma version %d (%.60s), plus récent que ce programme (%d) : "
+                                 "mettez gazelle-scheduler à jour avant de restaurer", v, strempty(name), version);
+                        return -EPROTONOSUPPORT;
+                }
+                if (v != m->version || !streq_ptr(name, m->name)) {
+                        snprintf(reason, reason_size, NOT_OURS " : migration %d « %.60s » inconnue (attendu %d « %s »)",
+                                 v, strempty(name), m->version, m->name);
+                        return -EBADMSG;
+                }
+                if (sum) {
+                        char expected[MIGRATION_CHECKSUM_MAX];
+                        migration_checksum(m, expected);
+                        if (!streq(sum, expected)) {
+                                snprintf(reason, reason_size, NOT_OURS " : la somme de contrôle de la migration %s "
+                                         "ne correspond pas", m->name);
+                                return -EBADMSG;
+                        }
+                }
+                version = v;
+                m++;
+        }
+        if (rc != SQLITE_DONE) {
+                snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
+                return sqlite_errno(rc);
+        }
+        if (version == 0) {
+                snprintf(reason, reason_size, NOT_OURS " (schema_migrations est vide)");
+                return -EBADMSG;
+        }
+        *ret_version = version;
+        return 0;
+}
+
+/* Every table migrations 1..version create, each with exactly its columns. Other tables (an
+ * administrator's own) are tolerated: they are not the product's, and only a SQLite restore
+ * carries them along. */
+static int check_tables(sqlite3 *db, int version, char *reason, size_t reason_size) {
+        _cleanup_(sqlite3_close_v2p) sqlite3 *ref = NULL;
+        _cleanup_(table_list_clear) TableList want = {};
+        int r = schema_at(version, &ref);
+        if (r >= 0)
+                r = list_tables(ref, &want);
+        if (r < 0) {
+                snprintf(reason, reason_size, "lecture du schéma : %s", strerror(-r));
+                return r;
+        }
+        for (size_t k = 0; k < want.n; k++) {
+                char a[COLUMNS_TEXT_MAX], b[COLUMNS_TEXT_MAX];
+                r = table_shape(ref, want.names[k], a);
+                if (r >= 0)
+                        r = table_shape(db, want.names[k], b);
+                if (r < 0) {
+                        snprintf(reason, reason_size, "lecture du schéma de %s : %s", want.names[k], strerror(-r));
+                        return r;
+                }
+                if (!b[0]) {
+                        snprintf(reason, reason_size, NOT_OURS " : table %s absente", want.names[k]);
+                        return -EBADMSG;
+                }
+                if (!streq(a, b)) {
+                        snprintf(reason, reason_size, NOT_OURS " : les colonnes de %s ne sont pas celles du schéma "
+                                 "version %d", want.names[k], version);
+                        return -EBADMSG;
+                }
+        }
+        return 0;
+}
+
+static int integrity_ok(sqlite3 *db, char *reason, size_t reason_size) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW) {
+                snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
+                return sqlite_errno(rc);
+        }
+        const char *v = (const char *) sqlite3_column_text(st, 0);
+        if (!v || !streq(v, "ok")) {
+                snprintf(reason, reason_size, "contrôle d'intégrité : %.200s", v ? v : "?");
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int backup_inspect(const char *path, int *ret_version, char *reason, size_t reason_size) {
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                snprintf(reason, reason_size, "%s", strerror(errno));
+                return -errno;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(reason, reason_size, "ce n'est pas un fichier ordinaire");
+                return -EBADMSG;
+        }
+        _cleanup_(sqlite3_close_v2p) sqlite3 *db = NULL;
+        int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+        if (rc != SQLITE_OK) {
+                snprintf(reason, reason_size, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                return sqlite_errno(rc);
+        }
+        int version = 0;
+        int r = integrity_ok(db, reason, reason_size);
+        if (r >= 0)
+                r = check_migrations(db, &version, reason, reason_size);
+        if (r >= 0)
+                r = check_tables(db, version, reason, reason_size);
+        if (r >= 0 && ret_version)
+                *ret_version = version;
+        return r;
+}
+
+int backup_verify(const char *path, char *reason, size_t reason_size) {
+        return backup_inspect(path, NULL, reason, reason_size);
+}
+
+/* ---- The work copy ---------------------------------------------------------------------- */
+
+static void unlink_sqlite_files(const char *path) {
+        static const char *const suffixes[] = { "", "-journal", "-wal", "-shm" };
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = xasprintf("%s%s", path, suffixes[i]);
+                (void) unlink(p);
+        }
+}
+
+typedef struct WorkCopy {
+        char *path;
+        Db *db;
+} WorkCopy;
+
+static void work_copy_done(WorkCopy *w) {
+        w->db = db_close(w->db);
+        if (w->path)
+                unlink_sqlite_files(w->path);
+        w->path = mfree(w->path);
+}
+
+/* The backup copied to path and migrated forward there: the backup itself is never written. */
+static int work_copy_make(const char *backup, WorkCopy *w, char *reason, size_t reason_size) {
+        unlink_sqlite_files(w->path);
+        {
+                _cleanup_(sqlite3_close_v2p) sqlite3 *src = NULL, *dest = NULL;
+                int rc = sqlite3_open_v2(backup, &src, SQLITE_OPEN_READONLY, NULL);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_open_v2(w->path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+                sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dest, "main", src, "main") : NULL;
+                if (b) {
+                        rc = sqlite3_backup_step(b, -1);
+                        int frc = sqlite3_backup_finish(b);
+                        rc = rc == SQLITE_DONE ? frc : rc;
+                } else if (rc == SQLITE_OK)
+                        rc = sqlite3_errcode(dest);
+                if (rc != SQLITE_OK) {
+                        snprintf(reason, reason_size, "copie de travail %s : %s", w->path,
+                                 dest ? sqlite3_errmsg(dest) : src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+                        return sqlite_errno(rc);
+                }
+        }
+        int r = db_open_sqlite(w->path, &w->db);
+        if (r >= 0)
+                r = migrate_apply(w->db);
+        if (r < 0) {
+                snprintf(reason, reason_size, "mise à jour du schéma de la copie : %s",
+                         w->db ? db_error(w->db) : strerror(-r));
+                return r;
+        }
+        /* The forward migration must have produced exactly today's schema. */
+        return check_tables(db_sqlite_handle(w->db), latest_version(), reason, reason_size);
+}
+
+/* ---- Counting --------------------------------------------------------------------------- */
+
+static int count_rows(Db *db, const char *table, int64_t *ret) {
+        _cleanup_free_ char *sql = xasprintf("SELECT count(*) FROM \"%s\"", table);
+        return db_query_int(db, sql, DB_NO_PARAMS, ret);
+}
+
+static int print_plan(Db *store, Db *work, const TableList *tables, const char *path, int version) {
+        printf("Simulation : restauration de %s (schéma version %d%s) dans %s — rien n'est modifié.\n", path,
+               version, version < latest_version() ? ", mis à jour" : "",
+               db_backend(store) == DB_POSTGRESQL ? "PostgreSQL (DATABASE_URL)" : "la base SQLite");
+        printf("%-28s %12s    %12s\n", "Table", "maintenant", "après");
+        for (size_t i = 0; i < tables->n; i++) {
+                int64_t now = 0, after = 0;
+                int r = count_rows(store, tables->names[i], &now);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to count the rows of %s in the store: %s", tables->names[i],
+                                               db_error(store));
+                r = count_rows(work, tables->names[i], &after);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to count the rows of %s in the backup: %s", tables->names[i],
+                                               db_error(work));
+                printf("%-28s %12lld -> %12lld\n", tables->names[i], (long long) now, (long long) after);
+        }
+        return 0;
+}
+
+/* ---- The copy of the store in place ------------------------------------------------------ */
+
+static void pre_restore_name(usec_t t, char buf[static 64]) {
+        time_t s = (time_t) (t / USEC_PER_SEC);
+        struct tm tm;
+        localtime_r(&s, &tm); /* Montréal: tz_init() */
+        strftime(buf, 64, PRE_RESTORE_PREFIX "%Y%m%d_%H%M%S.sqlite", &tm);
+}
+
+/* The store in place as <backup dir>/pre-restore-YYYYMMDD_HHMMSS.sqlite; its path in *ret. */
+static int keep_pre_restore(const Config *c, Db *store, char **ret) {
+        char reason[512] = "";
+        _cleanup_free_ char *tmp = xasprintf("%s/.pre-restore.%d.tmp", c->backup_dir, (int) getpid());
+        unlink_sqlite_files(tmp);
+        RunContext ctx = {
+                .config = c,
+                .db = store,
+                .task = task_get(TASK_BACKUP),
+                .log = { .task = "backup" },
+        };
+        _cleanup_(cJSON_Deletep) cJSON *stats = cJSON_CreateObject();
+        int r = backup_copy_store(&ctx, tmp, stats, reason, sizeof reason);
+        if (r >= 0) {
+                _cleanup_close_ int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || fsync(fd) < 0)
+                        r = -errno;
+                if (r < 0)
+                        snprintf(reason, sizeof reason, "fsync : %s", strerror(-r));
+        }
+        for (int attempt = 0; r >= 0 && attempt < 10; attempt++) {
+                char name[64];
+                pre_restore_name(now_realtime() + (usec_t) attempt * USEC_PER_SEC, name);
+                _cleanup_free_ char *final = xasprintf("%s/%s", c->backup_dir, name);
+                if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) >= 0) {
+                        (void) fsync_directory(c->backup_dir);
+                        *ret = TAKE_PTR(final);
+                        return 0;
+                }
+                if (errno != EEXIST) {
+                        r = -errno;
+                        snprintf(reason, sizeof reason, "renommage : %s", strerror(errno));
+                }
+        }
+        unlink_sqlite_files(tmp);
+        if (r >= 0) {
+                r = -EEXIST;
+                snprintf(reason, sizeof reason, "aucun nom libre");
+        }
+        return log_error_errno(r, "Refusing to restore: the store in place could not be kept in %s (%s). Nothing "
+                               "was changed: free space or fix the rights of BACKUP_DIR, then retry.",
+                               c->backup_dir, reason);
+}
+
+/* ---- Replacing the store ---------------------------------------------------------------- */
+
+static int restore_sqlite(Db *store, Db *work, const char *path) {
+        sqlite3 *dest = db_sqlite_handle(store);
+        /* One write transaction on the live store: readers see the old or the new database. */
+        sqlite3_backup *b = sqlite3_backup_init(dest, "main", db_sqlite_handle(work), "main");
+        if (!b)
+                return log_error_errno(EIO, "Restore of %s failed, the store is unchanged: %s", path, sqlite3_errmsg(dest));
+        int rc = sqlite3_backup_step(b, -1);
+        int frc = sqlite3_backup_finish(b);
+        if (rc != SQLITE_DONE || frc != SQLITE_OK)
+                return log_error_errno(sqlite_errno(rc != SQLITE_DONE ? rc : frc),
+                                       "Restore of %s failed, the store is unchanged: %s", path, sqlite3_errmsg(dest));
+        return 0;
+}
+
+/* Every row of table from the work copy into PostgreSQL, in the transaction the caller opened.
+ * Values go as text parameters: PostgreSQL casts them to each column's type (ISO timestamps,
+ * 0/1 booleans, JSON text, UUIDs). */
+static int copy_table_to_pg(Db *pg, sqlite3 *src, const char *table, int64_t *rows) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *cols = NULL, *st = NULL;
+        _cleanup_free_ char *info = xasprintf("SELECT name FROM pragma_table_info('%s')", table);
+        if (sqlite3_prepare_v2(src, info, -1, &cols, NULL) != SQLITE_OK)
+                return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
+        Buf names = {}, params = {};
+        int n = 0;
+        while (sqlite3_step(cols) == SQLITE_ROW) {
+                buf_printf(&names, "%s\"%s\"", n ? ", " : "", (const char *) sqlite3_column_text(cols, 0));
+                buf_printf(&params, "%s$%d", n ? ", " : "", n + 1);
+                n++;
+        }
+        _cleanup_free_ char *select = xasprintf("SELECT %s FROM \"%s\"", strempty(names.data), table);
+        _cleanup_free_ char *insert = xasprintf("INSERT INTO \"%s\" (%s) VALUES (%s)", table, strempty(names.data),
+                                                strempty(params.data));
+        free(names.data);
+        free(params.data);
+        if (sqlite3_prepare_v2(src, select, -1, &st, NULL) != SQLITE_OK)
+                return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
+
+        _cleanup_free_ DbValue *values = xmalloc(sizeof(DbValue) * (size_t) n);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                for (int i = 0; i < n; i++)
+                        values[i] = DBV_TEXT_OR_NULL((const char *) sqlite3_column_text(st, i));
+                int r = db_exec(pg, insert, values, (size_t) n);
+                if (r < 0)
+                        return r;
+                (*rows)++;
+        }
+        if (rc != SQLITE_DONE)
+                return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
+        return 0;
+}
+
+/* Sequences behind serial columns (alert_ledger.id) continue after the restored ids. */
+static int reset_sequences(Db *pg, const TableList *tables) {
+        for (size_t i = 0; i < tables->n; i++) {
+                _cleanup_free_ char *column = NULL;
+                int r = db_query_text(pg,
+                                      "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                      "current_schema() AND table_name = $1 AND column_default LIKE 'nextval(%'",
+                                      DB_PARAMS(DBV_TEXT_OR_NULL(tables->names[i])), &column);
+                if (r < 0)
+                        return r;
+                if (!column)
+                        continue;
+                _cleanup_free_ char *sql = xasprintf(
+                        "SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(\"%s\"), 0) + 1, false) FROM \"%s\"",
+                        column, tables->names[i]);
+                r = db_exec(pg, sql, DB_PARAMS(DBV_TEXT_OR_NULL(tables->names[i]), DBV_TEXT_OR_NULL(column)));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int restore_postgresql(Db *pg, Db *work, const TableList *tables, const char *path) {
+        int64_t rows = 0;
+        int r = db_begin(pg);
+        /* Deleting in reverse order of the list, inserting in order: no foreign key exists
+         * today, and this order stays right if one ever does between sorted names. */
+        for (size_t i = tables->n; r >= 0 && i > 0; i--) {
+                _cleanup_free_ char *sql = xasprintf("DELETE FROM \"%s\"", tables->names[i - 1]);
+                r = db_exec(pg, sql, DB_NO_PARAMS);
+        }
+        for (size_t i = 0; r >= 0 && i < tables->n; i++)
+                r = copy_table_to_pg(pg, db_sqlite_handle(work), tables->names[i], &rows);
+        if (r >= 0)
+                r = reset_sequences(pg, tables);
+        if (r >= 0)
+                r = db_commit(pg);
+        if (r < 0) {
+                (void) db_rollback(pg);
+                return log_error_errno(r, "Restore of %s into PostgreSQL failed and was rolled back, the store is "
+                                       "unchanged: %s", path, db_error(pg));
+        }
+        return 0;
+}
+
+/* Another host's run in progress on a shared PostgreSQL store: its task locks are not ours to
+ * take, but its row says it runs. */
+static int remote_run(Db *pg, char **ret_task) {
+        char host[256], since[ISO_UTC_MAX];
+        host_name(host);
+        return db_query_text(pg,
+                             "SELECT task_name FROM scheduler_logs WHERE status = 'running' AND pid IS NOT NULL "
+                             "AND host IS DISTINCT FROM $1 AND started_at >= $2 LIMIT 1",
+                             DB_PARAMS(((DbValue) { .type = DBV_TEXT, .s = host }),
+                                       DBV_TEXT_OR_NULL(format_iso_utc(now_realtime() - REMOTE_RUN_MAX_AGE_USEC, since))),
+                             ret_task);
+}
+
+/* ---- The command ------------------------------------------------------------------------ */
+
+static int restore_locked(const Config *c, const char *path, int version, bool dry_run) {
+        char reason[512] = "";
+        _cleanup_(db_closep) Db *store = NULL;
+        _cleanup_(work_copy_done) WorkCopy work = {};
+        _cleanup_(table_list_clear) TableList tables = {};
+        const char *where = c->database_url ? "PostgreSQL (DATABASE_URL)" : c->sqlite_path;
+
+        int r = store_open(c, &store);
+        if (r < 0)
+                return log_error_errno(r, "Refusing to restore: the store %s cannot be opened (%s). Nothing was changed.",
+                                       where, store ? db_error(store) : strerror(-r));
+        if (db_backend(store) == DB_POSTGRESQL) {
+                _cleanup_free_ char *task = NULL;
+                r = remote_run(store, &task);
+                if (r < 0)
+                        return log_error_errno(r, "Refusing to restore: cannot read scheduler_logs (%s). Nothing was "
+                                               "changed.", db_error(store));
+                if (task)
+                        return log_error_errno(EBUSY, "Refusing to restore while %s runs on another host sharing this "
+                                               "PostgreSQL store: wait for it to finish and retry. Nothing was changed.",
+                                               task);
+        }
+        r = mkdir_p(c->backup_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Refusing to restore: the backup directory %s cannot be created (%s). Nothing "
+                                       "was changed.", c->backup_dir, strerror(-r));
+        work.path = xasprintf("%s/.restore.%d.tmp", c->backup_dir, (int) getpid());
+        r = work_copy_make(path, &work, reason, sizeof reason);
+        if (r < 0)
+                return log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
+        r = product_tables(&tables);
+        if (r < 0)
+                return log_error_errno(r, "Refusing to restore %s: cannot list its tables: %s. Nothing was changed.",
+                                       path, strerror(-r));
+        if (dry_run)
+                return print_plan(store, work.db, &tables, path, version);
+
+        _cleanup_free_ char *kept = NULL;
+        r = keep_pre_restore(c, store, &kept);
+        if (r < 0)
+                return r;
+        r = db_backend(store) == DB_POSTGRESQL ? restore_postgresql(store, work.db, &tables, path)
+                                                : restore_sqlite(store, work.db, path);
+        if (r < 0) {
+                log_error_errno(r, "The store in place is also kept in %s.", kept);
+                return r;
+        }
+        log_info("Base restaurée depuis %s dans %s (schéma version %d%s). L'ancienne base est conservée dans %s "
+                 "(gazelle-scheduler restore %s pour revenir en arrière).", path, where, version,
+                 version < latest_version() ? ", mis à jour" : "", kept, kept);
+        return 0;
+}
+
+int backup_restore(const Config *c, const char *path, bool dry_run) {
+        char reason[512] = "";
+        _cleanup_(task_locks_release) TaskLocks locks = TASK_LOCKS_INIT;
+        const Task *busy = NULL;
+        int version = 0;
+
+        int r = backup_inspect(path, &version, reason, sizeof reason);
+        if (r < 0) {
+                log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
+                return EXIT_TASK_FAILED;
+        }
+        r = task_locks_take_all(c, &locks, &busy);
+        if (r == -EBUSY)
+                log_error_errno(r, "Refusing to restore while a task is running (%s): wait for it to finish and "
+                                   "retry. Nothing was changed.", busy->label);
+        else if (r < 0)
+                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %s", c->state_dir,
+                                strerror(-r));
+        else
+                r = restore_locked(c, path, version, dry_run);
+        return r < 0 ? EXIT_TASK_FAILED : EXIT_TASK_OK;
+}
