@@ -309,14 +309,7 @@ static int append_time(sd_bus_message *reply, const char *key, usec_t t) {
         return t ? append_str(reply, key, format_local_rfc3339(t, buf)) : 0;
 }
 
-/* The display name ("Nick") of the technician whose address started a manual run, or NULL:
- * RunTask stores the email, people want to read the name. */
-static const char *technician_name_by_email(const Settings *s, const char *email) {
-        const Technician *t = settings_find_technician_by_email(s, email);
-        return t ? t->display_name : NULL;
-}
-
-static int append_run(sd_bus_message *reply, const Settings *settings, const RunRow *row) {
+static int append_run(sd_bus_message *reply, const RunRow *row) {
         int r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -329,7 +322,7 @@ static int append_run(sd_bus_message *reply, const Settings *settings, const Run
         for (size_t i = 0; i < ELEMENTSOF(strs) && r >= 0; i++)
                 r = append_str(reply, strs[i].key, strs[i].value);
         if (r >= 0)
-                r = append_str(reply, "triggered_by_name", technician_name_by_email(settings, row->triggered_by_user));
+                r = append_str(reply, "triggered_by_name", row->triggered_by_name);
         if (r >= 0)
                 r = append_time(reply, "started_at", row->started_at);
         if (r >= 0)
@@ -370,8 +363,10 @@ static int reply_runs(Context *c, sd_bus_message *m, const Task *t, uint32_t lim
         _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
         while (r >= 0 && (r = db_cursor_next(cur)) > 0) {
                 r = store_run_read(cur, &row);
-                if (r >= 0)
-                        r = append_run(reply, &c->config.settings, &row);
+                if (r >= 0) {
+                        run_row_name_technician(&row, &c->config.settings);
+                        r = append_run(reply, &row);
+                }
         }
         if (r < 0) {
                 if (db_cursor_free(TAKE_PTR(cur)), sd_bus_error_is_set(error))
@@ -409,8 +404,8 @@ static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error 
         return reply_runs(c, m, t, limit, error);
 }
 
-/* last: the task's newest run, ok: its newest success or warning (zeroed rows when none). */
-static int append_task(Context *c, sd_bus_message *reply, const Task *t, const RunRow *last, const RunRow *ok) {
+static int append_task(Context *c, sd_bus_message *reply, const Task *t, const TaskHistory *h) {
+        const RunRow *last = &h->last, *ok = &h->last_ok;
         usec_t next = 0;
 
         int r = sd_bus_message_open_container(reply, 'a', "{sv}");
@@ -445,21 +440,18 @@ static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "a{sv}");
         for (int i = 0; r >= 0 && i < _TASK_MAX; i++) {
-                _cleanup_(run_row_clear) RunRow last = { .duration_seconds = -1 };
-                _cleanup_(run_row_clear) RunRow ok = { .duration_seconds = -1 };
+                _cleanup_(task_history_clear) TaskHistory h = {};
                 const Task *t = task_get((TaskId) i);
 
                 /* A store failure must not read as "never run": say so, and drop a dead link. */
-                int q = store_run_last(db, t->name, NULL, NULL, &last);
-                if (q >= 0)
-                        q = store_run_last(db, t->name, "success", "warning", &ok);
+                int q = store_task_history(db, t->name, &h);
                 if (q < 0) {
                         sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s",
                                           db_error(db));
                         context_store_failed(c, q);
                         return q;
                 }
-                r = append_task(c, reply, t, &last, &ok);
+                r = append_task(c, reply, t, &h);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

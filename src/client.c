@@ -15,9 +15,11 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-errors.h"
+#include "terminal-text.h"
 #include "manager.h"
 #include "runner.h"
 #include "store.h"
+#include "task-lock.h"
 #include "tasks.h"
 
 #define LOGS_DEFAULT 20
@@ -28,8 +30,6 @@
 #define STALE_AFTER_USEC (26 * 3600 * USEC_PER_SEC) /* a daily task, plus two hours of slack */
 #define TERMINAL_WIDTH_DEFAULT 120
 #define COLUMN_GAP "  "
-#define ELLIPSIS "…"
-#define REPLACEMENT_CHAR "\xEF\xBF\xBD"
 #define EXIT_INTERRUPTED 130
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -39,161 +39,7 @@ static inline void cJSON_freep(char **s) {
                 cJSON_free(*s);
 }
 
-/* ---- Text: widths, fitting and the French labels --------------------------------------- */
-
-typedef struct Range {
-        uint32_t lo, hi;
-} Range;
-
-/* Marks drawn on top of the previous character: combining marks, selectors, joiners, tags. */
-static const Range zero_width[] = {
-        { 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05BD }, { 0x0610, 0x061A }, { 0x064B, 0x065F },
-        { 0x1AB0, 0x1AFF }, { 0x1DC0, 0x1DFF }, { 0x200B, 0x200F }, { 0x2060, 0x2064 }, { 0x20D0, 0x20FF },
-        { 0xFE00, 0xFE0F }, { 0xFE20, 0xFE2F }, { 0xFEFF, 0xFEFF }, { 0xE0000, 0xE007F }, { 0xE0100, 0xE01EF },
-};
-
-/* Two cells: East Asian wide characters and the emoji that are drawn as emoji by default. */
-static const Range wide[] = {
-        { 0x1100, 0x115F },   { 0x231A, 0x231B },   { 0x2329, 0x232A },   { 0x23E9, 0x23EC },
-        { 0x23F0, 0x23F0 },   { 0x23F3, 0x23F3 },   { 0x25FD, 0x25FE },   { 0x2614, 0x2615 },
-        { 0x2648, 0x2653 },   { 0x267F, 0x267F },   { 0x2693, 0x2693 },   { 0x26A1, 0x26A1 },
-        { 0x26AA, 0x26AB },   { 0x26BD, 0x26BE },   { 0x26C4, 0x26C5 },   { 0x26CE, 0x26CE },
-        { 0x26D4, 0x26D4 },   { 0x26EA, 0x26EA },   { 0x26F2, 0x26F3 },   { 0x26F5, 0x26F5 },
-        { 0x26FA, 0x26FA },   { 0x26FD, 0x26FD },   { 0x2705, 0x2705 },   { 0x270A, 0x270B },
-        { 0x2728, 0x2728 },   { 0x274C, 0x274C },   { 0x274E, 0x274E },   { 0x2753, 0x2755 },
-        { 0x2757, 0x2757 },   { 0x2795, 0x2797 },   { 0x27B0, 0x27B0 },   { 0x27BF, 0x27BF },
-        { 0x2B1B, 0x2B1C },   { 0x2B50, 0x2B50 },   { 0x2B55, 0x2B55 },   { 0x2E80, 0x303E },
-        { 0x3041, 0x33FF },   { 0x3400, 0x4DBF },   { 0x4E00, 0x9FFF },   { 0xA000, 0xA4CF },
-        { 0xA960, 0xA97F },   { 0xAC00, 0xD7A3 },   { 0xF900, 0xFAFF },   { 0xFE10, 0xFE19 },
-        { 0xFE30, 0xFE6F },   { 0xFF00, 0xFF60 },   { 0xFFE0, 0xFFE6 },   { 0x1F004, 0x1F004 },
-        { 0x1F0CF, 0x1F0CF }, { 0x1F18E, 0x1F18E }, { 0x1F191, 0x1F19A }, { 0x1F200, 0x1F2FF },
-        { 0x1F300, 0x1F64F }, { 0x1F680, 0x1F6FF }, { 0x1F7E0, 0x1F7EB }, { 0x1F900, 0x1F9FF },
-        { 0x1FA70, 0x1FAFF }, { 0x20000, 0x2FFFD }, { 0x30000, 0x3FFFD },
-};
-
-static bool in_ranges(const Range *r, size_t n, uint32_t cp) {
-        for (size_t i = 0; i < n; i++)
-                if (cp >= r[i].lo && cp <= r[i].hi)
-                        return true;
-        return false;
-}
-
-/* Anything that would move the cursor or break the line: C0, DEL, C1, LS, PS. */
-static bool is_control(uint32_t cp) {
-        return cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || cp == 0x2028 || cp == 0x2029;
-}
-
-/* One code point: its length in bytes, or 0 for an invalid sequence (the caller takes one
- * byte). Overlong forms, surrogates and values past U+10FFFF are invalid. */
-static size_t utf8_decode(const char *s, uint32_t *ret) {
-        const unsigned char *p = (const unsigned char *) s;
-        size_t n;
-        uint32_t cp, min;
-
-        if (p[0] < 0x80) {
-                *ret = p[0];
-                return 1;
-        }
-        if ((p[0] & 0xE0) == 0xC0)
-                n = 2, cp = p[0] & 0x1F, min = 0x80;
-        else if ((p[0] & 0xF0) == 0xE0)
-                n = 3, cp = p[0] & 0x0F, min = 0x800;
-        else if ((p[0] & 0xF8) == 0xF0)
-                n = 4, cp = p[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        *ret = cp;
-        return n;
-}
-
-/* What the terminal draws as one character: a code point and the zero-width ones after it. */
-typedef struct Glyph {
-        const char *start;
-        size_t len;     /* bytes */
-        size_t width;   /* cells */
-        bool invalid;   /* drawn as U+FFFD */
-        bool control;   /* drawn as a space */
-} Glyph;
-
-static size_t base_width(uint32_t cp) {
-        if (in_ranges(zero_width, ELEMENTSOF(zero_width), cp))
-                return 0;
-        return in_ranges(wide, ELEMENTSOF(wide), cp) ? 2 : 1;
-}
-
-static bool glyph_next(const char **p, Glyph *g) {
-        uint32_t cp;
-
-        if (!**p)
-                return false;
-        size_t n = utf8_decode(*p, &cp);
-        *g = (Glyph) { .start = *p, .len = n ? n : 1, .invalid = n == 0 };
-        g->control = !g->invalid && is_control(cp);
-        g->width = g->invalid || g->control ? 1 : base_width(cp);
-
-        for (bool joined = false;;) {
-                const char *q = g->start + g->len;
-                size_t m = *q ? utf8_decode(q, &cp) : 0;
-                if (m == 0)
-                        break;
-                if (joined)
-                        joined = false; /* the character a ZWJ glues on: part of this glyph */
-                else if (cp == 0xFE0F && g->width == 1 && !g->control && !g->invalid)
-                        g->width = 2;   /* emoji presentation: ⚠ + U+FE0F is drawn wide */
-                else if (!in_ranges(zero_width, ELEMENTSOF(zero_width), cp))
-                        break;
-                joined = joined || cp == 0x200D;
-                g->len += m;
-        }
-        *p += g->len;
-        return true;
-}
-
-/* Appends the glyph as it will be drawn; returns the new end. */
-static char *glyph_put(char *out, const Glyph *g) {
-        if (g->invalid)
-                return stpcpy(out, REPLACEMENT_CHAR);
-        if (g->control) {
-                *out++ = ' ';
-                /* Its marks stay attached; they are valid by construction. */
-                size_t n = utf8_decode(g->start, &(uint32_t) { 0 });
-                memcpy(out, g->start + n, g->len - n);
-                return out + g->len - n;
-        }
-        memcpy(out, g->start, g->len);
-        return out + g->len;
-}
-
-size_t text_width(const char *s) {
-        size_t w = 0;
-        Glyph g;
-        for (const char *p = strempty(s); glyph_next(&p, &g);)
-                w += g.width;
-        return w;
-}
-
-char *text_fit(const char *s, size_t width) {
-        s = strempty(s);
-        /* Worst case: every byte an invalid one (1 → 3 bytes), plus the ellipsis. */
-        char *buf = xmalloc(strlen(s) * 3 + sizeof ELLIPSIS), *out = buf;
-        bool cut = text_width(s) > width;
-        size_t budget = cut ? (width > 0 ? width - 1 : 0) : width, used = 0;
-        Glyph g;
-
-        for (const char *p = s; glyph_next(&p, &g) && used + g.width <= budget; used += g.width)
-                out = glyph_put(out, &g);
-        if (cut && width > 0)
-                out = stpcpy(out, ELLIPSIS);
-        *out = 0;
-        return buf;
-}
+/* ---- Text: durations, ages and the French labels ---------------------------------------- */
 
 char *format_duration(int64_t seconds, char buf[static DURATION_MAX]) {
         if (seconds < 0)
@@ -450,21 +296,20 @@ static void run_row_set(const char *key, char type, const DictValue *v, void *us
                                 set_string((char **) ((char *) row + strings[i].offset), v->s);
 }
 
-/* GetLogs keeps only the newest rows: with a task filter, ask for all it gives and filter here. */
+/* The newest runs, the daemon's display names included: GetTaskLogs for one task, GetLogs for all. */
 static int runs_from_bus(sd_bus *bus, unsigned limit, const Task *task, RunList *l, sd_bus_error *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(run_row_clear) RunRow row = { .duration_seconds = -1 };
+        const char *method = task ? "GetTaskLogs" : "GetLogs";
 
-        int r = scheduler_call(bus, "GetLogs", e, &reply, "u", task ? LOGS_MAX : limit);
+        int r = task ? scheduler_call(bus, method, e, &reply, "su", task->name, limit)
+                     : scheduler_call(bus, method, e, &reply, "u", limit);
         if (r >= 0)
                 r = sd_bus_message_enter_container(reply, 'a', "a{sv}");
-        while (r >= 0 && l->n < limit && (r = bus_read_dict(reply, run_row_set, &row)) > 0) {
-                if (!task || streq_ptr(row.task_name, task->name))
-                        run_list_take(l, &row);
-                run_row_clear(&row);
-        }
+        while (r >= 0 && l->n < limit && (r = bus_read_dict(reply, run_row_set, &row)) > 0)
+                run_list_take(l, &row);
         if (r < 0 && !sd_bus_error_is_set(e))
-                sd_bus_error_set_errnof(e, r, "Invalid GetLogs reply: %s", strerror(-r));
+                sd_bus_error_set_errnof(e, r, "Invalid %s reply: %s", method, strerror(-r));
         return r < 0 ? r : 0;
 }
 
@@ -501,8 +346,11 @@ static int runs_from_store(BusScope scope, unsigned limit, const Task *task, Run
         r = store_runs_query(db, limit, task ? task->name : NULL, &cur);
         while (r >= 0 && (r = db_cursor_next(cur)) > 0) {
                 r = store_run_read(cur, &row);
-                if (r >= 0)
+                if (r >= 0) {
+                        /* What the daemon's GetLogs does to its rows. */
+                        run_row_name_technician(&row, &cfg.settings);
                         run_list_take(l, &row);
+                }
         }
         if (r < 0)
                 fprintf(stderr, "Cannot read scheduler_logs: %s\n", r == -EBADMSG ? "malformed timestamp" : db_error(db));
@@ -733,26 +581,12 @@ typedef struct LogsOptions {
         unsigned watch_sec;       /* 0: print once */
 } LogsOptions;
 
-/* "Nick" rather than an address, as the daemon's GetLogs does; also when the rows came from
- * the store, or from a daemon that does not know this technician yet. */
-static void name_technicians(BusScope scope, RunList *l) {
-        _cleanup_(config_clear) Config cfg = {};
-        if (config_load(&cfg, scope) < 0)
-                return;
-        for (size_t i = 0; i < l->n; i++) {
-                const Technician *t = settings_find_technician_by_email(&cfg.settings, l->rows[i].triggered_by_user);
-                if (t && !l->rows[i].triggered_by_name)
-                        l->rows[i].triggered_by_name = xstrdup(t->display_name);
-        }
-}
-
 static int logs_once(BusScope scope, const LogsOptions *o, bool *noted) {
         _cleanup_(run_list_clear) RunList l = {};
 
         int r = fetch_runs(scope, o->limit, o->task, &l, noted);
         if (r < 0)
                 return r;
-        name_technicians(scope, &l);
         if (o->json)
                 return print_runs_json(&l);
         if (l.n == 0 && o->task)
@@ -1125,27 +959,6 @@ static void task_state_set(const char *key, char type, const DictValue *v, void 
                 set_time(&s->last_started_at, v->s);
 }
 
-/* A daemon older than last_started_at in ListTasks: find the start time among the newest rows
- * (best effort), and only when some task lacks it. */
-static void resolve_last_starts(sd_bus *bus, TaskState *states) {
-        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        _cleanup_(run_list_clear) RunList l = {};
-        bool missing = false;
-
-        for (int i = 0; i < _TASK_MAX; i++)
-                missing = missing || (states[i].last_run_id && !states[i].last_started_at);
-        if (!missing)
-                return;
-        if (runs_from_bus(bus, LOGS_MAX, NULL, &l, &e) < 0)
-                return;
-        for (int i = 0; i < _TASK_MAX; i++)
-                for (size_t j = 0; states[i].last_run_id && !states[i].last_started_at && j < l.n; j++)
-                        if (streq_ptr(l.rows[j].id, states[i].last_run_id)) {
-                                states[i].last_started_at = l.rows[j].started_at;
-                                break;
-                        }
-}
-
 static int states_from_bus(sd_bus *bus, TaskState *states, sd_bus_error *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 
@@ -1177,27 +990,21 @@ static int states_from_bus(sd_bus *bus, TaskState *states, sd_bus_error *e) {
                         sd_bus_error_set_errnof(e, r, "Invalid ListTasks reply: %s", strerror(-r));
                 return r;
         }
-        resolve_last_starts(bus, states);
         return 0;
 }
 
-static int state_from_store(Db *db, sd_bus *manager, TaskState *s) {
-        _cleanup_(run_row_clear) RunRow last = { .duration_seconds = -1 };
-        _cleanup_(run_row_clear) RunRow ok = { .duration_seconds = -1 };
+/* What ListTasks would say, without the daemon: the same store history, the same idea of busy. */
+static int state_from_store(const Config *cfg, Db *db, sd_bus *manager, TaskState *s) {
+        _cleanup_(task_history_clear) TaskHistory h = {};
 
-        int r = store_run_last(db, s->task->name, NULL, NULL, &last);
-        if (r > 0) {
-                s->last_status = TAKE_PTR(last.status);
-                s->last_run_id = TAKE_PTR(last.id);
-                s->last_started_at = last.started_at;
-                s->running = run_status_from_string(s->last_status) == RUN_RUNNING;
-        }
-        if (r >= 0)
-                r = store_run_last(db, s->task->name, "success", "warning", &ok);
-        if (r > 0)
-                s->last_success_at = ok.started_at;
+        int r = store_task_history(db, s->task->name, &h);
         if (r < 0)
                 return r;
+        s->last_status = TAKE_PTR(h.last.status);
+        s->last_run_id = TAKE_PTR(h.last.id);
+        s->last_started_at = h.last.started_at;
+        s->last_success_at = h.last_ok.started_at;
+        s->running = task_busy(cfg, manager, s->task);
         s->next_known = manager && manager_timer_next_elapse(manager, s->task->timer, &s->next_run) >= 0;
         return 0;
 }
@@ -1215,7 +1022,7 @@ static int states_from_store(BusScope scope, TaskState *states) {
                 manager = NULL;
         for (int i = 0; i < _TASK_MAX; i++) {
                 states[i].task = task_get((TaskId) i);
-                r = state_from_store(db, manager, &states[i]);
+                r = state_from_store(&cfg, db, manager, &states[i]);
                 if (r < 0) {
                         fprintf(stderr, "Cannot read scheduler_logs: %s\n", db_error(db));
                         return r;

@@ -1,5 +1,6 @@
 /* client.h — the commands that talk to gazelle-schedulerd (start, logs, status), and the pure
- * text helpers their tables use (exported for tests/unit/test-client-format.c). */
+ * text helpers their tables use (exported for tests/unit/test-client-format.c; widths and
+ * fitting are terminal-text.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -7,21 +8,13 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "terminal-text.h"
 #include "timeutil.h"
 
 /* The commands: argc/argv start at the command's name; they return the process exit code. */
 int client_start(BusScope bus, int argc, char **argv);
 int client_logs(BusScope bus, int argc, char **argv);
 int client_status(BusScope bus, int argc, char **argv);
-
-/* Cells a string takes on a terminal: one per code point, two for wide characters and emoji
- * (an emoji-presentation selector U+FE0F widens the character before it), none for combining
- * marks and joiners. Invalid UTF-8 bytes count one each. */
-size_t text_width(const char *s);
-/* A copy that takes at most width cells, ending in "…" when something was cut; never splits a
- * character from its selector. Control characters become spaces and invalid UTF-8 U+FFFD, so
- * one table cell always stays on one line. */
-char *text_fit(const char *s, size_t width);
 
 /* "42s", "3m 12s", "1h 02m"; "—" for a negative (unknown) duration. */
 #define DURATION_MAX 32

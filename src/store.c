@@ -260,3 +260,29 @@ int store_run_by_invocation(Db *db, const char *task, const char *invocation_id,
                          DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(invocation_id)), &c);
         return first_run(r, c, row);
 }
+
+void task_history_clear(TaskHistory *h) {
+        run_row_clear(&h->last);
+        run_row_clear(&h->last_ok);
+}
+
+int store_task_history(Db *db, const char *task, TaskHistory *ret) {
+        assert(db && task && ret);
+        *ret = (TaskHistory) { .last.duration_seconds = -1, .last_ok.duration_seconds = -1 };
+        int r = store_run_last(db, task, NULL, NULL, &ret->last);
+        if (r >= 0)
+                r = store_run_last(db, task, run_status_to_string(RUN_SUCCESS), run_status_to_string(RUN_WARNING),
+                                   &ret->last_ok);
+        if (r < 0) {
+                task_history_clear(ret);
+                return r;
+        }
+        return 0;
+}
+
+void run_row_name_technician(RunRow *row, const Settings *settings) {
+        assert(row && settings);
+        const Technician *t = settings_find_technician_by_email(settings, row->triggered_by_user);
+        if (t && !row->triggered_by_name)
+                row->triggered_by_name = xstrdup(t->display_name);
+}

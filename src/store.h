@@ -76,6 +76,20 @@ int store_runs_query(Db *db, unsigned limit, const char *task, DbCursor **ret);
 int store_run_read(DbCursor *c, RunRow *row);
 /* The newest run of a task (status filter optional); 1 found, 0 none. */
 int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row);
+/* What ListTasks and `status` tell of a task from the store: its newest run and its newest
+ * success or warning (each left empty, id NULL, when there is none). */
+typedef struct TaskHistory {
+        RunRow last;
+        RunRow last_ok;
+} TaskHistory;
+int store_task_history(Db *db, const char *task, TaskHistory *ret);
+void task_history_clear(TaskHistory *h);
+
+/* The display name ("Nick") of the technician whose address started a manual run, into
+ * row->triggered_by_name: RunTask stores the email, people read the name. Nothing when the
+ * address is no configured technician's. */
+void run_row_name_technician(RunRow *row, const Settings *settings);
+
 /* One run by id; 1 found, 0 none. */
 int store_run_get(Db *db, const char *id, RunRow *row);
 /* The run of task recorded by the unit activation invocation_id (32 hex digits); 1/0/-errno. */

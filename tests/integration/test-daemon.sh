@@ -64,6 +64,12 @@ table=$(GAZELLE_CONFIG=$names COLUMNS=250 gazelle-scheduler logs -n 5)
 grep -qF "👤 Manuel (Allan, par root)" <<<"$table" || fail "logs table without the display name and the real caller: $table"
 grep -qF "admin@piano-tek.com" <<<"$table" && fail "logs table still shows the address: $table"
 ok "gazelle-scheduler logs shows 👤 Manuel (Allan) for admin@piano-tek.com"
+# Through the daemon (GetTaskLogs): only that task's rows, the newest first, no fallback.
+table=$(GAZELLE_BUS=user COLUMNS=250 gazelle-scheduler logs --task backup -n 1 2>&1)
+grep -qF "injoignable" <<<"$table" && fail "logs --task did not reach the daemon: $table"
+[ "$(grep -c "Backup SQL" <<<"$table")" = 1 ] && grep -qF "🔌 API (root)" <<<"$table" \
+    || fail "logs --task backup -n 1 through the daemon is not the newest backup run ($id2): $table"
+ok "gazelle-scheduler logs --task backup -n 1 through the daemon shows the newest backup run"
 
 # --- errors
 assert_eq "$ERR.UnknownTask" "$(err_name RunTask string:nosuchtask string:)" "unknown task -> UnknownTask"
