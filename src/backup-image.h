@@ -13,6 +13,9 @@ typedef struct ImageStats {
         uint32_t pages;      /* pages of the snapshot */
         uint32_t wal_frames; /* committed WAL frames the snapshot needed on top of the file */
         uint32_t verified;   /* pages compared with the snapshot */
+        uint32_t copy_ms;    /* file copy and WAL frames */
+        uint32_t verify_ms;
+        uint32_t sync_ms;    /* the final fdatasync */
 } ImageStats;
 
 /* Writes the snapshot of src's main database into dest_path (created, mode from the umask)

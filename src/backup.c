@@ -229,6 +229,9 @@ static int copy_sqlite(RunContext *ctx, sqlite3 *src, const char *dest_path, cJS
                                 cJSON_AddStringToObject(stats, "method", "image");
                                 cJSON_AddNumberToObject(stats, "wal_frames", is.wal_frames);
                                 cJSON_AddNumberToObject(stats, "verified_pages", is.verified);
+                                cJSON_AddNumberToObject(stats, "copy_ms", is.copy_ms);
+                                cJSON_AddNumberToObject(stats, "verify_ms", is.verify_ms);
+                                cJSON_AddNumberToObject(stats, "sync_ms", is.sync_ms);
                         }
                         return r;
                 }
