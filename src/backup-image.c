@@ -1,6 +1,6 @@
 /* backup-image.c — the copy of a SQLite database in WAL mode at the speed of the disk.
  *
- * One read transaction pins a snapshot S. Chunk by chunk (8 MiB), the database file is copied
+ * One read transaction pins a snapshot S. Chunk by chunk (1 MiB), the database file is copied
  * by the kernel (copy_file_range), the committed WAL frames of S for those pages are laid over
  * it, writeback of the chunk is started and the previous one waited for (at most two chunks
  * dirty: no writer meets a large flush, and the final fsync is small); meanwhile the same pages
@@ -32,7 +32,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define CHUNK_BYTES (8u << 20)     /* one copy_file_range call, one writeback unit */
+#define CHUNK_BYTES (1u << 20)     /* one copy_file_range call, one writeback unit, one check step */
 #define PROGRESS_BYTES (256u << 20)
 #define PIN_ATTEMPTS 200
 #define VERIFY_STEP_PAGES 4096

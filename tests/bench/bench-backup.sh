@@ -18,7 +18,7 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 size_mb=${BENCH_SIZE_MB:-1024}
 rounds=${BENCH_ROUNDS:-1}
-quiet_s=3
+quiet_s=${BENCH_QUIET_S:-6}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-bench-backup.XXXXXX")
 trap 'kill "${writer:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
