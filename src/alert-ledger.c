@@ -87,6 +87,7 @@ int ledger_end_send(Db *db, const char *const *appointment_ids, size_t n, const 
                     usec_t now) {
         char buf[ISO_UTC_MAX];
         const char *ts = format_iso_utc(now, buf);
+        _cleanup_free_ char *safe_error = db_redact(db, error);
         int r = db_begin(db);
         if (r < 0)
                 return r;
@@ -97,7 +98,7 @@ int ledger_end_send(Db *db, const char *const *appointment_ids, size_t n, const 
                             "AND state = 'sending'",
                             DB_PARAMS(DBV_TEXT_OR_NULL(appointment_ids[i]), DBV_TEXT_OR_NULL(target_date),
                                       DBV_TEXT_OR_NULL(technician_id), DBV_TEXT_OR_NULL(ledger_state_to_string(state)),
-                                      DBV_TEXT_OR_NULL(provider_id), DBV_TEXT_OR_NULL(error), DBV_TEXT_OR_NULL(ts)));
+                                      DBV_TEXT_OR_NULL(provider_id), DBV_TEXT_OR_NULL(safe_error), DBV_TEXT_OR_NULL(ts)));
                 if (r < 0) {
                         (void) db_rollback(db);
                         return r;

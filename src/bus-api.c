@@ -11,6 +11,7 @@
 #include "journal.h"
 #include "manager.h"
 #include "task-lock.h"
+#include "utf8.h"
 
 #define EMAIL_MAX 254
 #define GETLOGS_DEFAULT 20
@@ -172,7 +173,7 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                                                      e && e->message ? e->message : "réponse invalide");
                 mark_unstarted(c, j->run_id, "error", msg);
                 log_full(&log, LOG_ERR, 0, MESSAGE_ID_TASK_FAILED, "error", NULL, "%s", msg);
-                (void) sd_bus_reply_method_errorf(j->call, BUS_ERROR_SYSTEMD_UNAVAILABLE,
+                (void) bus_reply_errorf(j->call, BUS_ERROR_SYSTEMD_UNAVAILABLE,
                                                   "systemd refused to start %s: %s", j->task->unit,
                                                   e && e->message ? e->message : "invalid reply");
                 job_free(c, j);
@@ -218,24 +219,24 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return sd_bus_error_set_errnof(error, r, "Cannot identify the caller: %s", strerror(-r));
         }
         if (!t) {
-                _cleanup_free_ char *shown = printable(name, 64);
+                _cleanup_free_ char *shown = printable(name, 64), *cut = utf8_strndup(name, 64);
                 log_run(&log, LOG_NOTICE, "RunTask '%s' by %s (uid %u) refused: unknown task", shown, caller,
                         (unsigned) uid);
-                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
-                                         name, task_valid_names());
+                return bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%s'. Valid tasks: %s.", cut,
+                                      task_valid_names());
         }
         if (!email_valid(email)) {
-                _cleanup_free_ char *shown = printable(email, 80);
+                _cleanup_free_ char *shown = printable(email, 80), *cut = utf8_strndup(email, 80);
                 log_run(&log, LOG_NOTICE, "RunTask %s by %s (uid %u) refused: invalid email address '%s'", t->name,
                         caller, (unsigned) uid, shown);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "Invalid email address '%.80s': expected name@domain.tld (at most %d bytes) "
-                                         "or an empty string.", email, EMAIL_MAX);
+                return bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                         "Invalid email address '%s': expected name@domain.tld (at most %d bytes) "
+                                         "or an empty string.", cut, EMAIL_MAX);
         }
         if (!admin) {
                 log_run(&log, LOG_WARNING, "RunTask %s refused: caller %s (uid %u) is neither root nor in group %s",
                         t->name, caller, (unsigned) uid, c->config.admin_group);
-                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                return bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
                                          "Only root and members of group %s may run tasks (caller: %s).",
                                          c->config.admin_group, caller);
         }
@@ -248,7 +249,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                                       : db && store_run_last(db, t->name, "running", NULL, &row) > 0 ? row.id : "inconnu";
                 log_run(&log, LOG_INFO, "RunTask %s by %s (uid %u, email %s) refused: already running (run %s)",
                         t->name, caller, (unsigned) uid, isempty(email) ? "-" : email, id);
-                return sd_bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running (run %s).", t->name, id);
+                return bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running (run %s).", t->name, id);
         }
 
         Db *db = context_store(c, error);
@@ -276,7 +277,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         };
         r = store_run_insert(db, &row);
         if (r < 0) {
-                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
+                bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
                                   "Cannot record the run in scheduler_logs (%s): retry later.", db_error(db));
                 context_store_failed(c, r);
                 return r;
@@ -286,7 +287,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
                                      t->unit, "replace");
         if (r < 0) {
                 mark_unstarted(c, j->run_id, "error", "systemd injoignable : la tâche n'a pas été démarrée");
-                return sd_bus_error_setf(error, BUS_ERROR_SYSTEMD_UNAVAILABLE,
+                return bus_error_setf(error, BUS_ERROR_SYSTEMD_UNAVAILABLE,
                                          "Cannot ask systemd to start %s: %s", t->unit, strerror(-r));
         }
         log_full(&(LogContext) { .task = t->name, .run_id = j->run_id, .trigger = j->triggered_by }, LOG_NOTICE, 0,
@@ -371,7 +372,7 @@ static int reply_runs(Context *c, sd_bus_message *m, const Task *t, uint32_t lim
         if (r < 0) {
                 if (db_cursor_free(TAKE_PTR(cur)), sd_bus_error_is_set(error))
                         return r;
-                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s", db_error(db));
+                bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s", db_error(db));
                 context_store_failed(c, r);
                 return r;
         }
@@ -398,9 +399,11 @@ static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error 
         if (r < 0)
                 return r;
         const Task *t = isempty(name) ? NULL : task_lookup(name);
-        if (!isempty(name) && !t)
-                return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%.64s'. Valid tasks: %s.",
-                                         name, task_valid_names());
+        if (!isempty(name) && !t) {
+                _cleanup_free_ char *cut = utf8_strndup(name, 64);
+                return bus_error_setf(error, BUS_ERROR_UNKNOWN_TASK, "Unknown task '%s'. Valid tasks: %s.", cut,
+                                      task_valid_names());
+        }
         return reply_runs(c, m, t, limit, error);
 }
 
@@ -446,7 +449,7 @@ static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *er
                 /* A store failure must not read as "never run": say so, and drop a dead link. */
                 int q = store_task_history(db, t->name, &h);
                 if (q < 0) {
-                        sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s",
+                        bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE, "Cannot read scheduler_logs: %s",
                                           db_error(db));
                         context_store_failed(c, q);
                         return q;

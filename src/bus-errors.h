@@ -13,5 +13,15 @@
 #define BUS_ERROR_SYSTEMD_UNAVAILABLE "com.piano_tek.GazelleScheduler1.Error.SystemdUnavailable"
 #define BUS_ERROR_NOT_SUBSCRIBED "com.piano_tek.GazelleScheduler1.Error.NotSubscribed"
 
+/* An error text is at most this long: cut on a character boundary. */
+#define BUS_ERROR_TEXT_MAX 1024
+
+/* sd_bus_error_setf() whose text is safe to send: secrets masked (the journal sink's registry,
+ * redact.h), valid UTF-8 (sd-bus refuses to send anything else, and the caller would wait for
+ * its timeout), bounded. Returns what sd_bus_error_set() returns. */
+int bus_error_setf(sd_bus_error *error, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same for an asynchronous reply to call. */
+int bus_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* errno equivalents, so that clients using sd_bus_error_get_errno() get something sensible. */
 extern const sd_bus_error_map gazelle_bus_errors[];

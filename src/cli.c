@@ -38,7 +38,7 @@ static void help(void) {
                "                                  exit 1 when a task has not succeeded for 26 h\n"
                "  should-run TASK                 ExecCondition= guard: exit 1 when the timer's slot already\n"
                "                                  succeeded today, 0 otherwise\n"
-               "  auth [--code CODE | --refresh-token -]\n"
+               "  auth [--code - | --refresh-token -]\n"
                "                                  Gazelle OAuth: print the authorization URL, exchange a\n"
                "                                  code, or import a refresh token from stdin\n"
                "  migrate                         Apply pending schema migrations to the store\n"
@@ -93,7 +93,7 @@ static void help(void) {
         "  --dry-run   Print, per table, the rows now and the rows after; change nothing\n"
 #define AUTH_USAGE                                                                                          \
         "Usage: gazelle-scheduler auth                    Print the authorization URL\n"                    \
-        "       gazelle-scheduler auth --code CODE        Exchange the code for tokens\n"                   \
+        "       gazelle-scheduler auth --code -           Exchange the code read from stdin for tokens\n"   \
         "       gazelle-scheduler auth --refresh-token -  Import a refresh token from stdin\n"              \
         "\n"                                                                                                 \
         "Importing a refresh token exchanges it at once: Gazelle then stops accepting it, so the\n"         \
@@ -124,7 +124,7 @@ static const Task *task_arg(const char *name) {
 static int load_config(Config *c, BusScope bus) {
         int r = config_load(c, bus);
         if (r < 0)
-                fprintf(stderr, "Invalid configuration: %s\n", c->error);
+                print_error("Invalid configuration: %s", c->error);
         return r;
 }
 
@@ -258,7 +258,7 @@ static int auth_print_url(void) {
         }
         _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(gs.redirect_uri);
         printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", gs.authorize_url, eid, eredir);
-        fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : gazelle-scheduler auth --code CODE\n");
+        fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : echo CODE | gazelle-scheduler auth --code -\n");
         return 0;
 }
 
@@ -269,7 +269,7 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
                 {},
         };
         _cleanup_(config_clear) Config cfg = {};
-        const char *code = NULL, *rt_arg = NULL;
+        const char *code_arg = NULL, *rt_arg = NULL;
         bool rotated = false;
         int c;
 
@@ -279,7 +279,7 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
-                        code = optarg;
+                        code_arg = optarg;
                         break;
                 case 'r':
                         rt_arg = optarg;
@@ -291,29 +291,44 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
                 fprintf(stderr, "--refresh-token takes '-' (read it from stdin): a secret never goes in argv.\n");
                 return EXIT_USAGE;
         }
-        if (!code && !rt_arg)
+        /* Any local user can read a running process's argv: the code comes on stdin too. */
+        if (code_arg && !streq(code_arg, "-")) {
+                fprintf(stderr, "--code takes '-' and reads the code from stdin (echo CODE | gazelle-scheduler auth "
+                        "--code -): a secret never goes in argv.\n");
+                return EXIT_USAGE;
+        }
+        if (code_arg && rt_arg) {
+                fprintf(stderr, "--code and --refresh-token exclude each other.\n");
+                return EXIT_USAGE;
+        }
+        if (!code_arg && !rt_arg)
                 return auth_print_url();
 
         _cleanup_(db_closep) Db *db = NULL;
         int r = store_open(&cfg, &db);
         if (r < 0) {
-                fprintf(stderr, "Impossible d'ouvrir la base : %s\n", db ? db_error(db) : strerror(-r));
+                print_error("Impossible d'ouvrir la base : %s", db ? db_error(db) : strerror(-r));
                 return EXIT_TASK_FAILED;
         }
         char error[GAZELLE_ERROR_MAX] = "";
         _cleanup_(gazelle_client_freep) GazelleClient *g = NULL;
         r = gazelle_client_new(&cfg, db, &g, error, sizeof error);
         if (r < 0) {
-                fprintf(stderr, "%s\n", error);
+                print_error("%s", error);
                 return EXIT_USAGE;
         }
         if (gazelle_uses_api_key(g)) {
                 fprintf(stderr, "GAZELLE_API_KEY est défini : le mode clé API n'utilise pas de jetons OAuth.\n");
                 return EXIT_USAGE;
         }
-        if (code)
+        if (code_arg) {
+                _cleanup_(secret_freep) char *code = NULL;
+                if (read_stdin_secret(&code) < 0) {
+                        fprintf(stderr, "Aucun code lu sur l'entrée standard.\n");
+                        return EXIT_USAGE;
+                }
                 r = gazelle_exchange_code(g, code, error, sizeof error);
-        else {
+        } else {
                 _cleanup_free_ char *rt = NULL;
                 if (read_stdin_secret(&rt) < 0) {
                         fprintf(stderr, "Aucun jeton lu sur l'entrée standard.\n");
@@ -324,7 +339,7 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
                 explicit_bzero(rt, strlen(rt));
         }
         if (r < 0) {
-                fprintf(stderr, "%s\n", error);
+                print_error("%s", error);
                 return EXIT_TASK_FAILED;
         }
         char exp[RFC3339_MAX];

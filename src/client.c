@@ -16,6 +16,7 @@
 
 #include "bus-errors.h"
 #include "terminal-text.h"
+#include "journal.h"
 #include "manager.h"
 #include "runner.h"
 #include "store.h"
@@ -104,7 +105,8 @@ char *trigger_label(const char *triggered_by, const char *user, const char *call
 
 /* Messages come from other programs: keep a one-line promise for every line we print. */
 static void print_line(FILE *f, const char *text) {
-        _cleanup_free_ char *one = text_fit(text, SIZE_MAX);
+        _cleanup_free_ char *safe = log_redact(text, SIZE_MAX);
+        _cleanup_free_ char *one = text_fit(safe, SIZE_MAX);
         fprintf(f, "%s\n", one);
 }
 
@@ -316,7 +318,7 @@ static int runs_from_bus(sd_bus *bus, unsigned limit, const Task *task, RunList 
 static int load_config(BusScope scope, Config *cfg) {
         int r = config_load(cfg, scope);
         if (r < 0)
-                fprintf(stderr, "Invalid configuration: %s\n", cfg->error);
+                print_error("Invalid configuration: %s", cfg->error);
         return r;
 }
 
@@ -327,8 +329,8 @@ static int open_store(BusScope scope, Config *cfg, Db **ret) {
                 return r;
         r = store_open(cfg, ret);
         if (r < 0) {
-                fprintf(stderr, "Cannot open the store (%s): %s\n", cfg->database_url ? "PostgreSQL" : cfg->sqlite_path,
-                        *ret ? db_error(*ret) : strerror(-r));
+                print_error("Cannot open the store (%s): %s", cfg->database_url ? "PostgreSQL" : cfg->sqlite_path,
+                            *ret ? db_error(*ret) : strerror(-r));
                 *ret = db_close(*ret);
         }
         return r;
@@ -353,7 +355,7 @@ static int runs_from_store(BusScope scope, unsigned limit, const Task *task, Run
                 }
         }
         if (r < 0)
-                fprintf(stderr, "Cannot read scheduler_logs: %s\n", r == -EBADMSG ? "malformed timestamp" : db_error(db));
+                print_error("Cannot read scheduler_logs: %s", r == -EBADMSG ? "malformed timestamp" : db_error(db));
         return r;
 }
 
@@ -787,7 +789,7 @@ static int wait_in_store(BusScope scope, Wait *w, usec_t deadline) {
                         return -ENOENT;
                 }
                 if (r < 0) {
-                        fprintf(stderr, "Cannot read scheduler_logs: %s\n", db_error(db));
+                        print_error("Cannot read scheduler_logs: %s", db_error(db));
                         return r;
                 }
                 if (run_status_from_string(row.status) != RUN_RUNNING) {
@@ -1024,7 +1026,7 @@ static int states_from_store(BusScope scope, TaskState *states) {
                 states[i].task = task_get((TaskId) i);
                 r = state_from_store(&cfg, db, manager, &states[i]);
                 if (r < 0) {
-                        fprintf(stderr, "Cannot read scheduler_logs: %s\n", db_error(db));
+                        print_error("Cannot read scheduler_logs: %s", db_error(db));
                         return r;
                 }
         }

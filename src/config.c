@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "util.h"
 
 #define SECRET_MAX 65536
@@ -128,10 +129,40 @@ static int load_settings(Config *c) {
         return r < 0 ? -EINVAL : 0;
 }
 
+/* Every setting that holds a secret, whichever module reads it: all are masked in every process,
+ * so that a text reaching another process (a stored message, a journal line in a failure email)
+ * is safe there too. url: a connection string or URL whose password part is the secret. */
+static const struct {
+        const char *credential, *env;
+        bool url;
+} secret_settings[] = {
+        { "database-url", "DATABASE_URL", true },
+        { "gazelle-api-key", "GAZELLE_API_KEY", false },
+        { "gazelle-client-secret", "GAZELLE_CLIENT_SECRET", false },
+        { "sendgrid-api-key", "SENDGRID_API_KEY", false },
+        { "smtp-password", "SMTP_PASSWORD", false },
+        { NULL, "SMTP_URL", true },
+};
+
+static void register_secrets(Config *c) {
+        for (size_t i = 0; i < ELEMENTSOF(secret_settings); i++) {
+                _cleanup_free_ char *v = NULL;
+                if (config_read_secret(secret_settings[i].credential, secret_settings[i].env, &v) < 0 || !v)
+                        continue; /* unreadable: the module that needs it says so */
+                if (secret_settings[i].url)
+                        secrets_add_url(c->secrets, v);
+                else
+                        secrets_add(c->secrets, v);
+                explicit_bzero(v, strlen(v));
+        }
+}
+
 int config_load(Config *c, BusScope bus) {
         int r;
 
-        *c = (Config) { .bus = bus };
+        *c = (Config) { .bus = bus, .secrets = secrets_new() };
+        register_secrets(c);
+        log_set_secrets(c->secrets);
 
         r = resolve_state_dir(c);
         if (r < 0)
@@ -181,6 +212,8 @@ void config_clear(Config *c) {
         free(c->backup_sqlite_path);
         free(c->admin_group);
         settings_clear(&c->settings);
+        log_forget_secrets(c->secrets);
+        secrets_free(c->secrets);
         *c = (Config) {};
 }
 

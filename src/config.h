@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "http.h"
+#include "redact.h"
 #include "settings.h"
 
 typedef enum BusScope {
@@ -23,10 +24,13 @@ typedef struct Config {
         char *admin_group;         /* $GAZELLE_ADMIN_GROUP, default gazelle-admin */
         unsigned idle_exit_sec;    /* $GAZELLE_IDLE_EXIT_SEC, daemon idle exit, default 30 */
         Settings settings;         /* the JSON file: $GAZELLE_CONFIG | default place (settings.h) */
+        Secrets *secrets;          /* every secret loaded: masked in every text that leaves (redact.h) */
         char error[512];           /* the one line that says what is wrong */
 } Config;
 
-/* Fills *c; returns 0 or -EINVAL with c->error set ("BACKUP_KEEP=abc: expected …"). */
+/* Fills *c; returns 0 or -EINVAL with c->error set ("BACKUP_KEEP=abc: expected …"). Before
+ * anything else, every secret setting (credential or environment variable) is registered in
+ * c->secrets, which the journal sink masks from then on (even when loading fails). */
 int config_load(Config *c, BusScope bus);
 void config_clear(Config *c);
 

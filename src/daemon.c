@@ -83,7 +83,7 @@ Db *context_store(Context *c, sd_bus_error *error) {
         int r = store_open(&c->config, &db);
         if (r < 0) {
                 log_warning("Store unavailable: %s", db ? db_error(db) : strerror(-r));
-                sd_bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
+                bus_error_setf(error, BUS_ERROR_STORE_UNAVAILABLE,
                                   "The store cannot be opened (%s): check DATABASE_URL or the state directory, "
                                   "then retry.", db ? db_error(db) : strerror(-r));
                 db_close(db);

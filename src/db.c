@@ -1,17 +1,37 @@
 /* db.c — the engine-independent half of db.h: dispatch, transactions, convenience queries. */
 #include "db.h"
 
+#include "redact.h"
+
 #include <stdarg.h>
 
 void db_set_error(Db *db, const char *fmt, ...) {
         va_list ap;
+        char *raw;
         va_start(ap, fmt);
-        vsnprintf(db->error, sizeof db->error, fmt, ap);
+        int n = vasprintf(&raw, fmt, ap);
         va_end(ap);
+        if (n < 0)
+                abort();
+        /* libpq quotes a malformed URI whole, password included: never keep that. */
+        _cleanup_free_ char *safe = redact_cut(db->secrets, raw, sizeof db->error - 1);
+        explicit_bzero(raw, (size_t) n);
+        free(raw);
+        snprintf(db->error, sizeof db->error, "%s", safe);
         /* Engines end messages with newlines; error text must fit on one journal line. */
         for (char *p = db->error; *p; p++)
                 if (*p == '\n' || *p == '\r')
                         *p = p[1] ? ' ' : 0;
+}
+
+void db_set_secrets(Db *db, const struct Secrets *secrets) {
+        db->secrets = secrets;
+        _cleanup_free_ char *safe = redact_cut(secrets, db->error, sizeof db->error - 1);
+        snprintf(db->error, sizeof db->error, "%s", safe);
+}
+
+char *db_redact(const Db *db, const char *text) {
+        return redact(db->secrets, text);
 }
 
 Db *db_close(Db *db) {

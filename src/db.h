@@ -102,6 +102,7 @@ struct Db {
         const DbOps *ops;
         DbBackend backend;
         bool in_transaction;
+        const struct Secrets *secrets; /* masked in error() and in the messages the store writes */
         char error[512];
 };
 
@@ -109,4 +110,9 @@ struct DbCursor {
         Db *db;
 };
 
+/* Sets the error text: secrets (and any URL's password) masked, one line, valid UTF-8. */
 void db_set_error(Db *db, const char *fmt, ...) _printf_(2, 3);
+/* Which secrets to mask from now on, the current error text included. */
+void db_set_secrets(Db *db, const struct Secrets *secrets);
+/* An owned copy of a message about to be stored, secrets masked (redact.h); NULL stays NULL. */
+char *db_redact(const Db *db, const char *text);

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 
+#include "journal.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -19,6 +20,7 @@
 
 struct GazelleClient {
         Db *db;
+        Secrets *secrets;        /* the configuration's registry: every token is masked once known */
         HttpClient *http;        /* GraphQL, up to max_concurrency transfers */
         HttpClient *token_http;  /* token endpoint: blocking calls, also from GraphQL callbacks */
         unsigned max_concurrency;
@@ -100,6 +102,8 @@ static int tokens_load(GazelleClient *g) {
         secret_free(g->refresh_token);
         g->access_token = db_cursor_text(c, 0) ? xstrdup(db_cursor_text(c, 0)) : NULL;
         g->refresh_token = db_cursor_text(c, 1) ? xstrdup(db_cursor_text(c, 1)) : NULL;
+        secrets_add(g->secrets, g->access_token);
+        secrets_add(g->secrets, g->refresh_token);
         g->expires_at = 0;
         if (db_cursor_text(c, 2) && parse_iso_utc(db_cursor_text(c, 2), &g->expires_at) < 0)
                 g->expires_at = 0;
@@ -133,6 +137,7 @@ int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *
         if (!g)
                 abort();
         g->db = db;
+        g->secrets = config->secrets;
         _cleanup_(gazelle_settings_clear) GazelleSettings settings = {};
         r = gazelle_settings_load(&settings, error, error_size);
         if (r < 0)
@@ -263,6 +268,7 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
         }
         secret_free(g->access_token);
         g->access_token = xstrdup(access->valuestring);
+        secrets_add(g->secrets, g->access_token);
         g->token_gen++;
         g->token_accepted = false;
         g->inflight = 0; /* those out carry an older token now */
@@ -270,6 +276,7 @@ static int token_request(GazelleClient *g, const char *grant, const char *field,
         if (cJSON_IsString(refresh) && !isempty(refresh->valuestring)) {
                 secret_free(g->refresh_token);
                 g->refresh_token = xstrdup(refresh->valuestring);
+                secrets_add(g->secrets, g->refresh_token);
         }
         double secs = cJSON_IsNumber(expires) && expires->valuedouble > 0 ? expires->valuedouble : 3600;
         g->expires_at = now_realtime() + (usec_t) (secs * USEC_PER_SEC);
@@ -608,12 +615,14 @@ usec_t gazelle_access_expires_at(const GazelleClient *g) {
 
 int gazelle_exchange_code(GazelleClient *g, const char *code, char *error, size_t error_size) {
         assert(g && code);
+        secrets_add(g->secrets, code);
         return token_request(g, "authorization_code", "code", code, g->redirect_uri, error, error_size);
 }
 
 int gazelle_import_refresh_token(GazelleClient *g, const char *refresh_token, bool *ret_rotated, char *error,
                                  size_t error_size) {
         assert(g && refresh_token && ret_rotated);
+        secrets_add(g->secrets, refresh_token);
         secret_free(g->refresh_token);
         g->refresh_token = xstrdup(refresh_token);
         int r = refresh(g, error, error_size);

@@ -1,7 +1,10 @@
 /* journal.c — sd_journal_sendv() with our structured fields; the same line on stderr unless
- * stderr is the journal already; sd_notify STATUS.
- * The identifier is set once in main() before anything logs: it is the process's name, the
- * one piece of logging state that is process-wide by nature. */
+ * stderr is the journal already; sd_notify STATUS. Every text passes redact() first (secrets
+ * masked, valid UTF-8) and is cut on a character boundary.
+ * The identifier is set once in main() before anything logs: it is the process's name. The
+ * secrets are the loaded configuration's registry (Config.secrets), which config_load() lends
+ * the sink: where a process writes is process-wide by nature, and a log call deep in a library
+ * has no context to hand it. */
 #include "journal.h"
 
 #include <stdarg.h>
@@ -11,13 +14,44 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
+#include "redact.h"
+#include "utf8.h"
+
 #define MESSAGE_MAX 2048
 #define MAX_FIELDS 24
 
 static const char *identifier = "gazelle-scheduler";
+static const Secrets *sink_secrets;
 
 void log_set_identifier(const char *ident) {
         identifier = ident;
+}
+
+void log_set_secrets(const Secrets *secrets) {
+        sink_secrets = secrets;
+}
+
+void log_forget_secrets(const Secrets *secrets) {
+        if (sink_secrets == secrets)
+                sink_secrets = NULL;
+}
+
+char *log_redact(const char *text, size_t max) {
+        return redact_cut(sink_secrets, text, max);
+}
+
+void print_error(const char *fmt, ...) {
+        va_list ap;
+        char *raw;
+        va_start(ap, fmt);
+        int r = vasprintf(&raw, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                abort();
+        _cleanup_free_ char *safe = redact_cut(sink_secrets, raw, MESSAGE_MAX);
+        explicit_bzero(raw, (size_t) r);
+        free(raw);
+        fprintf(stderr, "%s\n", safe);
 }
 
 static void iov_add_field(struct iovec *iov, size_t *n, char *field) {
@@ -39,16 +73,21 @@ static bool stderr_is_journal(void) {
 
 int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
              const char *const *extra, const char *fmt, ...) {
-        char message[MESSAGE_MAX];
         va_list ap;
+        char *raw;
 
         int saved_errno = errno;
         /* %m in fmt then names the error, as with systemd's log_*_errno(). */
         if (error != 0)
                 errno = abs(error);
         va_start(ap, fmt);
-        vsnprintf(message, sizeof message, fmt, ap);
+        int len = vasprintf(&raw, fmt, ap);
         va_end(ap);
+        if (len < 0)
+                abort();
+        _cleanup_free_ char *message = redact_cut(sink_secrets, raw, MESSAGE_MAX);
+        explicit_bzero(raw, (size_t) len);
+        free(raw);
         errno = saved_errno;
 
         struct iovec iov[MAX_FIELDS];
@@ -70,22 +109,32 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
         for (size_t i = 0; i < ELEMENTSOF(optional); i++)
                 if (optional[i])
                         iov_add_field(iov, &n, optional[i]);
-        for (const char *const *e = extra; e && *e; e++)
-                iov_add_field(iov, &n, (char *) *e);
+        char *extra_safe[MAX_FIELDS] = {};
+        size_t n_extra = 0;
+        for (const char *const *e = extra; e && *e && n_extra < MAX_FIELDS; e++) {
+                extra_safe[n_extra] = redact_cut(sink_secrets, *e, MESSAGE_MAX);
+                iov_add_field(iov, &n, extra_safe[n_extra++]);
+        }
 
         int r = sd_journal_sendv(iov, (int) n);
         if (r < 0 || !stderr_is_journal())
                 fprintf(stderr, "%s\n", message);
+        for (size_t i = 0; i < n_extra; i++)
+                free(extra_safe[i]);
 
         return error ? -abs(error) : 0;
 }
 
 void log_progress(const LogContext *ctx, const char *fmt, ...) {
-        char message[512];
         va_list ap;
+        char *raw;
         va_start(ap, fmt);
-        vsnprintf(message, sizeof message, fmt, ap);
+        int len = vasprintf(&raw, fmt, ap);
         va_end(ap);
+        if (len < 0)
+                abort();
+        _cleanup_free_ char *message = redact_cut(sink_secrets, raw, 512);
+        free(raw);
 
         (void) sd_notifyf(false, "STATUS=%s", message);
         log_full(ctx, LOG_INFO, 0, NULL, NULL, NULL, "%s", message);

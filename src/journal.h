@@ -39,6 +39,17 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
 #define log_info(fmt, ...) log_full(NULL, LOG_INFO, 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 #define log_debug(fmt, ...) log_full(NULL, LOG_DEBUG, 0, NULL, NULL, NULL, fmt, ##__VA_ARGS__)
 
+typedef struct Secrets Secrets;
+/* The secrets every text is masked against before it leaves through this sink (journal,
+ * stderr, STATUS=): config_load() lends its registry, config_clear() takes it back. */
+void log_set_secrets(const Secrets *secrets);
+void log_forget_secrets(const Secrets *secrets);
+/* An owned copy of text as the sink would write it: secrets masked, valid UTF-8, at most max
+ * bytes cut on a character boundary. */
+char *log_redact(const char *text, size_t max);
+/* One line on stderr only (a CLI's answer to its user), through the same redaction. */
+void print_error(const char *fmt, ...) _printf_(1, 2);
+
 /* SYSLOG_IDENTIFIER of this process: gazelle-scheduler or gazelle-schedulerd. */
 void log_set_identifier(const char *ident);
 /* Progress for `systemctl status` (sd_notify STATUS=) and, every call, a debug journal line. */

@@ -12,6 +12,7 @@
 #include "mail.h"
 #include "store.h"
 #include "tasks.h"
+#include "utf8.h"
 
 #define LINE_MAX_BYTES 400
 
@@ -61,8 +62,10 @@ int notify_journal_tail(const char *unit, const char *invocation_id, const char 
                 (void) sd_journal_get_realtime_usec(j, &t);
                 char when[RFC3339_MAX];
                 size_t skip = strlen("MESSAGE=");
-                int l = (int) (len - skip < LINE_MAX_BYTES ? len - skip : LINE_MAX_BYTES);
-                lines[k++] = xasprintf("%s %.*s", format_local_short(t, when), l, (const char *) data + skip);
+                _cleanup_free_ char *m = strndup((const char *) data + skip, len - skip);
+                if (!m)
+                        abort();
+                lines[k++] = xasprintf("%s %s", format_local_short(t, when), utf8_cut(m, LINE_MAX_BYTES));
         }
         char *out = xstrdup("");
         for (size_t i = k; i > 0; i--) {
@@ -166,7 +169,10 @@ int notify_failure(const Config *config, const char *unit) {
                 run_row_clear(&run);
                 return log_error_errno(r, "Cannot mail the failure of %s: %s", unit, err), 1;
         }
-        _cleanup_free_ char *text = compose_text(unit, task, &run, run_note, journal, journal_note);
+        /* Journal lines and stored messages were masked when written, by whichever process wrote
+         * them; mask again with what this one knows, URL passwords included. */
+        _cleanup_free_ char *raw = compose_text(unit, task, &run, run_note, journal, journal_note);
+        _cleanup_free_ char *text = redact(config->secrets, raw);
         _cleanup_free_ char *subject = xasprintf("[Gazelle Scheduler] Échec : %s (%s)", task ? task->label : unit, unit);
         MailMessage msg = {
                 .from_email = mailer_from_email(mailer),

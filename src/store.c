@@ -42,6 +42,8 @@ int store_open(const Config *c, Db **ret) {
                         return r;
                 r = db_open_sqlite(c->sqlite_path, &db);
         }
+        if (db)
+                db_set_secrets(db, c->secrets);
         if (r < 0) {
                 /* Hand the engine's message up even though the connection failed. */
                 *ret = TAKE_PTR(db);
@@ -80,6 +82,7 @@ static DbValue ts_value(usec_t t, char buf[static ISO_UTC_MAX]) {
 
 int store_run_insert(Db *db, const RunRow *row) {
         char started[ISO_UTC_MAX], created[ISO_UTC_MAX];
+        _cleanup_free_ char *message = db_redact(db, row->message);
         return db_exec(db,
                        "INSERT INTO scheduler_logs (id, task_name, task_label, started_at, status, message, stats, "
                        "triggered_by, triggered_by_user, created_at, invocation_id, host, pid, caller_uid, caller_name, "
@@ -88,7 +91,7 @@ int store_run_insert(Db *db, const RunRow *row) {
                        DB_PARAMS(DBV_TEXT_OR_NULL(row->id), DBV_TEXT_OR_NULL(row->task_name),
                                  DBV_TEXT_OR_NULL(row->task_label), ts_value(row->started_at, started),
                                  DBV_TEXT_OR_NULL(row->status ? row->status : "running"),
-                                 DBV_TEXT_OR_NULL(row->message), DBV_TEXT_OR_NULL(row->stats ? row->stats : "{}"),
+                                 DBV_TEXT_OR_NULL(message), DBV_TEXT_OR_NULL(row->stats ? row->stats : "{}"),
                                  DBV_TEXT_OR_NULL(row->triggered_by), DBV_TEXT_OR_NULL(row->triggered_by_user),
                                  ts_value(row->created_at ? row->created_at : row->started_at, created),
                                  DBV_TEXT_OR_NULL(row->invocation_id), DBV_TEXT_OR_NULL(row->host),
@@ -160,10 +163,11 @@ int store_run_adopt(Db *db, const char *task, usec_t not_before, const char *inv
 int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
                      usec_t completed_at, int64_t duration_seconds) {
         char completed[ISO_UTC_MAX];
+        _cleanup_free_ char *safe = db_redact(db, message);
         int r = db_exec(db,
                         "UPDATE scheduler_logs SET status = $2, message = $3, stats = $4, completed_at = $5, "
                         "duration_seconds = $6 WHERE id = $1",
-                        DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(status), DBV_TEXT_OR_NULL(message),
+                        DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(status), DBV_TEXT_OR_NULL(safe),
                                   DBV_TEXT_OR_NULL(stats ? stats : "{}"), ts_value(completed_at, completed),
                                   duration_seconds >= 0 ? DBV_I(duration_seconds) : DB_NULL));
         if (r == 0) {

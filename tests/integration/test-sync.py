@@ -214,6 +214,8 @@ def test_auth_and_full(w):
           "auth --refresh-token - says the old system lost its access and what to do", p.stdout)
     check(w.stored_refresh_token() == w.state()["refresh_token"], "the rotated refresh token is in the store")
     p = w.run("auth", "--code", "bad-code")
+    check(p.returncode == 2 and "stdin" in p.stderr, "auth --code VALUE is refused (secrets never in argv)", p.stderr)
+    p = w.run("auth", "--code", "-", stdin="bad-code\n")
     check(p.returncode == 1 and "refusé" in p.stderr, "auth --code with a bad code fails clearly", p.stderr)
 
     r = w.sync(expect="success")
@@ -361,7 +363,7 @@ def test_faults(w):
     w.sync(expect="success")
     w.control(revoke_refresh=True)
     fault(w, "refresh token revoked", [{"type": "expire_token", "count": 1}], "error", "gazelle-scheduler auth")
-    p = w.run("auth", "--code", "code-ok")
+    p = w.run("auth", "--code", "-", stdin="code-ok\n")
     check(p.returncode == 0, "auth --code exchanges a code for tokens", p.stderr)
     w.sync(expect="success")
 

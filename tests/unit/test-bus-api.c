@@ -10,6 +10,7 @@
 
 #include "bus-api.h"
 #include "bus-errors.h"
+#include "utf8.h"
 #include "bus-watch.h"
 #include "daemon.h"
 #include "test.h"
@@ -94,16 +95,13 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 /* Calls METHOD and keeps processing the client's end while waiting, so that the server's own
  * calls to "systemd" get their UnknownObject answer instead of hanging. Returns the reply
  * (a method return or an error message). */
-static sd_bus_message *call(Client *cl, const char *method, const char *types, ...) {
+static sd_bus_message *callv(Client *cl, uint64_t timeout, const char *method, const char *types, va_list ap) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         Pending p = {};
-        va_list ap;
 
         ASSERT_OK(sd_bus_message_new_method_call(cl->bus, &m, BUS_NAME, BUS_PATH, BUS_INTERFACE, method));
-        va_start(ap, types);
         ASSERT_OK(sd_bus_message_appendv(m, types, ap));
-        va_end(ap);
-        ASSERT_OK(sd_bus_call_async(cl->bus, NULL, m, on_reply, &p, 30 * USEC_PER_SEC));
+        ASSERT_OK(sd_bus_call_async(cl->bus, NULL, m, on_reply, &p, timeout));
         while (!p.done) {
                 int r = sd_bus_process(cl->bus, NULL);
                 ASSERT_OK(r);
@@ -111,6 +109,24 @@ static sd_bus_message *call(Client *cl, const char *method, const char *types, .
                         ASSERT_OK(sd_bus_wait(cl->bus, UINT64_MAX));
         }
         return p.reply;
+}
+
+static sd_bus_message *call(Client *cl, const char *method, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        sd_bus_message *reply = callv(cl, 30 * USEC_PER_SEC, method, types, ap);
+        va_end(ap);
+        return reply;
+}
+
+/* An error path answers at once: 2 s, not the 25 s of a caller's default timeout, is the
+ * proof that the reply was sent (a text sd-bus refuses is never sent). */
+static sd_bus_message *call_quick(Client *cl, const char *method, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        sd_bus_message *reply = callv(cl, 2 * USEC_PER_SEC, method, types, ap);
+        va_end(ap);
+        return reply;
 }
 
 static void assert_error(sd_bus_message *reply, const char *name, const char *in_message) {
@@ -216,6 +232,34 @@ TEST(run_task_bad_email) {
         }
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call(&cl, "RunTask", "ss", "sync", "not-an-email");
         assert_error(r, SD_BUS_ERROR_INVALID_ARGS, "'not-an-email'");
+        stop(&s, &cl);
+}
+
+/* Multi-byte characters at every cut of the callers' texts in error replies (task name 64
+ * bytes, email 80): the reply comes at once, valid UTF-8, the character left out whole. */
+TEST(multibyte_at_the_cut) {
+        Server s;
+        Client cl;
+        const char *chars[] = { "é", "€", "😀" };
+        start(&s, &cl, NULL);
+        for (size_t c = 0; c < sizeof chars / sizeof *chars; c++)
+                for (size_t pad = 58; pad <= 66; pad++) {
+                        char name[128], email[160];
+                        memset(name, 'a', pad);
+                        snprintf(name + pad, sizeof name - pad, "%s%s", chars[c], chars[c]);
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *a = call_quick(&cl, "RunTask", "ss", name, "");
+                        assert_error(a, BUS_ERROR_UNKNOWN_TASK, "Valid tasks:");
+                        ASSERT(utf8_is_valid(sd_bus_message_get_error(a)->message));
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *b = call_quick(&cl, "GetTaskLogs", "su", name, 5);
+                        assert_error(b, BUS_ERROR_UNKNOWN_TASK, "Valid tasks:");
+                        ASSERT(utf8_is_valid(sd_bus_message_get_error(b)->message));
+
+                        memset(email, 'b', pad + 16);
+                        snprintf(email + pad + 16, sizeof email - pad - 16, "%s%s@x.ca", chars[c], chars[c]);
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *d = call_quick(&cl, "RunTask", "ss", "backup", email);
+                        assert_error(d, SD_BUS_ERROR_INVALID_ARGS, "Invalid email address");
+                        ASSERT(utf8_is_valid(sd_bus_message_get_error(d)->message));
+                }
         stop(&s, &cl);
 }
 
@@ -561,6 +605,7 @@ int main(int argc, char **argv) {
         static const TestCase cases[] = {
                 TEST_CASE(run_task_unknown_task),
                 TEST_CASE(run_task_bad_email),
+                TEST_CASE(multibyte_at_the_cut),
                 TEST_CASE(run_task_authorized_or_denied),
                 TEST_CASE(get_logs_limits), TEST_CASE(get_logs_caller),
                 TEST_CASE(get_logs_display_name),
