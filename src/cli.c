@@ -117,7 +117,7 @@ static int usage_error(const char *usage) {
 static const Task *task_arg(const char *name) {
         const Task *t = task_lookup(name);
         if (!t)
-                fprintf(stderr, "Unknown task '%.64s'. Valid tasks: %s.\n", name, task_valid_names());
+                print_error("Unknown task '%.64s'. Valid tasks: %s.", name, task_valid_names());
         return t;
 }
 
@@ -150,7 +150,7 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
                         break;
                 case 't':
                         if (parse_local_date(optarg, &ro.target_date) < 0) {
-                                fprintf(stderr, "--target-date=%.32s: expected YYYY-MM-DD\n", optarg);
+                                print_error("--target-date=%.32s: expected YYYY-MM-DD", optarg);
                                 return EXIT_USAGE;
                         }
                         break;
@@ -369,7 +369,7 @@ static int cmd_slot(BusScope bus, int argc, char **argv) {
                 errno = 0;
                 unsigned long long u = strtoull(line, &end, 10);
                 if (errno || end == line || (*end && *end != '\n')) {
-                        fprintf(stderr, "Not a number of microseconds: %.32s\n", line);
+                        print_error("Not a number of microseconds: %.32s", line);
                         return EXIT_USAGE;
                 }
                 char d[16];
@@ -475,6 +475,6 @@ int cli_main(int argc, char **argv) {
                 }
                 return commands[i].run(bus, cargc, cargv);
         }
-        fprintf(stderr, "Unknown command '%.64s'. See gazelle-scheduler --help.\n", cmd);
+        print_error("Unknown command '%.64s'. See gazelle-scheduler --help.", cmd);
         return EXIT_USAGE;
 }

@@ -624,7 +624,7 @@ static int parse_count(const char *s, const char *what, unsigned min, unsigned m
         errno = 0;
         unsigned long n = s ? strtoul(s, &end, 10) : 0;
         if (!s || errno || *end || end == s || s[0] == '-' || n < min || n > max) {
-                fprintf(stderr, "Invalid %s '%.32s': expected a whole number from %u to %u.\n", what, strempty(s),
+                print_error("Invalid %s '%.32s': expected a whole number from %u to %u.", what, strempty(s),
                         min, max);
                 return -EINVAL;
         }
@@ -635,7 +635,7 @@ static int parse_count(const char *s, const char *what, unsigned min, unsigned m
 static const Task *task_arg(const char *name) {
         const Task *t = task_lookup(name);
         if (!t)
-                fprintf(stderr, "Unknown task '%.64s'. Valid tasks: %s.\n", name, task_valid_names());
+                print_error("Unknown task '%.64s'. Valid tasks: %s.", name, task_valid_names());
         return t;
 }
 

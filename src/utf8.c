@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
+#include <limits.h>
 
 #include "util.h"
 
@@ -44,7 +46,7 @@ static int sequence_length(const unsigned char *s) {
 }
 
 size_t utf8_cut_len(const char *s, size_t max) {
-        size_t n = strnlen(s, max + 1);
+        size_t n = max >= SSIZE_MAX ? strlen(s) : strnlen(s, max + 1);
         if (n <= max)
                 return n;
         /* Back up over continuation bytes to the start of the character that straddles max. */

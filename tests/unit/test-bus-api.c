@@ -102,11 +102,14 @@ static sd_bus_message *callv(Client *cl, uint64_t timeout, const char *method, c
         ASSERT_OK(sd_bus_message_new_method_call(cl->bus, &m, BUS_NAME, BUS_PATH, BUS_INTERFACE, method));
         ASSERT_OK(sd_bus_message_appendv(m, types, ap));
         ASSERT_OK(sd_bus_call_async(cl->bus, NULL, m, on_reply, &p, timeout));
+        uint64_t deadline = now_monotonic() + timeout;
         while (!p.done) {
                 int r = sd_bus_process(cl->bus, NULL);
                 ASSERT_OK(r);
                 if (r == 0)
-                        ASSERT_OK(sd_bus_wait(cl->bus, UINT64_MAX));
+                        ASSERT_OK(sd_bus_wait(cl->bus, 100 * USEC_PER_MSEC));
+                ASSERTF(now_monotonic() < deadline, "no answer to %s within %" PRIu64 " ms", method,
+                        timeout / USEC_PER_MSEC);
         }
         return p.reply;
 }

@@ -136,6 +136,9 @@ TEST(redact_cut_bounds) {
         _cleanup_free_ char *t = redact_cut(NULL, text, 64);
         ASSERT_EQ_INT(strlen(t), 63);
         ASSERT(utf8_is_valid(t));
+        /* No bound at all. */
+        _cleanup_free_ char *u = redact_cut(NULL, text, SIZE_MAX);
+        ASSERT_STREQ(u, text);
 }
 
 static const TestCase cases[] = {
