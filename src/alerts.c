@@ -47,32 +47,6 @@ AlertClass alert_classify(const Settings *s, const char *type, const char *statu
         return ALERT_UNCONFIRMED;
 }
 
-int alerts_parse_timespan(const char *s, usec_t *ret) {
-        static const struct {
-                const char *suffix;
-                usec_t mult;
-        } units[] = {
-                { "", USEC_PER_SEC },        { "s", USEC_PER_SEC },      { "sec", USEC_PER_SEC },
-                { "m", 60 * USEC_PER_SEC },  { "min", 60 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
-                { "d", 86400 * USEC_PER_SEC },
-        };
-        if (isempty(s) || *s < '0' || *s > '9')
-                return -EINVAL;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || v > 7 * 24 * 3600)
-                return -EINVAL;
-        while (*end == ' ')
-                end++;
-        for (size_t i = 0; i < ELEMENTSOF(units); i++)
-                if (streq(end, units[i].suffix)) {
-                        *ret = (usec_t) v * units[i].mult;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 int alerts_target_day(usec_t started, usec_t max_lateness, LocalDate *ret_target, LocalDate *ret_slot,
                       usec_t *ret_lateness) {
         LocalDate slot = slot_day_of(started, ALERTS_SLOT_HOUR, 0);
@@ -649,30 +623,14 @@ static void set_message(TaskResult *result, const char *day_fr, const Totals *t,
         task_result_set(result, status, "%s", m);
 }
 
-static int read_max_lateness(TaskResult *result, usec_t *ret) {
-        const char *v = getenv("ALERTS_MAX_LATENESS");
-        *ret = ALERTS_DEFAULT_MAX_LATENESS_USEC;
-        if (isempty(v))
-                return 0;
-        if (alerts_parse_timespan(v, ret) < 0) {
-                task_result_set(result, RUN_ERROR, "Configuration invalide : ALERTS_MAX_LATENESS=%.40s (attendu p. ex. "
-                                "4h, 90min, 3600s)", v);
-                return -EINVAL;
-        }
-        return 0;
-}
-
 /* Decides the day; 1 when the run is a late catch-up that must skip (result filled). */
 static int decide_target(RunContext *ctx, TaskResult *result, LocalDate *ret) {
         if (ctx->options.target_date.year > 0) {
                 *ret = ctx->options.target_date;
                 return 0;
         }
-        usec_t max_lateness, lateness;
+        usec_t lateness, max_lateness = ctx->config->alerts_max_lateness;
         LocalDate slot;
-        int r = read_max_lateness(result, &max_lateness);
-        if (r < 0)
-                return r;
         if (alerts_target_day(ctx->started_at, max_lateness, ret, &slot, &lateness) > 0) {
                 char d[16], t[16];
                 format_local_date(slot, d);
@@ -723,7 +681,7 @@ int alerts_task_run(RunContext *ctx, TaskResult *result) {
 
         /* The transport is checked before anything else: a bad setting fails with one line. */
         _cleanup_(mailer_freep) Mailer *mailer = NULL;
-        int r = mailer_new(s, ctx->config->state_dir, ctx->cancelled, &mailer, err, sizeof err);
+        int r = mailer_new(ctx->config, ctx->cancelled, &mailer, err, sizeof err);
         if (r < 0) {
                 task_result_set(result, RUN_ERROR, "Configuration invalide : %s", err);
                 return r;

@@ -27,8 +27,6 @@ const char *alert_class_to_string(AlertClass c);
 AlertClass alert_classify(const Settings *s, const char *type, const char *status, bool deleted, const char *client_id,
                           const char *client_name, const char *user_id, bool confirmed_by_client);
 
-/* "4h", "90min", "30m", "45s", "1d" or plain seconds; -EINVAL otherwise. */
-int alerts_parse_timespan(const char *s, usec_t *ret);
 
 /* The day to alert about for a run started at `started`: the Montréal day after the run's
  * 16:00 slot. Returns 1 and sets *ret_lateness when the run is later than max_lateness after

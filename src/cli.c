@@ -243,21 +243,15 @@ static int read_stdin_secret(char **ret) {
 }
 
 /* No option: the URL where a person authorizes the OAuth client. */
-static int auth_print_url(void) {
+static int auth_print_url(const Config *cfg) {
         _cleanup_free_ char *id = NULL;
         int r = config_read_secret("gazelle-client-id", "GAZELLE_CLIENT_ID", &id);
         if (r < 0 || isempty(id)) {
                 fprintf(stderr, "GAZELLE_CLIENT_ID (ou le credential gazelle-client-id) est requis.\n");
                 return EXIT_USAGE;
         }
-        char error[GAZELLE_ERROR_MAX] = "";
-        _cleanup_(gazelle_settings_clear) GazelleSettings gs = {};
-        if (gazelle_settings_load(&gs, error, sizeof error) < 0) {
-                fprintf(stderr, "%s\n", error);
-                return EXIT_USAGE;
-        }
-        _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(gs.redirect_uri);
-        printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", gs.authorize_url, eid, eredir);
+        _cleanup_free_ char *eid = http_escape(id), *eredir = http_escape(cfg->gazelle_redirect_uri);
+        printf("%s?client_id=%s&response_type=code&redirect_uri=%s\n", cfg->gazelle_authorize_url, eid, eredir);
         fprintf(stderr, "Ouvrez cette adresse, autorisez l'accès, puis : echo CODE | gazelle-scheduler auth --code -\n");
         return 0;
 }
@@ -302,7 +296,7 @@ static int cmd_auth(BusScope bus, int argc, char **argv) {
                 return EXIT_USAGE;
         }
         if (!code_arg && !rt_arg)
-                return auth_print_url();
+                return auth_print_url(&cfg);
 
         _cleanup_(db_closep) Db *db = NULL;
         int r = store_open(&cfg, &db);

@@ -322,6 +322,13 @@ static int load_config(BusScope scope, Config *cfg) {
         return r;
 }
 
+/* A bad configuration is a usage error (exit 2, one line) before any bus or store is tried:
+ * not the "stale task" exit 1 of status, nor a fallback note followed by the error. */
+static int config_valid(BusScope scope) {
+        _cleanup_(config_clear) Config cfg = {};
+        return load_config(scope, &cfg);
+}
+
 /* Opens the store the way the runner does, reporting why not. */
 static int open_store(BusScope scope, Config *cfg, Db **ret) {
         int r = load_config(scope, cfg);
@@ -697,6 +704,8 @@ int client_logs(BusScope scope, int argc, char **argv) {
         int r = parse_logs(argc, argv, &o);
         if (r != 0)
                 return r < 0 ? EXIT_USAGE : 0;
+        if (config_valid(scope) < 0)
+                return EXIT_USAGE;
         if (o.watch_sec > 0)
                 return logs_watch(scope, &o);
         bool noted = false;
@@ -1153,6 +1162,8 @@ int client_status(BusScope scope, int argc, char **argv) {
                 fputs(STATUS_USAGE, stderr);
                 return EXIT_USAGE;
         }
+        if (config_valid(scope) < 0)
+                return EXIT_USAGE;
         /* Nothing known is not "all fine": monitoring must page on it. */
         if (fetch_states(scope, states) < 0)
                 return EXIT_TASK_FAILED;

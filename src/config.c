@@ -1,9 +1,14 @@
 /* config.c — environment settings, credential-or-environment secrets, state directory
- * resolution and validation. */
+ * resolution and validation. Every setting is one row of settings_table[] (name, kind, range,
+ * default); config_load() walks it once, so a bad value fails at start with one line naming
+ * the variable, what is wrong and what is accepted. check-config prints the same table. */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +17,12 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "http.h"
+#include "mail.h"
 #include "util.h"
 
 #define SECRET_MAX 65536
 
-#define GAZELLE_DEFAULT_API_URL "https://gazelleapp.io/graphql/private/"
-#define GAZELLE_DEFAULT_TOKEN_URL "https://gazelleapp.io/developer/oauth/token"
-#define GAZELLE_DEFAULT_AUTHORIZE_URL "https://gazelleapp.io/developer/oauth/authorize"
-#define GAZELLE_DEFAULT_REDIRECT_URI "urn:ietf:wg:oauth:2.0:oob"
 
 static int invalid(Config *c, const char *fmt, ...) _printf_(2, 3);
 static int invalid(Config *c, const char *fmt, ...) {
@@ -66,28 +69,6 @@ int config_read_secret(const char *credential, const char *env, char **ret) {
         return 0;
 }
 
-/* $name as a whole number in [min, max], def when unset or empty; -EINVAL when malformed. */
-static int env_unsigned_value(const char *name, unsigned min, unsigned max, unsigned def, unsigned *ret) {
-        const char *v = getenv(name);
-        if (isempty(v)) {
-                *ret = def;
-                return 0;
-        }
-        char *end;
-        errno = 0;
-        unsigned long n = strtoul(v, &end, 10);
-        if (errno || *end || end == v || n < min || n > max || v[0] == '-')
-                return -EINVAL;
-        *ret = (unsigned) n;
-        return 0;
-}
-
-static int parse_unsigned(Config *c, const char *name, unsigned min, unsigned max, unsigned def, unsigned *ret) {
-        if (env_unsigned_value(name, min, max, def, ret) < 0)
-                return invalid(c, "%s=%.40s: expected a whole number from %u to %u", name, getenv(name), min, max);
-        return 0;
-}
-
 static int resolve_state_dir(Config *c) {
         const char *v = getenv("STATE_DIRECTORY");
         if (!isempty(v)) {
@@ -107,16 +88,6 @@ static int resolve_state_dir(Config *c) {
                 return invalid(c, "HOME is not set: set STATE_DIRECTORY or XDG_STATE_HOME to choose where the "
                                   "store lives");
         c->state_dir = xasprintf("%s/.local/state/gazelle-scheduler", v);
-        return 0;
-}
-
-static int absolute_path_setting(Config *c, const char *name, char **ret) {
-        const char *v = getenv(name);
-        if (isempty(v))
-                return 0;
-        if (v[0] != '/' || strlen(v) >= PATH_MAX)
-                return invalid(c, "%s=%.60s: must be an absolute path", name, v);
-        *ret = xstrdup(v);
         return 0;
 }
 
@@ -157,6 +128,255 @@ static void register_secrets(Config *c) {
         }
 }
 
+typedef enum SettingKind {
+        KIND_UNSIGNED, /* a whole number, min…max */
+        KIND_TIMESPAN, /* "4h", "90min", "3600s", "2d": min…max microseconds */
+        KIND_PATH,     /* an absolute path */
+        KIND_URL,      /* https://…, or http:// to loopback (the tests' fakes) */
+        KIND_SMTP_URL, /* smtp://HOST[:PORT] or smtps://HOST[:PORT]; may carry a password */
+        KIND_DB_URL,   /* postgresql://… or key=value pairs; carries a password */
+        KIND_GROUP,    /* a group name */
+        KIND_CHOICE,   /* one word of choices */
+        KIND_TEXT,     /* printable ASCII without spaces, at most max bytes */
+        KIND_SECRET,   /* a secret read by its user: only its presence and readability here */
+} SettingKind;
+
+#define FIELD(f) offsetof(Config, f)
+#define NO_FIELD SIZE_MAX
+
+typedef struct SettingDef {
+        const char *name;
+        SettingKind kind;
+        uint64_t min, max;      /* KIND_UNSIGNED, KIND_TIMESPAN (µs), KIND_TEXT (max bytes) */
+        const char *def;        /* the default, parsed like a value; NULL: unset */
+        size_t offset;          /* the Config field, NO_FIELD: validated here, read by its user */
+        const char *credential; /* systemd credential read before the environment (secrets) */
+        const char *choices;    /* KIND_CHOICE: "a|b" */
+} SettingDef;
+
+#define H (3600 * USEC_PER_SEC)
+
+/* The one table of environment settings. Defaults here are the product's defaults (README). */
+static const SettingDef settings_table[] = {
+        { "GAZELLE_BUS", KIND_CHOICE, .offset = NO_FIELD, .choices = "user|system" },
+        { "GAZELLE_CONFIG", KIND_PATH, .offset = NO_FIELD },
+        { "DATABASE_URL", KIND_DB_URL, .offset = FIELD(database_url), .credential = "database-url" },
+        { "BACKUP_DIR", KIND_PATH, .offset = FIELD(backup_dir) },
+        { "BACKUP_KEEP", KIND_UNSIGNED, .min = 1, .max = 1000, .def = "10", .offset = FIELD(backup_keep) },
+        { "BACKUP_SQLITE_PATH", KIND_PATH, .offset = FIELD(backup_sqlite_path) },
+        { "GAZELLE_ADMIN_GROUP", KIND_GROUP, .def = "gazelle-admin", .offset = FIELD(admin_group) },
+        { "GAZELLE_IDLE_EXIT_SEC", KIND_UNSIGNED, .min = 0, .max = 86400, .def = "30", .offset = FIELD(idle_exit_sec) },
+        { "GAZELLE_API_URL", KIND_URL, .def = "https://gazelleapp.io/graphql/private/", .offset = FIELD(gazelle_api_url) },
+        { "GAZELLE_TOKEN_URL", KIND_URL, .def = "https://gazelleapp.io/developer/oauth/token",
+          .offset = FIELD(gazelle_token_url) },
+        { "GAZELLE_AUTHORIZE_URL", KIND_URL, .def = "https://gazelleapp.io/developer/oauth/authorize",
+          .offset = FIELD(gazelle_authorize_url) },
+        { "GAZELLE_REDIRECT_URI", KIND_TEXT, .min = 0, .max = 512, .def = "urn:ietf:wg:oauth:2.0:oob", .offset = FIELD(gazelle_redirect_uri) },
+        { "GAZELLE_MAX_CONCURRENCY", KIND_UNSIGNED, .min = 1, .max = 16, .def = "2", .offset = FIELD(gazelle_max_concurrency) },
+        { "GAZELLE_HTTP_MAX_ATTEMPTS", KIND_UNSIGNED, .min = 1, .max = 20, .def = "6", .offset = FIELD(http_max_attempts) },
+        { "GAZELLE_HTTP_TIMEOUT_SEC", KIND_UNSIGNED, .min = 1, .max = 3600, .def = "120", .offset = FIELD(http_timeout_sec) },
+        { "GAZELLE_HTTP_CONNECT_TIMEOUT_SEC", KIND_UNSIGNED, .min = 1, .max = 300, .def = "10", .offset = FIELD(http_connect_timeout_sec) },
+        { "GAZELLE_HTTP_BUDGET_SEC", KIND_UNSIGNED, .min = 1, .max = 86400, .def = "300", .offset = FIELD(http_budget_sec) },
+        { "GAZELLE_HTTP_BACKOFF_MS", KIND_UNSIGNED, .min = 1, .max = 600000, .def = "500", .offset = FIELD(http_backoff_ms) },
+        { "GAZELLE_HTTP_LOW_SPEED_SEC", KIND_UNSIGNED, .min = 1, .max = 3600, .def = "30", .offset = FIELD(http_low_speed_sec) },
+        { "GAZELLE_SYNC_DELETE_MAX_PERCENT", KIND_UNSIGNED, .min = 0, .max = 100, .def = "10", .offset = FIELD(sync_delete_max_percent) },
+        { "GAZELLE_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-api-key" },
+        { "GAZELLE_CLIENT_ID", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-client-id" },
+        { "GAZELLE_CLIENT_SECRET", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-client-secret" },
+        { "ALERTS_MAX_LATENESS", KIND_TIMESPAN, .min = USEC_PER_SEC, .max = 7 * 24 * H, .def = "4h", .offset = FIELD(alerts_max_lateness) },
+        { "SMTP_URL", KIND_SMTP_URL, .offset = FIELD(smtp_url) },
+        { "SMTP_USERNAME", KIND_SECRET, .offset = NO_FIELD, .credential = "smtp-username" },
+        { "SMTP_PASSWORD", KIND_SECRET, .offset = NO_FIELD, .credential = "smtp-password" },
+        { "SENDGRID_API_URL", KIND_URL, .def = "https://api.sendgrid.com", .offset = FIELD(sendgrid_api_url) },
+        { "SENDGRID_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "sendgrid-api-key" },
+        { "GOOGLE_APPLICATION_CREDENTIALS", KIND_PATH, .offset = FIELD(google_application_credentials),
+          .credential = "google-service-account.json" },
+        { "GOOGLE_TOKEN_URL", KIND_URL, .def = "https://oauth2.googleapis.com/token", .offset = FIELD(google_token_url) },
+        { "SHEETS_API_URL", KIND_URL, .def = "https://sheets.googleapis.com", .offset = FIELD(sheets_api_url) },
+        { "REPORT_SPREADSHEET_ID", KIND_TEXT, .min = 1, .max = 128, .offset = FIELD(report_spreadsheet_id) },
+};
+
+/* A value as it may appear in the one error line: at most 40 bytes, cut on a character
+ * boundary, control characters as '?'. Never used for secrets. */
+static const char *echo_value(const char *v, char buf[static 48]) {
+        size_t n = strlen(v), i;
+        bool cut = n > 40;
+        if (cut) {
+                n = 40;
+                while (n > 0 && ((unsigned char) v[n] & 0xC0) == 0x80)
+                        n--;
+        }
+        for (i = 0; i < n; i++)
+                buf[i] = (unsigned char) v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+        strcpy(buf + i, cut ? "…" : "");
+        return buf;
+}
+
+/* "7d", "4h", "90min", "1s": the largest unit that divides it. */
+static const char *format_span(usec_t u, char buf[static 32]) {
+        static const struct {
+                usec_t mult;
+                const char *suffix;
+        } units[] = { { 24 * H, "d" }, { H, "h" }, { 60 * USEC_PER_SEC, "min" }, { USEC_PER_SEC, "s" } };
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (u % units[i].mult == 0) {
+                        snprintf(buf, 32, "%llu%s", (unsigned long long) (u / units[i].mult), units[i].suffix);
+                        return buf;
+                }
+        snprintf(buf, 32, "%lluus", (unsigned long long) u);
+        return buf;
+}
+
+static int parse_whole(const char *v, uint64_t *ret) {
+        if (v[0] < '0' || v[0] > '9')
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno || *end)
+                return errno == ERANGE ? -ERANGE : -EINVAL;
+        *ret = n;
+        return 0;
+}
+
+/* The scheme of a URL, for an error line that must not echo the rest (a password). */
+static const char *url_scheme(const char *v, char buf[static 17]) {
+        size_t n = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+        if (n == 0 || n > 16 || v[n] != ':')
+                return NULL;
+        memcpy(buf, v, n);
+        buf[n] = 0;
+        return buf;
+}
+
+static int check_value(Config *c, const SettingDef *d, const char *v) {
+        char e[48], a[32], b[32];
+        void *field = d->offset == NO_FIELD ? NULL : (char *) c + d->offset;
+        uint64_t n = 0;
+
+        switch (d->kind) {
+        case KIND_UNSIGNED: {
+                int r = parse_whole(v, &n);
+                if (r == -EINVAL)
+                        return invalid(c, "%s=%s: not a whole number (expected %llu to %llu)", d->name, echo_value(v, e),
+                                       (unsigned long long) d->min, (unsigned long long) d->max);
+                if (r < 0 || n < d->min || n > d->max)
+                        return invalid(c, "%s=%s: out of range (expected %llu to %llu)", d->name, echo_value(v, e),
+                                       (unsigned long long) d->min, (unsigned long long) d->max);
+                if (field)
+                        *(unsigned *) field = (unsigned) n;
+                return 0;
+        }
+        case KIND_TIMESPAN: {
+                usec_t u;
+                int r = parse_timespan(v, &u);
+                if (r == -EINVAL)
+                        return invalid(c, "%s=%s: not a duration (expected %s to %s, e.g. 4h, 90min, 3600s)", d->name,
+                                       echo_value(v, e), format_span(d->min, a), format_span(d->max, b));
+                if (r < 0 || u < d->min || u > d->max)
+                        return invalid(c, "%s=%s: out of range (expected %s to %s)", d->name, echo_value(v, e),
+                                       format_span(d->min, a), format_span(d->max, b));
+                if (field)
+                        *(usec_t *) field = u;
+                return 0;
+        }
+        case KIND_PATH:
+                if (v[0] != '/' || strlen(v) >= PATH_MAX)
+                        return invalid(c, "%s=%s: not an absolute path (expected /…)", d->name, echo_value(v, e));
+                break;
+        case KIND_URL:
+                if (http_url_allowed(v) < 0)
+                        return invalid(c, "%s=%s: URL refused (expected https://…, or http:// to 127.0.0.1, ::1 or "
+                                       "localhost)", d->name, echo_value(v, e));
+                break;
+        case KIND_SMTP_URL: {
+                bool tls;
+                char scheme[17];
+                /* Never echo it: the URL may carry a password. */
+                if (!url_scheme(v, scheme))
+                        return invalid(c, "%s: not a URL (expected smtp://HOST[:PORT] or smtps://HOST[:PORT])", d->name);
+                if (!streq(scheme, "smtp") && !streq(scheme, "smtps"))
+                        return invalid(c, "%s: scheme %s:// refused (expected smtp://HOST[:PORT] or smtps://HOST[:PORT])",
+                                       d->name, scheme);
+                if (smtp_url_check(v, &tls) < 0)
+                        return invalid(c, "%s: not a valid %s:// URL (expected %s://HOST[:PORT])", d->name, scheme, scheme);
+                break;
+        }
+        case KIND_DB_URL:
+                /* Never echo it: a connection string carries the password. */
+                if (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0 && !strchr(v, '='))
+                        return invalid(c, "%s: not a PostgreSQL connection string (expected postgresql://… or "
+                                       "key=value pairs)", d->name);
+                break;
+        case KIND_GROUP:
+                if (strlen(v) > 64 || strpbrk(v, " :/\n\t"))
+                        return invalid(c, "%s=%s: not a valid group name (expected at most 64 characters, no space, "
+                                       "':' or '/')", d->name, echo_value(v, e));
+                break;
+        case KIND_CHOICE: {
+                size_t len = strlen(v);
+                for (const char *p = d->choices; *p;) {
+                        size_t w = strcspn(p, "|");
+                        if (w == len && strncmp(p, v, w) == 0)
+                                return 0;
+                        p += w + (p[w] == '|');
+                }
+                return invalid(c, "%s=%s: expected one of %s", d->name, echo_value(v, e), d->choices);
+        }
+        case KIND_TEXT:
+                if (strlen(v) > d->max)
+                        return invalid(c, "%s=%s: too long (expected at most %llu characters)", d->name, echo_value(v, e),
+                                       (unsigned long long) d->max);
+                for (const char *p = v; *p; p++)
+                        if ((unsigned char) *p <= ' ' || *p == 0x7f)
+                                return invalid(c, "%s=%s: spaces or control characters (expected one word)", d->name,
+                                               echo_value(v, e));
+                break;
+        case KIND_SECRET:
+                return 0;
+        }
+        if (field)
+                *(char **) field = xstrdup(v);
+        return 0;
+}
+
+/* The value of a row: its credential when set, else the environment; NULL when unset. A
+ * credential that exists but cannot be read fails here, not later in a task. */
+static int setting_value(Config *c, const SettingDef *d, char **ret) {
+        *ret = NULL;
+        if (d->kind == KIND_SECRET || d->kind == KIND_DB_URL) {
+                int r = config_read_secret(d->credential, d->name, ret);
+                if (r < 0)
+                        return invalid(c, "credential %s: cannot be read (%s): check LoadCredential= and the file's "
+                                       "permissions", d->credential, strerror(-r));
+                return 0;
+        }
+        const char *v = getenv(d->name);
+        if (!isempty(v))
+                *ret = xstrdup(v);
+        return 0;
+}
+
+static int load_table(Config *c) {
+        for (size_t i = 0; i < ELEMENTSOF(settings_table); i++) {
+                const SettingDef *d = &settings_table[i];
+                _cleanup_free_ char *v = NULL;
+                int r = setting_value(c, d, &v);
+                if (r < 0)
+                        return r;
+                if (v)
+                        r = check_value(c, d, v);
+                else if (d->def)
+                        r = check_value(c, d, d->def);
+                if (d->kind == KIND_SECRET || d->kind == KIND_DB_URL)
+                        if (v)
+                                explicit_bzero(v, strlen(v));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int config_load(Config *c, BusScope bus) {
         int r;
 
@@ -169,36 +389,20 @@ int config_load(Config *c, BusScope bus) {
                 return r;
         c->sqlite_path = xasprintf("%s/gazelle-scheduler.sqlite", c->state_dir);
 
-        r = config_read_secret("database-url", "DATABASE_URL", &c->database_url);
-        if (r < 0)
-                return invalid(c, "credential database-url: cannot be read (%s)", strerror(-r));
-        if (c->database_url && strncmp(c->database_url, "postgres://", 11) != 0 &&
-            strncmp(c->database_url, "postgresql://", 13) != 0 && !strchr(c->database_url, '='))
-                /* Never echo it: a connection string carries the password. */
-                return invalid(c, "DATABASE_URL: not a PostgreSQL connection string (expected postgresql://… "
-                                  "or key=value pairs)");
-
-        r = absolute_path_setting(c, "BACKUP_DIR", &c->backup_dir);
+        r = load_table(c);
         if (r < 0)
                 return r;
         if (!c->backup_dir)
                 c->backup_dir = xasprintf("%s/backups", c->state_dir);
-        r = absolute_path_setting(c, "BACKUP_SQLITE_PATH", &c->backup_sqlite_path);
-        if (r < 0)
-                return r;
-        r = parse_unsigned(c, "BACKUP_KEEP", 1, 1000, 10, &c->backup_keep);
-        if (r < 0)
-                return r;
-        r = parse_unsigned(c, "GAZELLE_IDLE_EXIT_SEC", 0, 86400, 30, &c->idle_exit_sec);
-        if (r < 0)
-                return r;
 
-        const char *g = getenv("GAZELLE_ADMIN_GROUP");
-        if (g && (strlen(g) == 0 || strlen(g) > 64 || strpbrk(g, " :/\n")))
-                return invalid(c, "GAZELLE_ADMIN_GROUP=%.64s: not a valid group name", g);
-        c->admin_group = xstrdup(g ? g : "gazelle-admin");
-
-        return load_settings(c);
+        r = load_settings(c);
+        if (r < 0)
+                return r;
+        if (c->report_spreadsheet_id) {
+                free(c->settings.spreadsheet_id);
+                c->settings.spreadsheet_id = xstrdup(c->report_spreadsheet_id);
+        }
+        return 0;
 }
 
 void config_clear(Config *c) {
@@ -211,87 +415,21 @@ void config_clear(Config *c) {
         free(c->backup_dir);
         free(c->backup_sqlite_path);
         free(c->admin_group);
+        free(c->gazelle_api_url);
+        free(c->gazelle_token_url);
+        free(c->gazelle_authorize_url);
+        free(c->gazelle_redirect_uri);
+        if (c->smtp_url) {
+                explicit_bzero(c->smtp_url, strlen(c->smtp_url));
+                free(c->smtp_url);
+        }
+        free(c->sendgrid_api_url);
+        free(c->google_application_credentials);
+        free(c->google_token_url);
+        free(c->sheets_api_url);
+        free(c->report_spreadsheet_id);
         settings_clear(&c->settings);
         log_forget_secrets(c->secrets);
         secrets_free(c->secrets);
         *c = (Config) {};
-}
-
-/* ---- Gazelle's environment settings ---- */
-
-static int env_unsigned(const char *name, unsigned def, unsigned min, unsigned max, unsigned *ret, char *error,
-                        size_t error_size) {
-        if (env_unsigned_value(name, min, max, def, ret) < 0) {
-                snprintf(error, error_size, "%s=%.32s : attendu un entier de %u à %u", name, getenv(name), min, max);
-                return -EINVAL;
-        }
-        return 0;
-}
-
-static int http_policy_from_env(HttpPolicy *p, char *error, size_t error_size) {
-        unsigned attempts, timeout, budget, backoff, low_speed, connect;
-        int r;
-
-        http_policy_default(p);
-        if ((r = env_unsigned("GAZELLE_HTTP_MAX_ATTEMPTS", p->max_attempts, 1, 20, &attempts, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_TIMEOUT_SEC", (unsigned) (p->attempt_timeout_usec / USEC_PER_SEC), 1, 3600,
-                              &timeout, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_CONNECT_TIMEOUT_SEC", (unsigned) (p->connect_timeout_usec / USEC_PER_SEC), 1,
-                              300, &connect, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_BUDGET_SEC", (unsigned) (p->budget_usec / USEC_PER_SEC), 1, 86400, &budget,
-                              error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_BACKOFF_MS", (unsigned) (p->backoff_base_usec / USEC_PER_MSEC), 1, 600000,
-                              &backoff, error, error_size)) < 0 ||
-            (r = env_unsigned("GAZELLE_HTTP_LOW_SPEED_SEC", p->low_speed_time_sec, 1, 3600, &low_speed, error,
-                              error_size)) < 0)
-                return r;
-        p->max_attempts = attempts;
-        p->attempt_timeout_usec = timeout * USEC_PER_SEC;
-        p->connect_timeout_usec = connect * USEC_PER_SEC;
-        p->budget_usec = budget * USEC_PER_SEC;
-        p->backoff_base_usec = backoff * USEC_PER_MSEC;
-        p->low_speed_time_sec = low_speed;
-        return 0;
-}
-
-static int url_setting(const char *env, const char *def, char **ret, char *error, size_t error_size) {
-        const char *v = getenv(env);
-        if (isempty(v))
-                v = def;
-        if (http_url_allowed(v) < 0) {
-                snprintf(error, error_size, "%s=%.200s : URL refusée (https://, ou http:// vers 127.0.0.1/localhost "
-                          "seulement)", env, v);
-                return -EINVAL;
-        }
-        *ret = xstrdup(v);
-        return 0;
-}
-
-static char *string_setting(const char *env, const char *def) {
-        const char *v = getenv(env);
-        return xstrdup(isempty(v) ? def : v);
-}
-
-int gazelle_settings_load(GazelleSettings *s, char *error, size_t error_size) {
-        int r;
-        assert(s && error);
-        *s = (GazelleSettings) {};
-        if ((r = env_unsigned("GAZELLE_MAX_CONCURRENCY", 2, 1, 16, &s->max_concurrency, error, error_size)) < 0 ||
-            (r = http_policy_from_env(&s->http, error, error_size)) < 0 ||
-            (r = url_setting("GAZELLE_API_URL", GAZELLE_DEFAULT_API_URL, &s->api_url, error, error_size)) < 0 ||
-            (r = url_setting("GAZELLE_TOKEN_URL", GAZELLE_DEFAULT_TOKEN_URL, &s->token_url, error, error_size)) < 0) {
-                gazelle_settings_clear(s);
-                return r;
-        }
-        s->authorize_url = string_setting("GAZELLE_AUTHORIZE_URL", GAZELLE_DEFAULT_AUTHORIZE_URL);
-        s->redirect_uri = string_setting("GAZELLE_REDIRECT_URI", GAZELLE_DEFAULT_REDIRECT_URI);
-        return 0;
-}
-
-void gazelle_settings_clear(GazelleSettings *s) {
-        free(s->api_url);
-        free(s->token_url);
-        free(s->authorize_url);
-        free(s->redirect_uri);
-        *s = (GazelleSettings) {};
 }

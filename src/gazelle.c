@@ -70,6 +70,16 @@ static char *url_host_path(const char *url) {
         return strndup(p, strcspn(p, "?#")) ?: (abort(), NULL);
 }
 
+static void http_policy_from_config(const Config *c, HttpPolicy *p) {
+        http_policy_default(p);
+        p->max_attempts = c->http_max_attempts;
+        p->attempt_timeout_usec = c->http_timeout_sec * USEC_PER_SEC;
+        p->connect_timeout_usec = c->http_connect_timeout_sec * USEC_PER_SEC;
+        p->budget_usec = c->http_budget_sec * USEC_PER_SEC;
+        p->backoff_base_usec = c->http_backoff_ms * USEC_PER_MSEC;
+        p->low_speed_time_sec = c->http_low_speed_sec;
+}
+
 GazelleClient *gazelle_client_free(GazelleClient *g) {
         if (!g)
                 return NULL;
@@ -138,15 +148,11 @@ int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *
                 abort();
         g->db = db;
         g->secrets = config->secrets;
-        _cleanup_(gazelle_settings_clear) GazelleSettings settings = {};
-        r = gazelle_settings_load(&settings, error, error_size);
-        if (r < 0)
-                return r;
-        g->max_concurrency = settings.max_concurrency;
-        policy = settings.http;
-        g->api_url = TAKE_PTR(settings.api_url);
-        g->token_url = TAKE_PTR(settings.token_url);
-        g->redirect_uri = TAKE_PTR(settings.redirect_uri);
+        g->max_concurrency = config->gazelle_max_concurrency;
+        http_policy_from_config(config, &policy);
+        g->api_url = xstrdup(config->gazelle_api_url);
+        g->token_url = xstrdup(config->gazelle_token_url);
+        g->redirect_uri = xstrdup(config->gazelle_redirect_uri);
         g->endpoint = url_host_path(g->api_url);
 
         r = config_read_secret("gazelle-api-key", "GAZELLE_API_KEY", &g->api_key);

@@ -18,7 +18,8 @@
 
 typedef struct GazelleClient GazelleClient;
 
-/* Reads the Gazelle settings (gazelle_settings_load(), config.h) and the secrets (API key, or client id and secret); loads the stored tokens when in OAuth mode.
+/* Takes GAZELLE_API_URL, GAZELLE_TOKEN_URL, GAZELLE_MAX_CONCURRENCY, GAZELLE_HTTP_* from config, reads the
+ * secrets (API key, or client id and secret); loads the stored tokens when in OAuth mode.
  * -EINVAL with error naming the setting when something is wrong or missing. */
 int gazelle_client_new(const Config *config, Db *db, GazelleClient **ret, char *error, size_t error_size);
 GazelleClient *gazelle_client_free(GazelleClient *g);

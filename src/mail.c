@@ -16,7 +16,6 @@
 #include "http.h"
 #include "util.h"
 
-#define SENDGRID_DEFAULT_URL "https://api.sendgrid.com"
 #define SENDGRID_PATH "/v3/mail/send"
 #define SEND_MAX_ATTEMPTS 4
 #define SEND_BACKOFF_BASE_USEC (500 * USEC_PER_MSEC)
@@ -419,7 +418,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
 
 /* smtps:// anywhere, smtp:// with STARTTLS required unless to loopback (the tests' sink). */
-static int smtp_url_check(const char *url, bool *ret_require_tls) {
+int smtp_url_check(const char *url, bool *ret_require_tls) {
         _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
         char *scheme = NULL, *host = NULL;
         if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
@@ -545,14 +544,15 @@ static int mailer_secrets(Mailer *m, char *error, size_t size) {
         return 0;
 }
 
-int mailer_new(const Settings *settings, const char *state_dir, const volatile sig_atomic_t *cancel, Mailer **ret,
-               char *error, size_t error_size) {
+int mailer_new(const Config *config, const volatile sig_atomic_t *cancel, Mailer **ret, char *error,
+               size_t error_size) {
+        const Settings *settings = &config->settings;
         _cleanup_(mailer_freep) Mailer *m = xmalloc(sizeof *m);
         *m = (Mailer) { .cancelled = cancel };
         int r = mailer_secrets(m, error, error_size);
         if (r < 0)
                 return r;
-        const char *smtp_url = getenv("SMTP_URL");
+        const char *smtp_url = config->smtp_url;
         m->transport = settings->transport;
         if (m->transport == MAIL_TRANSPORT_AUTO)
                 m->transport = m->sendgrid_key ? MAIL_TRANSPORT_SENDGRID
@@ -561,16 +561,14 @@ int mailer_new(const Settings *settings, const char *state_dir, const volatile s
 
         m->from_email = xstrdup(settings->sender_email ? settings->sender_email : "gazelle-scheduler@localhost");
         m->from_name = xstrdup(settings->sender_name ? settings->sender_name : "Gazelle Scheduler");
-        m->outbox_dir = settings->outbox_dir ? xstrdup(settings->outbox_dir) : xasprintf("%s/outbox", state_dir);
+        m->outbox_dir = settings->outbox_dir ? xstrdup(settings->outbox_dir) : xasprintf("%s/outbox", config->state_dir);
 
         switch (m->transport) {
         case MAIL_TRANSPORT_SENDGRID: {
                 if (!m->sendgrid_key)
                         return config_error(error, error_size, "mail.transport=sendgrid: SENDGRID_API_KEY "
                                             "(credential sendgrid-api-key) is not set");
-                const char *base = getenv("SENDGRID_API_URL");
-                if (isempty(base))
-                        base = SENDGRID_DEFAULT_URL;
+                const char *base = config->sendgrid_api_url;
                 size_t n = strlen(base);
                 while (n > 0 && base[n - 1] == '/')
                         n--;

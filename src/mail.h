@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "settings.h"
 #include "timeutil.h"
 
@@ -55,12 +56,14 @@ const char *mail_outcome_to_string(MailOutcome o);
 
 typedef struct Mailer Mailer;
 
-/* Picks and checks the transport (settings: transport, sender, outbox_dir; environment:
+/* Picks and checks the transport (settings: transport, sender, outbox_dir; configuration:
  * SENDGRID_API_URL, SMTP_URL; secrets: sendgrid-api-key/SENDGRID_API_KEY,
- * smtp-username/SMTP_USERNAME, smtp-password/SMTP_PASSWORD). state_dir holds the default
- * outbox. -EINVAL with one line in error naming the setting when something is missing. */
-int mailer_new(const Settings *settings, const char *state_dir, const volatile sig_atomic_t *cancelled,
-               Mailer **ret, char *error, size_t error_size);
+ * smtp-username/SMTP_USERNAME, smtp-password/SMTP_PASSWORD). The state directory holds the
+ * default outbox. -EINVAL with one line in error naming the setting when something is missing. */
+int mailer_new(const Config *config, const volatile sig_atomic_t *cancelled, Mailer **ret, char *error,
+               size_t error_size);
+/* smtps:// anywhere, smtp:// with STARTTLS required unless to loopback; -EINVAL otherwise. */
+int smtp_url_check(const char *url, bool *ret_require_tls);
 Mailer *mailer_free(Mailer *m);
 static inline void mailer_freep(Mailer **m) {
         if (*m)

@@ -164,7 +164,7 @@ int notify_failure(const Config *config, const char *unit) {
 
         char err[256] = "";
         _cleanup_(mailer_freep) Mailer *mailer = NULL;
-        r = mailer_new(&config->settings, config->state_dir, NULL, &mailer, err, sizeof err);
+        r = mailer_new(config, NULL, &mailer, err, sizeof err);
         if (r < 0) {
                 run_row_clear(&run);
                 return log_error_errno(r, "Cannot mail the failure of %s: %s", unit, err), 1;

@@ -21,8 +21,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 #define TYPE_SERVICE "SERVICE_ENTRY_MANUAL"
 #define TYPE_MEASUREMENT "PIANO_MEASUREMENT"
 #define PROGRESS_EVERY 5000
-#define DEFAULT_TOKEN_URL "https://oauth2.googleapis.com/token"
-#define DEFAULT_SHEETS_URL "https://sheets.googleapis.com"
 
 const char *const report_columns[REPORT_COLUMNS] = {
         "DateEvenement", "TypeEvenement", "Description", "NomClient", "Marque", "Modele",
@@ -708,7 +706,7 @@ static const char *const GOOGLE_CREDENTIAL = "google-service-account.json";
 
 /* The service-account key: the credential, else the file named by GOOGLE_APPLICATION_CREDENTIALS.
  * NULL (and 0) when neither is configured. */
-static int load_google_key(GoogleKey **ret, char *error, size_t error_size) {
+static int load_google_key(const Config *c, GoogleKey **ret, char *error, size_t error_size) {
         _cleanup_free_ char *json = NULL;
         *ret = NULL;
         int r = config_read_secret(GOOGLE_CREDENTIAL, NULL, &json);
@@ -716,7 +714,7 @@ static int load_google_key(GoogleKey **ret, char *error, size_t error_size) {
                 snprintf(error, error_size, "credential %s illisible (%s)", GOOGLE_CREDENTIAL, strerror(-r));
                 return r;
         }
-        const char *path = getenv("GOOGLE_APPLICATION_CREDENTIALS");
+        const char *path = c->google_application_credentials;
         if (!json && !isempty(path)) {
                 r = read_file_bounded(path, 65536, &json);
                 if (r < 0) {
@@ -764,10 +762,9 @@ static char *tabs_summary(const ReportResult *res) {
 
 static int publish_to_sheets(RunContext *ctx, GoogleKey **key, const char *spreadsheet_id, const char *dir,
                              const ReportResult *res, TaskResult *result, char *error, size_t error_size) {
-        const char *token_url = getenv("GOOGLE_TOKEN_URL"), *api_url = getenv("SHEETS_API_URL");
         _cleanup_(google_sheets_freep) GoogleSheets *g = NULL;
-        int r = google_sheets_new(key, isempty(token_url) ? DEFAULT_TOKEN_URL : token_url,
-                                  isempty(api_url) ? DEFAULT_SHEETS_URL : api_url, spreadsheet_id, ctx->cancelled, &g);
+        int r = google_sheets_new(key, ctx->config->google_token_url, ctx->config->sheets_api_url, spreadsheet_id,
+                                  ctx->cancelled, &g);
         if (r < 0) {
                 snprintf(error, error_size, "client HTTP : %s", strerror(-r));
                 return r;
@@ -812,13 +809,12 @@ int report_task_run(RunContext *ctx, TaskResult *result) {
 
         /* A key that does not parse fails before any work, with the reason. */
         _cleanup_(google_key_freep) GoogleKey *key = NULL;
-        r = load_google_key(&key, error, sizeof error);
+        r = load_google_key(c, &key, error, sizeof error);
         if (r < 0) {
                 task_result_set(result, RUN_ERROR, "Rapport non généré : %s", error);
                 return r;
         }
-        const char *env_id = getenv("REPORT_SPREADSHEET_ID");
-        const char *spreadsheet_id = !isempty(env_id) ? env_id : s->spreadsheet_id;
+        const char *spreadsheet_id = s->spreadsheet_id; /* $REPORT_SPREADSHEET_ID applied by config_load() */
 
         LocalDate today = local_date_of(now_realtime());
         char day[16];

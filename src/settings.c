@@ -432,11 +432,6 @@ int settings_load(Settings *s, const char *path, char *error, size_t error_size)
                         return r;
                 }
         }
-        const char *sheet = getenv("REPORT_SPREADSHEET_ID");
-        if (!isempty(sheet)) {
-                free(s->spreadsheet_id);
-                s->spreadsheet_id = xstrdup(sheet);
-        }
         return 0;
 }
 

@@ -41,7 +41,7 @@ typedef struct Settings {
         size_t n_institutions;
         Institution excluded;         /* alert exclusions (title unused) */
         char **maintenance_keywords;  /* NULL-terminated */
-        char *spreadsheet_id;         /* $REPORT_SPREADSHEET_ID overrides */
+        char *spreadsheet_id;         /* report.spreadsheet_id; $REPORT_SPREADSHEET_ID overrides (config.c) */
         char *sender_email;
         char *sender_name;
         MailTransport transport;
@@ -50,7 +50,7 @@ typedef struct Settings {
 
 /* $GAZELLE_CONFIG, else the default place for the system or a user instance; owned, or NULL. */
 char *settings_default_path(bool system);
-/* Fills *s from path (NULL: built-in defaults only). $REPORT_SPREADSHEET_ID overrides the file.
+/* Fills *s from path (NULL: built-in defaults only); config_load() applies $REPORT_SPREADSHEET_ID.
  * 0, or -EINVAL with error set to one line naming the file and the key; -errno when the file
  * cannot be read. */
 int settings_load(Settings *s, const char *path, char *error, size_t error_size);

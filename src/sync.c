@@ -1025,18 +1025,7 @@ static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from,
         int r;
 
         format_iso_utc(now_realtime(), s.now);
-        const char *pct = getenv("GAZELLE_SYNC_DELETE_MAX_PERCENT");
-        s.delete_max_percent = 10;
-        if (!isempty(pct)) {
-                char *end;
-                unsigned long v = strtoul(pct, &end, 10);
-                if (*end || v > 100) {
-                        task_result_set(result, RUN_ERROR, "GAZELLE_SYNC_DELETE_MAX_PERCENT=%.16s : attendu 0 à 100", pct);
-                        sync_done(&s);
-                        return -EINVAL;
-                }
-                s.delete_max_percent = (unsigned) v;
-        }
+        s.delete_max_percent = ctx->config->sync_delete_max_percent;
 
         r = take_pg_lock(s.db);
         if (r <= 0) {

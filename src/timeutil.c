@@ -227,3 +227,32 @@ LocalDate slot_day_of(usec_t t, int hour, int minute) {
                 return next;
         return d;
 }
+
+int parse_timespan(const char *s, usec_t *ret) {
+        static const struct {
+                const char *suffix;
+                usec_t mult;
+        } units[] = {
+                { "", USEC_PER_SEC },        { "s", USEC_PER_SEC },      { "sec", USEC_PER_SEC },
+                { "m", 60 * USEC_PER_SEC },  { "min", 60 * USEC_PER_SEC }, { "h", 3600 * USEC_PER_SEC },
+                { "d", 86400 * USEC_PER_SEC },
+        };
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        bool overflow = errno == ERANGE;
+        if (errno && !overflow)
+                return -EINVAL;
+        while (*end == ' ')
+                end++;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+                if (strcmp(end, units[i].suffix) == 0) {
+                        if (overflow || v > UINT64_MAX / units[i].mult)
+                                return -ERANGE;
+                        *ret = (usec_t) v * units[i].mult;
+                        return 0;
+                }
+        return -EINVAL;
+}

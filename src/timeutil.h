@@ -56,3 +56,7 @@ void date_range_certain_bounds(LocalDate from, LocalDate to, usec_t *start, usec
 /* The slot a time belongs to for a daily task at hh:mm: day D such that
  * slot(D) <= t < slot(D+1). */
 LocalDate slot_day_of(usec_t t, int hour, int minute);
+
+/* "4h", "90min", "30m", "45s", "1d" or plain seconds; -EINVAL when not a duration, -ERANGE
+ * when it does not fit. */
+int parse_timespan(const char *s, usec_t *ret);

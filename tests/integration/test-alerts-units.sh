@@ -4,7 +4,8 @@
 # SendGrid, on the store GS_STORE selects: the timer's run syncs tomorrow's appointments and mails
 # one email per technician (the fake accepted exactly emails_sent messages, the journal has one
 # "alert sent" entry per email with the run id); RunTask alerts over D-Bus afterwards sends
-# nothing; a run made to fail starts gazelle-notify-failure@gazelle-alerts.service, which mails
+# nothing; a bad setting exits 2 at start with no row and no mail; a run made to fail starts
+# gazelle-notify-failure@gazelle-alerts.service, which mails
 # the administrator the run's message and journal lines, once.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -96,18 +97,34 @@ assert_eq 0 "$(stat emails_sent)" "the second run sent nothing"
 assert_eq "$unconfirmed" "$(stat already_sent)" "already_sent=$unconfirmed"
 assert_eq "$sent" "$(accepted)" "the fake SendGrid still has $sent messages"
 
-# --- 3. a failing run notifies the administrator, once
-systemctl --user set-environment ALERTS_MAX_LATENESS=bogus
-systemctl --user reset-failed gazelle-alerts.service 2>/dev/null || true
-systemctl --user start gazelle-alerts.service && fail "the run with ALERTS_MAX_LATENESS=bogus succeeded"
-assert_eq error "$(last status)" "the run with a bad ALERTS_MAX_LATENESS ended error"
-failed_run=$(last id)
+# --- 3. a bad setting is refused at start: exit 2, no row, no mail
 admin_mail() {
     curl -s "$sg/_state" | python3 -c '
 import json, sys
 m = [m for m in json.load(sys.stdin)["accepted"] if m["to"] == ["admin@example.com"]]
 sys.exit(0 if m else 1)'
 }
+n=$(rows)
+systemctl --user set-environment ALERTS_MAX_LATENESS=bogus
+systemctl --user reset-failed gazelle-alerts.service 2>/dev/null || true
+systemctl --user start gazelle-alerts.service && fail "the run with ALERTS_MAX_LATENESS=bogus succeeded"
+assert_eq 2 "$(systemctl --user show -p ExecMainStatus --value gazelle-alerts.service)" "a bad setting exits 2"
+assert_eq "$n" "$(rows)" "a bad setting wrote no row"
+notify_done() { [ "$(unit_state gazelle-notify-failure@gazelle-alerts.service.service)" = failed ]; }
+wait_for "the notification unit (same bad setting: no mail)" 60 notify_done \
+    || fail "notification unit is $(unit_state gazelle-notify-failure@gazelle-alerts.service.service)"
+admin_mail && fail "a bad setting mailed the administrator"
+systemctl --user set-environment ALERTS_MAX_LATENESS=25h
+systemctl --user reset-failed 2>/dev/null || true
+ok "ALERTS_MAX_LATENESS=bogus: exit 2 at start, no row"
+
+# --- 3b. a failing run notifies the administrator, once (the ledger hidden: the run fails
+# after its row is written)
+q "ALTER TABLE alert_ledger RENAME TO alert_ledger_hidden"
+systemctl --user start gazelle-alerts.service && fail "the run without its ledger succeeded"
+q "ALTER TABLE alert_ledger_hidden RENAME TO alert_ledger"
+assert_eq error "$(last status)" "the run without its ledger ended error"
+failed_run=$(last id)
 wait_for "the failure notification mail" 60 admin_mail || fail "no mail to the administrator: $(systemctl --user status 'gazelle-notify-failure@*' --no-pager 2>&1 | tail -5)"
 notes=$(curl -s "$sg/_state" | python3 -c '
 import json, sys
@@ -116,17 +133,18 @@ print(len(m)); print(m[0]["subject"]); print(m[0]["text"])')
 assert_eq 1 "$(head -n1 <<<"$notes")" "exactly one notification mail"
 grep -q 'Échec : Sync RV & Alertes (gazelle-alerts.service)' <<<"$notes" || fail "subject: $notes"
 grep -q "Exécution $failed_run" <<<"$notes" || fail "the mail does not name run $failed_run: $notes"
-grep -q 'ALERTS_MAX_LATENESS=bogus' <<<"$notes" || fail "the mail lacks the run's message: $notes"
+grep -q 'Registre des alertes illisible' <<<"$notes" || fail "the mail lacks the run's message: $notes"
 grep -q 'Résultat systemd : exit-code' <<<"$notes" || fail "the mail lacks the unit's result: $notes"
-grep -q 'Configuration invalide' <<<"$notes" || fail "the mail lacks the run's journal lines: $notes"
+grep -q 'Sync RV & Alertes: démarrage' <<<"$notes" || fail "the mail lacks the run's journal lines: $notes"
 grep -q 'gazelle-alerts.service: .*exited' <<<"$notes" || fail "the mail lacks the manager's lines: $notes"
 ok "the administrator got the unit, the run's message and its journal lines"
-systemctl --user set-environment ALERTS_MAX_LATENESS=25h
 
 # --- 4. a notification that fails does not notify about itself (no OnFailure= loop)
-systemctl --user set-environment ALERTS_MAX_LATENESS=bogus SENDGRID_API_KEY=revoked-key
+systemctl --user set-environment SENDGRID_API_KEY=revoked-key
 systemctl --user reset-failed 2>/dev/null || true
-systemctl --user start gazelle-alerts.service && fail "the run with ALERTS_MAX_LATENESS=bogus succeeded"
+q "ALTER TABLE alert_ledger RENAME TO alert_ledger_hidden"
+systemctl --user start gazelle-alerts.service && fail "the run without its ledger succeeded"
+q "ALTER TABLE alert_ledger_hidden RENAME TO alert_ledger"
 notify_failed() { [ "$(unit_state gazelle-notify-failure@gazelle-alerts.service.service)" = failed ]; }
 wait_for "the notification unit to fail (SendGrid refuses the key)" 60 notify_failed \
     || fail "notification unit is $(unit_state gazelle-notify-failure@gazelle-alerts.service.service)"
@@ -136,4 +154,4 @@ assert_eq 0 "$loops" "no notification about the notification"
 journal_wait 30 SYSLOG_IDENTIFIER=gazelle-scheduler GAZELLE_FAILED_UNIT=gazelle-alerts.service GAZELLE_ALERT_STATE=failed >/dev/null \
     || fail "the failed notification is not in the journal"
 ok "the failed notification is in the journal (GAZELLE_ALERT_STATE=failed)"
-systemctl --user set-environment ALERTS_MAX_LATENESS=25h SENDGRID_API_KEY=sg-test-key
+systemctl --user set-environment SENDGRID_API_KEY=sg-test-key
