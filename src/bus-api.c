@@ -180,6 +180,18 @@ static int on_start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 return 0;
         }
         j->job_path = xstrdup(path);
+        /* Tie the pending row to this job: its runner adopts only the row made for its own start. */
+        uint32_t job_id;
+        Db *db = context_store(c, NULL);
+        int r = manager_job_id_from_path(path, &job_id);
+        if (r >= 0 && db)
+                r = store_run_set_job(db, j->run_id, job_id);
+        if (r < 0 || !db) {
+                log_run(&log, LOG_WARNING, "Cannot tie run %s to job %s, its runner will record its own row: %s",
+                        j->run_id, path, db ? db_error(db) : "store unavailable");
+                if (db)
+                        context_store_failed(c, r);
+        }
         (void) sd_bus_reply_method_return(j->call, "s", j->run_id);
         j->call = sd_bus_message_unref(j->call);
 

@@ -103,7 +103,8 @@ bool context_has_subscribers(const Context *c) {
 }
 
 /* A task that is not busy has no live runner: its `running` rows on this host are leftovers of
- * a crash. */
+ * a crash. At start-up no RunTask of ours is in flight, so a pending row is a dead daemon's:
+ * closed at once unless the unit has a start job queued (its runner adopts or closes it). */
 static void reap_stale_runs(Context *c) {
         Db *db = context_store(c, NULL);
         if (!db)
@@ -113,7 +114,12 @@ static void reap_stale_runs(Context *c) {
                 const Task *t = task_get((TaskId) i);
                 if (task_busy(&c->config, c->bus, t))
                         continue; /* a runner is alive */
-                int r = store_run_reap(db, t->name, c->host, NULL, now - PENDING_STALE_USEC, now);
+                uint32_t job = 0;
+                bool job_known = manager_unit_job(c->bus, t->unit, &job) >= 0;
+                if (job != 0)
+                        continue; /* a start is queued: its runner decides */
+                int r = store_run_reap(db, t->name, c->host, NULL, job_known ? 0 : STORE_LIVE_JOB_UNKNOWN,
+                                       job_known ? now : now - PENDING_STALE_USEC, now);
                 if (r > 0)
                         log_info("Marked %d interrupted run(s) of %s as error", r, t->name);
                 else if (r < 0)

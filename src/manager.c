@@ -101,3 +101,37 @@ int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33
                 snprintf(ret + 2 * i, 3, "%02x", ((const uint8_t *) p)[i]);
         return 0;
 }
+
+int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *job_path;
+        uint32_t id;
+
+        int r = unit_path(unit, &path);
+        if (r < 0)
+                return r;
+        r = sd_bus_get_property(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", "Job", &error, &reply, "(uo)");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "(uo)", &id, &job_path);
+        if (r < 0)
+                return r;
+        *ret = id; /* 0 and "/": no job */
+        return 0;
+}
+
+int manager_job_id_from_path(const char *path, uint32_t *ret) {
+        static const char prefix[] = "/org/freedesktop/systemd1/job/";
+        if (!path || strncmp(path, prefix, sizeof prefix - 1) != 0)
+                return -EINVAL;
+        const char *digits = path + sizeof prefix - 1;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(digits, &end, 10);
+        if (errno || end == digits || *end || v == 0 || v > UINT32_MAX || digits[0] == '0')
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
+}

@@ -27,3 +27,8 @@ bool manager_active_state_running(const char *state);
 int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret);
 /* InvocationID of the unit's current activation, as 32 hex characters. */
 int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]);
+/* The id of the unit's pending or running job (its Job property), 0 when it has none. A runner
+ * reads its own start job this way: the id the daemon learnt from StartUnit's reply. */
+int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret);
+/* The id in a job object path (/org/freedesktop/systemd1/job/N). */
+int manager_job_id_from_path(const char *path, uint32_t *ret);

@@ -67,28 +67,63 @@ static int status_priority(RunStatus status) {
         return status == RUN_ERROR ? LOG_ERR : status == RUN_WARNING ? LOG_WARNING : LOG_NOTICE;
 }
 
-/* Under systemd: adopt the daemon's pending row, else ask whether our timer started us. */
-static RunTrigger detect_trigger(const Config *config, const Task *task, Db *db, const char *host,
-                                 RunRow *adopted, int *adopt_result) {
+/* The daemon ties its pending row to the start job StartUnit returned, a moment after the
+ * job was queued: a runner that sees an untied row this young waits this long for the tie. */
+#define TIE_WAIT_USEC (3 * USEC_PER_SEC)
+#define TIE_POLL_USEC (100 * USEC_PER_MSEC)
+#define UNTIED_RECENT_USEC (60 * USEC_PER_SEC)
+
+/* Adopts the daemon's pending row made for our own start job, if there is one. */
+static int adopt_own_row(RunContext *ctx, const char *host, const char *invocation, RunRow *adopted) {
+        const char *task = ctx->task->name;
+        usec_t now = now_realtime();
+        int r = store_run_adopt(ctx->db, task, ctx->job_id, now - PENDING_ADOPT_WINDOW_USEC, invocation, host,
+                                getpid(), adopted);
+        if (r != 0 || ctx->job_id == 0)
+                return r;
+        int64_t untied = 0;
+        r = store_run_pending_untied(ctx->db, task, host, now - UNTIED_RECENT_USEC, &untied);
+        if (r < 0 || untied == 0)
+                return r;
+        for (usec_t waited = 0; waited < TIE_WAIT_USEC; waited += TIE_POLL_USEC) {
+                (void) usleep(TIE_POLL_USEC);
+                r = store_run_adopt(ctx->db, task, ctx->job_id, now - PENDING_ADOPT_WINDOW_USEC, invocation, host,
+                                    getpid(), adopted);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Under systemd: adopt the daemon's pending row made for this very start job, else ask whether
+ * our timer started us. A row made for another start — or left by a daemon that died before
+ * StartUnit — is never taken: it would record a timer's or a person's run as someone else's. */
+static RunTrigger detect_trigger(RunContext *ctx, const char *host, RunRow *adopted, int *adopt_result) {
+        const Task *task = ctx->task;
         const char *invocation = getenv("INVOCATION_ID");
         *adopt_result = 0;
         if (isempty(invocation))
                 return TRIGGER_CLI;
 
-        usec_t now = now_realtime();
-        *adopt_result = store_run_adopt(db, task->name, now - PENDING_ADOPT_WINDOW_USEC, invocation, host,
-                                        getpid(), adopted);
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r = manager_bus_open(ctx->config->bus, &bus);
+        if (r >= 0) {
+                r = manager_unit_job(bus, task->unit, &ctx->job_id);
+                if (r >= 0)
+                        ctx->job_known = true;
+                else
+                        log_warning_errno(r, "Cannot ask the service manager for the start job of %s, adopting no "
+                                          "pending run: %m", task->unit);
+        }
+        *adopt_result = adopt_own_row(ctx, host, invocation, adopted);
         if (*adopt_result > 0) {
                 /* The daemon wrote it; anything unexpected reads as a person's start. */
                 RunTrigger t = run_trigger_from_string(adopted->triggered_by);
                 return t == TRIGGER_NONE ? TRIGGER_MANUAL : t;
         }
 
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         bool by_timer = false;
-        int r = manager_bus_open(config->bus, &bus);
-        if (r >= 0)
-                r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
+        r = bus ? manager_started_by_timer(bus, task->unit, task->timer, &by_timer) : r;
         if (r < 0)
                 log_warning_errno(r, "Cannot ask the service manager whether %s was started by %s, counting "
                                   "the run as manual: %m", task->unit, task->timer);
@@ -99,7 +134,7 @@ static int begin_run(RunContext *ctx, const char *host) {
         RunRow adopted = { .duration_seconds = -1 };
         int adopt_result;
 
-        RunTrigger trigger = detect_trigger(ctx->config, ctx->task, ctx->db, host, &adopted, &adopt_result);
+        RunTrigger trigger = detect_trigger(ctx, host, &adopted, &adopt_result);
         ctx->trigger = trigger;
         ctx->log.trigger = run_trigger_to_string(trigger);
         if (adopt_result < 0) {
@@ -149,8 +184,12 @@ static int begin_run(RunContext *ctx, const char *host) {
 
 static void reap_interrupted(RunContext *ctx, const char *host) {
         usec_t now = now_realtime();
+        /* Under systemd our start job is the unit's only live one: a pending row tied to another
+         * job, or still untied after the daemon had its moment to tie it, will never run. */
+        bool systemd = ctx->job_known;
         int r = store_run_reap(ctx->db, ctx->task->name, host, ctx->run_id[0] ? ctx->run_id : NULL,
-                               now - PENDING_ADOPT_WINDOW_USEC, now);
+                               systemd ? (int64_t) ctx->job_id : STORE_LIVE_JOB_UNKNOWN,
+                               now - (systemd ? TIE_WAIT_USEC : PENDING_ADOPT_WINDOW_USEC), now);
         if (r < 0)
                 log_warning("Failed to mark interrupted runs of %s, ignoring: %s", ctx->task->name, db_error(ctx->db));
         else if (r > 0)

@@ -34,6 +34,8 @@ typedef struct RunContext {
         LogContext log;
         char run_id[RUN_ID_MAX];
         usec_t started_at;
+        uint32_t job_id;       /* under systemd: the start job running us (0: none) */
+        bool job_known;        /* job_id was read from the service manager */
         const volatile sig_atomic_t *cancelled; /* set by SIGTERM/SIGINT: stop at the next step */
 } RunContext;
 

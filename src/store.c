@@ -131,20 +131,22 @@ int store_run_read(DbCursor *c, RunRow *row) {
         return 0;
 }
 
-int store_run_adopt(Db *db, const char *task, usec_t not_before, const char *invocation_id, const char *host,
-                    pid_t pid, RunRow *row) {
+int store_run_adopt(Db *db, const char *task, uint32_t job_id, usec_t not_before, const char *invocation_id,
+                    const char *host, pid_t pid, RunRow *row) {
         char since[ISO_UTC_MAX];
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
 
+        if (job_id == 0)
+                return 0; /* no job of ours: no row can be ours */
         /* One statement, so two runners can never claim the same row. */
         int r = db_query(db,
                          "UPDATE scheduler_logs SET invocation_id = $2, host = $3, pid = $4 "
                          "WHERE id = (SELECT id FROM scheduler_logs WHERE task_name = $1 AND status = 'running' "
-                         "AND pid IS NULL AND invocation_id IS NULL AND started_at >= $5 "
+                         "AND pid IS NULL AND invocation_id IS NULL AND systemd_job_id = $6 AND started_at >= $5 "
                          "ORDER BY started_at DESC LIMIT 1) "
                          "AND pid IS NULL RETURNING " RUN_COLUMNS,
                          DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(invocation_id), DBV_TEXT_OR_NULL(host),
-                                   DBV_I(pid), DBV_TEXT_OR_NULL(format_iso_utc(not_before, since))),
+                                   DBV_I(pid), DBV_TEXT_OR_NULL(format_iso_utc(not_before, since)), DBV_I(job_id)),
                          &c);
         if (r < 0)
                 return r;
@@ -181,19 +183,40 @@ int store_run_interrupted(Db *db, const char *id, usec_t now) {
         return store_run_finish(db, id, "error", RUN_INTERRUPTED_MESSAGE, "{}", now, 0);
 }
 
-int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, usec_t pending_before,
-                   usec_t now) {
+int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, int64_t live_job,
+                   usec_t pending_before, usec_t now) {
         char before[ISO_UTC_MAX], completed[ISO_UTC_MAX];
         return db_exec(db,
                        "UPDATE scheduler_logs SET status = 'error', message = $5, completed_at = $6 "
                        "WHERE task_name = $1 AND status = 'running' AND id <> $3 "
                        "AND (host = $2 OR host IS NULL) "
-                       "AND (pid IS NOT NULL OR invocation_id IS NOT NULL OR started_at < $4)",
+                       "AND (pid IS NOT NULL OR invocation_id IS NOT NULL OR started_at < $4 "
+                       "OR (CAST($7 AS BIGINT) >= 0 AND systemd_job_id IS NOT NULL "
+                       "AND systemd_job_id <> CAST($7 AS BIGINT)))",
                        DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(host),
                                  DBV_TEXT_OR_NULL(keep_id ? keep_id : "00000000-0000-0000-0000-000000000000"),
                                  DBV_TEXT_OR_NULL(format_iso_utc(pending_before, before)),
                                  DBV_TEXT_OR_NULL(RUN_INTERRUPTED_MESSAGE),
-                                 DBV_TEXT_OR_NULL(format_iso_utc(now, completed))));
+                                 DBV_TEXT_OR_NULL(format_iso_utc(now, completed)), DBV_I(live_job)));
+}
+
+int store_run_set_job(Db *db, const char *id, uint32_t job_id) {
+        return db_exec(db,
+                       "UPDATE scheduler_logs SET systemd_job_id = $2 WHERE id = $1 AND status = 'running' "
+                       "AND pid IS NULL",
+                       DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_I(job_id)));
+}
+
+int store_run_pending_untied(Db *db, const char *task, const char *host, usec_t since, int64_t *ret) {
+        char s[ISO_UTC_MAX];
+        int r = db_query_int(db,
+                             "SELECT count(*) FROM scheduler_logs WHERE task_name = $1 AND status = 'running' "
+                             "AND pid IS NULL AND invocation_id IS NULL AND systemd_job_id IS NULL "
+                             "AND (host = $2 OR host IS NULL) AND started_at >= $3",
+                             DB_PARAMS(DBV_TEXT_OR_NULL(task), DBV_TEXT_OR_NULL(host),
+                                       DBV_TEXT_OR_NULL(format_iso_utc(since, s))),
+                             ret);
+        return r < 0 ? r : 0;
 }
 
 int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to) {

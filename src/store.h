@@ -48,11 +48,17 @@ void run_id_new(char buf[static RUN_ID_MAX]);
 bool run_id_valid(const char *s);
 
 int store_run_insert(Db *db, const RunRow *row);
-/* Claims the newest pending row for task (status running, no pid, no invocation, started
- * after not_before) made by the daemon for this start: sets invocation_id, host and pid and
- * fills *row. 1 when adopted, 0 when there is none. */
-int store_run_adopt(Db *db, const char *task, usec_t not_before, const char *invocation_id, const char *host,
-                    pid_t pid, RunRow *row);
+/* Claims the pending row the daemon made for this very start (status running, no pid, no
+ * invocation, tied to the systemd start job job_id, started after not_before): sets
+ * invocation_id, host and pid and fills *row. 1 when adopted, 0 when there is none. A pending
+ * row tied to no job, or to another, is never adopted: it is someone else's start. */
+int store_run_adopt(Db *db, const char *task, uint32_t job_id, usec_t not_before, const char *invocation_id,
+                    const char *host, pid_t pid, RunRow *row);
+/* Ties a pending row to the start job StartUnit queued for it (only while still pending). */
+int store_run_set_job(Db *db, const char *id, uint32_t job_id);
+/* How many pending rows of task on host are not tied to a job yet and started at or after
+ * since: a daemon between its INSERT and StartUnit's reply (or one that died there). */
+int store_run_pending_untied(Db *db, const char *task, const char *host, usec_t since, int64_t *ret);
 int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
                      usec_t completed_at, int64_t duration_seconds);
 /* The message of a run whose process ended before recording its end (forced stop, reboot,
@@ -61,10 +67,13 @@ int store_run_finish(Db *db, const char *id, const char *status, const char *mes
         "Interrompue : le processus s'est arrêté avant la fin (arrêt forcé, redémarrage ou panne). " \
         "Relancez la tâche."
 /* Marks the task's other running rows on this host error, RUN_INTERRUPTED_MESSAGE: rows with a
- * pid (a runner that died: the caller knows the task is not busy, so none is alive) and pending
- * rows older than pending_before (a start that never reached the runner). Returns how many. */
-int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, usec_t pending_before,
-                   usec_t now);
+ * pid (a runner that died: the caller knows the task is not busy, so none is alive), pending
+ * rows older than pending_before (a start that never reached the runner), and — when the caller
+ * knows the unit's only live job (live_job >= 0; 0: the unit has none) — pending rows tied to
+ * any other job: systemd keeps one job per unit, so theirs is gone. Returns how many. */
+#define STORE_LIVE_JOB_UNKNOWN (-1)
+int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, int64_t live_job,
+                   usec_t pending_before, usec_t now);
 /* Closes one run as interrupted (error, RUN_INTERRUPTED_MESSAGE, completed now). */
 int store_run_interrupted(Db *db, const char *id, usec_t now);
 /* A successful (success or warning) scheduler-triggered run started in [from, to)? 1/0/-errno. */

@@ -104,6 +104,7 @@ typedef struct RowSpec {
         const char *invocation_id;
         pid_t pid;
         const char *message;
+        uint32_t job;             /* systemd_job_id; 0: NULL */
 } RowSpec;
 
 static void insert(Db *db, const RowSpec *spec, char id[static RUN_ID_MAX]) {
@@ -120,6 +121,7 @@ static void insert(Db *db, const RowSpec *spec, char id[static RUN_ID_MAX]) {
                 .invocation_id = (char *) spec->invocation_id,
                 .host = (char *) spec->host,
                 .pid = spec->pid,
+                .systemd_job_id = spec->job,
         };
         int r = store_run_insert(db, &row);
         ASSERT_OKF(r, "store_run_insert: %s", db_error(db));
@@ -303,19 +305,31 @@ TEST(adopt) {
         host_name(host);
         usec_t now = now_realtime();
 
-        /* What the daemon writes before StartUnit: running, no pid, no invocation id. */
-        char pending[RUN_ID_MAX], old[RUN_ID_MAX], other_task[RUN_ID_MAX];
+        /* What the daemon writes: running, no pid, no invocation id; tied to the start job
+         * StartUnit returned (41) once the reply came. */
+        char pending[RUN_ID_MAX], old[RUN_ID_MAX], other_task[RUN_ID_MAX], orphan[RUN_ID_MAX], other_job[RUN_ID_MAX];
         insert(db, &(RowSpec) { .task = "backup", .started_at = now - 2 * USEC_PER_SEC, .status = "running",
                                 .trigger = "manual", .user = "marie@piano-tek.com", .host = host,
-                                .message = "En attente du démarrage par systemd" }, pending);
+                                .message = "En attente du démarrage par systemd", .job = 41 }, pending);
+        /* A daemon killed between its INSERT and StartUnit: tied to no job, newer than the others. */
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now - USEC_PER_SEC, .status = "running",
+                                .trigger = "manual", .user = "intrus@piano-tek.com", .host = host }, orphan);
+        /* Another start's row. */
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now - 3 * USEC_PER_SEC, .status = "running",
+                                .trigger = "api", .user = "root", .host = host, .job = 43 }, other_job);
         /* Older than the window: never adopted. */
         insert(db, &(RowSpec) { .task = "backup", .started_at = now - 20 * MINUTE_USEC, .status = "running",
-                                .trigger = "api", .user = "root", .host = host }, old);
+                                .trigger = "api", .user = "root", .host = host, .job = 45 }, old);
         insert(db, &(RowSpec) { .task = "sync_gazelle", .started_at = now - USEC_PER_SEC, .status = "running",
-                                .trigger = "manual", .user = "x@y.z", .host = host }, other_task);
+                                .trigger = "manual", .user = "x@y.z", .host = host, .job = 41 }, other_task);
 
+        /* An unrelated start (job 42, or no job at all) adopts nothing, however recent the rows. */
         RunRow row = { .duration_seconds = -1 };
-        int r = store_run_adopt(db, "backup", now - PENDING_WINDOW, "0123456789abcdef0123456789abcdef", host, 4242,
+        ASSERT_EQ_INT(store_run_adopt(db, "backup", 42, now - PENDING_WINDOW, "i0", host, 4141, &row), 0);
+        ASSERT_EQ_INT(store_run_adopt(db, "backup", 0, now - PENDING_WINDOW, "i0", host, 4141, &row), 0);
+        ASSERT_NULL(row.id);
+
+        int r = store_run_adopt(db, "backup", 41, now - PENDING_WINDOW, "0123456789abcdef0123456789abcdef", host, 4242,
                                 &row);
         ASSERT_OKF(r, "store_run_adopt: %s", db_error(db));
         ASSERT_EQ_INT(r, 1);
@@ -327,11 +341,12 @@ TEST(adopt) {
         ASSERT_STREQ(row.invocation_id, "0123456789abcdef0123456789abcdef");
         ASSERT_STREQ(row.host, host);
         ASSERT_EQ_INT(row.pid, 4242);
+        ASSERT_EQ_INT(row.systemd_job_id, 41);
         ASSERT_EQ_INT(row.started_at, now - 2 * USEC_PER_SEC);
         run_row_clear(&row);
 
-        /* Claimed once: a second runner finds nothing (the old row is outside its window). */
-        r = store_run_adopt(db, "backup", now - PENDING_WINDOW, "fedcba9876543210fedcba9876543210", host, 4343, &row);
+        /* Claimed once: a second runner of the same job finds nothing. */
+        r = store_run_adopt(db, "backup", 41, now - PENDING_WINDOW, "fedcba9876543210fedcba9876543210", host, 4343, &row);
         ASSERT_OKF(r, "store_run_adopt: %s", db_error(db));
         ASSERT_EQ_INT(r, 0);
         ASSERT_NULL(row.id);
@@ -340,35 +355,78 @@ TEST(adopt) {
         read_row(db, pending, &row);
         ASSERT_STREQ(row.invocation_id, "0123456789abcdef0123456789abcdef");
         ASSERT_EQ_INT(row.pid, 4242);
-        read_row(db, old, &row);
-        ASSERT_NULL(row.invocation_id);
-        ASSERT_EQ_INT(row.pid, 0);
-        read_row(db, other_task, &row);
-        ASSERT_NULL(row.invocation_id);
+        const char *untouched[] = { old, other_task, orphan, other_job };
+        for (size_t i = 0; i < ELEMENTSOF(untouched); i++) {
+                read_row(db, untouched[i], &row);
+                ASSERT_NULL(row.invocation_id);
+                ASSERT_EQ_INT(row.pid, 0);
+        }
         run_row_clear(&row);
 
-        /* A window wide enough reaches the old one; a finished row is never adopted. */
+        /* Each start its own row; a window wide enough reaches the old one; a finished row is
+         * never adopted. */
+        ASSERT_EQ_INT(store_run_adopt(db, "backup", 43, now - PENDING_WINDOW, "i3", host, 5, &row), 1);
+        ASSERT_STREQ(row.id, other_job);
+        ASSERT_EQ_INT(store_run_adopt(db, "backup", 45, now - PENDING_WINDOW, "i4", host, 6, &row), 0);
+        ASSERT_EQ_INT(store_run_adopt(db, "backup", 45, now - 30 * MINUTE_USEC, "i4", host, 6, &row), 1);
+        ASSERT_STREQ(row.id, old);
         char done[RUN_ID_MAX];
         insert(db, &(RowSpec) { .task = "rv_alerts", .started_at = now - USEC_PER_SEC, .status = "success",
-                                .trigger = "manual" }, done);
-        ASSERT_EQ_INT(store_run_adopt(db, "rv_alerts", now - PENDING_WINDOW, "i1", host, 1, &row), 0);
-        r = store_run_adopt(db, "backup", now - 30 * MINUTE_USEC, "i2", host, 4444, &row);
-        ASSERT_EQ_INT(r, 1);
-        ASSERT_STREQ(row.id, old);
+                                .trigger = "manual", .job = 50 }, done);
+        ASSERT_EQ_INT(store_run_adopt(db, "rv_alerts", 50, now - PENDING_WINDOW, "i1", host, 1, &row), 0);
         run_row_clear(&row);
 
-        /* Newest pending first when several wait. */
-        char p1[RUN_ID_MAX], p2[RUN_ID_MAX];
-        insert(db, &(RowSpec) { .task = "rapport_timeline", .started_at = now - 3 * USEC_PER_SEC, .status = "running",
-                                .trigger = "api", .host = host }, p1);
-        insert(db, &(RowSpec) { .task = "rapport_timeline", .started_at = now - 1 * USEC_PER_SEC, .status = "running",
-                                .trigger = "api", .host = host }, p2);
-        ASSERT_EQ_INT(store_run_adopt(db, "rapport_timeline", now - PENDING_WINDOW, "i3", host, 5, &row), 1);
-        ASSERT_STREQ(row.id, p2);
-        ASSERT_EQ_INT(store_run_adopt(db, "rapport_timeline", now - PENDING_WINDOW, "i4", host, 6, &row), 1);
-        ASSERT_STREQ(row.id, p1);
-        ASSERT_EQ_INT(store_run_adopt(db, "rapport_timeline", now - PENDING_WINDOW, "i5", host, 7, &row), 0);
+        /* The tie is written only while the row is pending. */
+        char tied[RUN_ID_MAX];
+        insert(db, &(RowSpec) { .task = "rapport_timeline", .started_at = now, .status = "running", .trigger = "api",
+                                .host = host }, tied);
+        int64_t untied = -1;
+        ASSERT_OK(store_run_pending_untied(db, "rapport_timeline", host, now - MINUTE_USEC, &untied));
+        ASSERT_EQ_INT(untied, 1);
+        ASSERT_EQ_INT(store_run_set_job(db, tied, 77), 1);
+        ASSERT_OK(store_run_pending_untied(db, "rapport_timeline", host, now - MINUTE_USEC, &untied));
+        ASSERT_EQ_INT(untied, 0);
+        ASSERT_EQ_INT(store_run_adopt(db, "rapport_timeline", 77, now - PENDING_WINDOW, "i5", host, 7, &row), 1);
+        ASSERT_EQ_INT(store_run_set_job(db, tied, 78), 0);
         run_row_clear(&row);
+        test_store_done(&s);
+}
+
+/* The unit's only live job is known: pending rows tied to any other job, and untied ones older
+ * than the tie's grace, are closed at once, not after the adoption window. */
+TEST(reap_dead_jobs) {
+        TestStore s;
+        test_store_init(&s);
+        s.db = test_store_open(&s);
+        Db *db = s.db;
+        char host[256];
+        host_name(host);
+        usec_t now = now_realtime();
+        char mine[RUN_ID_MAX], dead_job[RUN_ID_MAX], orphan[RUN_ID_MAX], young[RUN_ID_MAX], live[RUN_ID_MAX];
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "manual",
+                                .host = host, .pid = getpid(), .job = 90 }, mine);
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now - 5 * USEC_PER_SEC, .status = "running",
+                                .trigger = "api", .host = host, .job = 12 }, dead_job);
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now - 5 * USEC_PER_SEC, .status = "running",
+                                .trigger = "manual", .user = "intrus@piano-tek.com", .host = host }, orphan);
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "api",
+                                .host = host }, young);
+        /* Unknown live job: the old rule (window) alone. */
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, mine, STORE_LIVE_JOB_UNKNOWN, now - PENDING_WINDOW, now), 0);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, mine, 90, now - 3 * USEC_PER_SEC, now), 2);
+        assert_status(db, dead_job, "error");
+        assert_status(db, orphan, "error");
+        assert_status(db, young, "running");
+        assert_status(db, mine, "running");
+        /* A row tied to the live job itself stays (its runner is about to adopt it). */
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "api",
+                                .host = host, .job = 91 }, live);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, 91, now - 3 * USEC_PER_SEC, now), 1); /* mine: pid */
+        assert_status(db, live, "running");
+        /* No live job at all (the daemon at start-up, the unit idle): every pending row goes. */
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, 0, now + 1, now), 2);
+        assert_status(db, live, "error");
+        assert_status(db, young, "error");
         test_store_done(&s);
 }
 
@@ -381,7 +439,7 @@ TEST(adopt_race) {
         host_name(host);
         usec_t now = now_realtime();
         insert(s.db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "manual",
-                                  .user = "a@b.c", .host = host }, pending);
+                                  .user = "a@b.c", .host = host, .job = 7 }, pending);
 
         int go[2];
         ASSERT_OK(pipe(go) < 0 ? -errno : 0);
@@ -399,7 +457,7 @@ TEST(adopt_race) {
                         RunRow row = { .duration_seconds = -1 };
                         char inv[32];
                         snprintf(inv, sizeof inv, "inv%d", i);
-                        int r = store_run_adopt(db, "backup", now - PENDING_WINDOW, inv, host, getpid(), &row);
+                        int r = store_run_adopt(db, "backup", 7, now - PENDING_WINDOW, inv, host, getpid(), &row);
                         if (r < 0)
                                 fprintf(stderr, "child %d: adopt: %s\n", i, db_error(db));
                         run_row_clear(&row);
@@ -509,7 +567,7 @@ TEST(reap) {
                                 .trigger = "scheduler", .host = host, .pid = 55 }, finished);
 
         const char *msg = RUN_INTERRUPTED_MESSAGE;
-        int r = store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now);
+        int r = store_run_reap(db, "backup", host, keep, STORE_LIVE_JOB_UNKNOWN, now - PENDING_WINDOW, now);
         ASSERT_OKF(r, "store_run_reap: %s", db_error(db));
         ASSERT_EQ_INT(r, 4);
 
@@ -530,9 +588,9 @@ TEST(reap) {
         assert_status(db, finished, "success");
 
         /* Idempotent. */
-        ASSERT_EQ_INT(store_run_reap(db, "backup", host, keep, now - PENDING_WINDOW, now), 0);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, keep, STORE_LIVE_JOB_UNKNOWN, now - PENDING_WINDOW, now), 0);
         /* Without a kept id (the daemon at start-up), our own row goes too. */
-        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, now - PENDING_WINDOW, now), 1);
+        ASSERT_EQ_INT(store_run_reap(db, "backup", host, NULL, STORE_LIVE_JOB_UNKNOWN, now - PENDING_WINDOW, now), 1);
         assert_status(db, keep, "error");
         assert_status(db, fresh, "running");
         run_row_clear(&row);
@@ -958,7 +1016,7 @@ TEST(legacy_table_migration) {
         }
 
         /* The old pending 'running' row is reaped like any stale daemon start. */
-        ASSERT_OKF(store_run_reap(db, "backup", host, id, now - PENDING_WINDOW, now), "%s",
+        ASSERT_OKF(store_run_reap(db, "backup", host, id, STORE_LIVE_JOB_UNKNOWN, now - PENDING_WINDOW, now), "%s",
                    db_error(db));
         ASSERT_OKF(store_runs_query(db, 10, "backup", &c), "%s", db_error(db));
         int running = 0;
@@ -977,7 +1035,7 @@ TEST(legacy_table_migration) {
 }
 
 static const TestCase common_cases[] = {
-        TEST_CASE(migrations), TEST_CASE(ledger_outbox_rows_become_queued), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt),
+        TEST_CASE(migrations), TEST_CASE(ledger_outbox_rows_become_queued), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt), TEST_CASE(reap_dead_jobs),
         TEST_CASE(adopt_race), TEST_CASE(finish),              TEST_CASE(reap),    TEST_CASE(scheduled_success_between),
         TEST_CASE(runs_query), TEST_CASE(round_trip), TEST_CASE(open_failure_message), TEST_CASE(postgresql_unreachable),
 };
