@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alert-ledger.c — state transitions of alert_ledger rows (see alert-ledger.h). Each transition
  * names the states it starts from in its WHERE clause, so a row can never go back from sent. */
 #include "alert-ledger.h"

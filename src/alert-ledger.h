@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alert-ledger.h — the alert ledger (table alert_ledger): one row per (appointment, target day,
  * technician), so an alert goes out at most once across re-runs, restarts and crashes.
  *   pending   planned by a run, not handed to a transport yet

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alerts.c — Sync RV & Alertes. The run: decide the target day (the Montréal day after the
  * run's 16:00 slot; a late catch-up skips), refresh that day's appointments from Gazelle, pick
  * the unconfirmed ones, and mail each technician their list once, through the alert ledger:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alerts.h — Sync RV & Alertes: tomorrow's unconfirmed appointments, one email per
  * technician, at most once per (appointment, day, technician) through the alert ledger. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backup-image.c — the copy of a SQLite database in WAL mode at the speed of the disk.
  *
  * One read transaction pins a snapshot S. Chunk by chunk (1 MiB), the database file is copied

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backup-image.h — the copy of a SQLite database in WAL mode as a file image of one pinned
  * snapshot (database file copied by the kernel, the snapshot's WAL frames laid over it),
  * compared page by page with that snapshot read through SQLite before it is handed back. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backup.c — Backup SQL. A SQLite source in WAL mode is copied as a file image of one pinned
  * snapshot and compared page by page with that snapshot (backup-image.c); other SQLite sources
  * go through SQLite's online backup API (one pinned read snapshot when possible, otherwise

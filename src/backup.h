@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* backup.h — the Backup SQL task: consistent online copies into
  * db_backup_YYYYMMDD_HHMMSS.sqlite, verified, durable, rotated. Restore: restore.h. */
 #pragma once

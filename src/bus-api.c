@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bus-api.c — the com.piano_tek.GazelleScheduler1 object: RunTask, GetLogs, ListTasks and the
  * TaskStarted/TaskFinished signals. Handlers follow one recipe: read → validate → authorize →
  * act → reply; StartUnit is asynchronous so the bus loop never waits for systemd or a task. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bus-errors.c — the error table registered with sd_bus_error_add_map(), and the one way
  * error texts are set (redacted, valid UTF-8, bounded). */
 #include "bus-errors.h"

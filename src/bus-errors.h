@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bus-errors.h — the named D-Bus errors of com.piano_tek.GazelleScheduler1, in one table. */
 #pragma once
 

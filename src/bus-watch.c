@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bus-watch.c — subscribers and the runs they are told about. Subscribe()/Unsubscribe() are
  * counted per bus connection with sd_bus_track, as systemd's own Manager.Subscribe is: a client
  * that disconnects or dies is dropped by the bus, never left behind. While anyone is

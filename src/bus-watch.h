@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bus-watch.h — Subscribe()/Unsubscribe() and what a subscription buys: while a client is
  * subscribed, gazelle-schedulerd follows the four task units through systemd and announces
  * every run (TaskStarted/TaskFinished), whoever started it, and does not exit when idle. */

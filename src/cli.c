@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.c — `gazelle-scheduler` commands: argument parsing and dispatch. Each command loads the
  * configuration first, so a bad setting fails with one line before any work (exit 2). */
 #include "cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* cli.h — the gazelle-scheduler command line. */
 #pragma once
 

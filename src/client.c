@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client.c — the commands that talk to gazelle-schedulerd: `start` (RunTask, optionally waiting
  * for TaskFinished), `logs` (the "Journal des tâches" in a terminal, or JSON) and
  * `status` (per-task health, a monitoring check). Data comes from the daemon when it can be

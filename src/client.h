@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client.h — the commands that talk to gazelle-schedulerd (start, logs, status), and the pure
  * text helpers their tables use (exported for tests/unit/test-client-format.c; widths and
  * fitting are terminal-text.h). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c — environment settings, credential-or-environment secrets, state directory
  * resolution and validation. Every setting is one row of settings_table[] (name, kind, range,
  * default); config_load() walks it once, so a bad value fails at start with one line naming

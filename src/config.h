@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.h — settings from the environment and secrets from systemd credentials, validated
  * once at start by one table (config.c: name, kind, range, default). A bad setting fails with
  * one line naming the variable, what is wrong with its value and what is accepted, before any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db-pg.c — the PostgreSQL engine behind db.h, on libpq: parameterized statements, single-row
  * mode cursors (rows stream; nothing is buffered whole), SQLSTATE → errno mapping. */
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db-sqlite.c — the SQLite engine behind db.h: connection set-up (WAL, busy timeout, foreign
  * keys), $n parameter binding, a small prepared-statement cache, step-wise cursors. */
 #include <sqlite3.h>

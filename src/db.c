@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db.c — the engine-independent half of db.h: dispatch, transactions, convenience queries. */
 #include "db.h"
 

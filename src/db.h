@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* db.h — one small SQL interface over SQLite and PostgreSQL. Callers write one SQL text with
  * $1…$n placeholders (both engines understand them), bind every value (never format SQL), and
  * read rows through a streaming cursor, so memory stays flat whatever the result size. Library

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gazelle.c — the Gazelle API client: secrets and endpoints, OAuth tokens in the store, GraphQL
  * requests over http.h's curl multi, and pagination by pageInfo. See gazelle.h. */
 #include "gazelle.h"

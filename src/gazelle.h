@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gazelle.h — the Gazelle API client (private GraphQL API): authentication (OAuth
  * authorization code and refresh token, tokens kept in the store, a rotated refresh token
  * committed before the new access token is used, refresh ahead of expiry and on a 401 — a request

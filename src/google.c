@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* google.c — the Google side of the report: a service-account key (libcrypto), the OAuth 2.0
  * JWT bearer flow (RFC 7523) with a cached token, and Sheets v4 writes sized to the data. The
  * spreadsheet is only touched once everything that can fail without touching it (key, token,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* google.h — Google service account (JSON key, RS256 JWT bearer flow with libcrypto, token
  * cache) and the few Sheets v4 calls the report needs: spreadsheets.get, one batchUpdate that
  * adds the missing tabs and sizes every grid to its data, one values:batchClear, and

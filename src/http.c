@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.c — the HTTP client behind Gazelle, Google and SendGrid: curl multi for bounded
  * concurrency, one retry policy (transport errors and 429/500/502/503/504, exponential backoff
  * with jitter, Retry-After clamped, attempts and time budget bounded), and error text that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http.h — every outbound HTTP call (Gazelle, Google, SendGrid): libcurl with connect, total and
  * low-speed timeouts, TLS verification, https only (http only to loopback, for the tests),
  * retries on transport errors and 429/500/502/503/504 with exponential backoff, jitter and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* journal.c — sd_journal_sendv() with our structured fields; the same line on stderr unless
  * stderr is the journal already; sd_notify STATUS. Every text passes redact() first (secrets
  * masked, valid UTF-8) and is cut on a character boundary.

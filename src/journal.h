@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* journal.h — structured logging to the journal (and the same lines on stderr unless it is the
  * journal). The fixed MESSAGE_IDs are explained by src/gazelle-scheduler.catalog (journalctl -x). */
 #pragma once

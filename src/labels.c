@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* labels.c — French labels for Gazelle enum values (PianoType). */
 #include "labels.h"
 

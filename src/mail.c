@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mail.c — message composition and the SendGrid, SMTP and outbox transports (see mail.h). Only
  * a provider's acceptance is "sent"; anything that might have reached the provider without an
  * answer is "uncertain" and never retried here, so a message is never delivered twice by us. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mail.h — outgoing mail: RFC 5322/MIME composition (text and HTML alternatives, UTF-8) and the
  * three transports: SendGrid v3 (HTTP API), SMTP(S) through libcurl, and an outbox
  * directory of .eml files. A send says exactly what happened: accepted by the provider, queued

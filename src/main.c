@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c — gazelle-scheduler entry point: process-wide set-up, then the CLI. */
 #include <signal.h>
 #include <sys/stat.h>

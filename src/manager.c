@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* manager.c — reads unit and timer properties from org.freedesktop.systemd1. */
 #include "manager.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* manager.h — what we ask the service manager (systemd, over D-Bus): the bus for our scope,
  * whether a start came from the unit's timer, unit and timer state. Library layer: -errno, no
  * logging; the bus error's text is returned through *error when given. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* migrate.c — applies the compiled-in migrations idempotently and race-free: a quick
  * unlocked look first (the common case: nothing to do), then, only when behind, one write
  * transaction (SQLite BEGIN IMMEDIATE; PostgreSQL plus a transaction-scoped advisory lock)

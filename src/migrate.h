@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* migrate.h — numbered schema migrations compiled in from sql/ (see embed-sql.py). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify.c — the failure notification. systemd (≥ 251) tells an OnFailure= unit which
  * invocation failed (MONITOR_INVOCATION_ID, MONITOR_SERVICE_RESULT, MONITOR_EXIT_CODE,
  * MONITOR_EXIT_STATUS); the runner stored the same invocation id in scheduler_logs, so the mail

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* notify.h — `gazelle-scheduler notify-failure UNIT`, run by gazelle-notify-failure@UNIT.service
  * (OnFailure= of the task services): mails the administrator the failed unit, how it ended, the
  * run's scheduler_logs message and the last journal lines of that invocation. */

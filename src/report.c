@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* report.c — Rapport Timeline. One query streams the institutions' services and measurements
  * newest first; rows are handled one Montréal day at a time (a day is a contiguous run of that
  * order), which is all that folding a measurement into the same day's service and dropping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* report.h — the Rapport Timeline task (README, "Rapport Timeline"): the institutions' service history built
  * from the store in one streamed query, one CSV per tab under <state dir>/reports/YYYY-MM-DD/,
  * and, when a service account and a spreadsheet are configured, the same cells in Google Sheets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runner.c — the task runner. Whoever started it (timer, daemon, systemctl, a terminal), the
  * runner owns its scheduler_logs row from `running` to a final status, and a run can never be
  * left `running` by a dead process for longer than the next run of the same task. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runner.h — `gazelle-scheduler run TASK`: the run lifecycle
  * (lock, reap the dead, adopt or insert the row, run, finish, journal) around a task function. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.c — the JSON configuration file: parsing with cJSON, validation with one error line
  * naming the key, the built-in defaults, and the lookups tasks need (technicians by id or
  * alias, display names, institution membership with accent-insensitive name patterns). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* settings.h — the structured configuration file (README, "Structured settings"): technicians, fallback address,
  * institutions for the report and the alert exclusions, maintenance keywords, spreadsheet id,
  * mail sender and transport. Loaded and validated with the rest of the configuration, before

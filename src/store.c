@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* store.c — opening the configured store, run ids, and the scheduler_logs queries. One SQL
  * text serves both engines: timestamps are bound as fixed-width UTC ISO text (SQLite compares
  * them as text, PostgreSQL parses them into timestamptz) and read back through

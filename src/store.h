@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* store.h — the product's data store: opening the configured engine (SQLite by default,
  * PostgreSQL when DATABASE_URL is set) with its migrations applied, and the scheduler_logs
  * run lifecycle (README, "How a run is recorded") on top of db.h. Library layer: -errno, messages in db_error(). */

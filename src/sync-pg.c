@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sync-pg.c — the PostgreSQL page writer of sync.c (sync-store.h): one statement per table and
  * page, one round trip whatever the page size. The page's rows travel as one JSON parameter
  * (json_populate_record gives them the table's own column types; "_keep" is a row's keep mask,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sync-sqlite.c — the SQLite page writer of sync.c (sync-store.h): per table, an UPDATE of
  * synced_at by id (changes() tells whether the row existed) and a one-row upsert that changes
  * only rows whose API-owned columns differ, both prepared once and bound by position; the last

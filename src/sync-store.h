@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sync-store.h — the page writers of sync.c, one per engine, for one table's rows of one page
  * inside the caller's transaction: mark the ids seen (synced_at), then insert new rows and
  * rewrite only rows whose API-owned columns differ. A value SYNC_KEEP (what Gazelle left out of a

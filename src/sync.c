@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sync.c — Sync Gazelle Totale: the paginations of the four fetched entities run concurrently
  * (gazelle.h bounds them); each page is mapped to rows and written in one transaction by the
  * engine's writer (sync-store.h: ids seen marked, only rows whose API-owned columns differ

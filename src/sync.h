@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sync.h — the Sync Gazelle Totale task: clients with their default contacts,
  * pianos, timeline entries and appointments from the Gazelle API into the store, technicians
  * (gazelle_users) from the entries and events. Pages are upserted whole, each in one transaction

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tasks.c — the task table (names, labels, units and slots are fixed: the
  * journal, the store and the Cockpit page use them) and name/alias lookup. */
 #include "tasks.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tasks.h — the fixed table of tasks: technical names, aliases, French labels, units, slots. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* timeutil.c — clocks, ISO-8601/RFC 3339 formatting and parsing, and the Montréal calendar
  * (day bounds, slots) on top of the C library's zoneinfo handling. */
 #include "timeutil.h"

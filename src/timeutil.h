@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* timeutil.h — clocks and America/Montreal calendar arithmetic. Every instant is UTC
  * microseconds (usec_t); local time exists only at the edges (slots, file names, display). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.c — the shared helpers declared in util.h: allocation that aborts, mkdir -p,
  * directory fsync, bounded file reads. */
 #include "util.h"

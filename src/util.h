@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* util.h — scope-based cleanup, ownership transfer and the few helpers every module shares.
  * Deliberately tiny: this is not a utility library. */
 #pragma once

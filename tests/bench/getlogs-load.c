@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* getlogs-load.c — load generator for tests/bench/bench-getlogs.sh: N synchronous GetLogs(LIMIT)
  * calls on one connection to the user bus ($DBUS_SESSION_BUS_ADDRESS), one at a time, and one
  * line of results: latency p50/p99/max in microseconds and calls per second. Forking busctl

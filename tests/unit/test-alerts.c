@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-alerts.c — Sync RV & Alertes through the runner, as the unit runs it, on a real store:
  * Montréal day bounds on DST days, the day's refresh from the fake Gazelle under both readings of
  * its date filters (UTC or Montréal dates) at the day's edges, routing (known, alias, no email, unknown →

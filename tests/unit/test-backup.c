@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-backup.c — the Backup SQL task through the runner, as the units run it:
  * file name, mode, integrity, stats and scheduler_logs row; retention among foreign files;
  * disk full; SIGKILL mid-copy; bad settings; verify; restore and its lock; a concurrent writer;

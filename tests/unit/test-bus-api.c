@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-bus-api.c — the daemon's vtable over a socketpair: no bus daemon, no systemd, no
  * gazelle-schedulerd. The server end runs bus_api_register() on a Context with a temporary
  * SQLite store in its own thread (its handlers make synchronous calls to "systemd", which is

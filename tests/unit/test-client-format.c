@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-client-format.c — the text helpers behind `gazelle-scheduler logs` and `status`:
  * durations, ages, terminal widths (emoji, wide characters, selectors) and cutting a cell with
  * "…" without breaking a character or the line. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-http.c — the HTTP layer against a loopback server with scripted faults
  * (tests/fakes/http_faults.py): retries and their bounds, Retry-After, timeouts, body cap,
  * bounded concurrency, captured headers, URL policy, and error text without query strings. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-pg.h — PostgreSQL for the unit tests: where the server is (TEST_DATABASE_URL, or
  * SBX_PG_URL when TEST_DATABASE_URL_FROM_SBX=1, i.e. inside tests/sandbox.sh) and one fresh
  * database per test, so that reruns never see each other's rows. */

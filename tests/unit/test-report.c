@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-report.c — the report builder on a small hand-made history whose every row is known
  * (folding, duplicates, Montréal days, display names, alerts, an empty institution), the
  * humidity formats, CSV bytes, retention, and the RS256 JWT checked with the public key.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-settings.c — the JSON settings file: defaults, the shipped example, one-line errors
  * naming the key, technician lookup by id and alias, accent-insensitive institution match. */
 #include "settings.h"

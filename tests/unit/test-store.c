@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-store.c — the store (src/store.c, src/migrate.c, src/db-*.c): migrations, concurrent
  * first opens, the scheduler_logs run lifecycle and column round-trips. Every test
  * runs against SQLite, and against PostgreSQL too when TEST_DATABASE_URL is set (or, with

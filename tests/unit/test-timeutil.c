@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test-timeutil.c — ISO-8601 storage format, RFC 3339 display and the America/Montreal
  * calendar (day bounds, DST gaps and overlaps, task slots) of src/timeutil.c. */
 #include <time.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test.h — the unit tests' whole harness: assertions that print file:line and both values and
  * exit 1, a runner that prints "ok - name" per test (TAP-like), and the meson conventions
  * (exit 77 = skip). No framework: each test file has a main() that lists its tests. */
