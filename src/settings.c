@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <strings.h>
 
+#include "utf8.h"
 #include "util.h"
 
 /* A settings file is a few kilobytes; anything near this is a mistake, not configuration. */
@@ -395,6 +396,38 @@ static int parse_root(const cJSON *root, Settings *s, char *error, size_t size) 
         return 0;
 }
 
+/* What cJSON lets through: a key given twice (the second silently wins, or the first, by
+ * reader) and strings whose \u escapes decode to invalid UTF-8 (a lone surrogate). Both are
+ * refused, naming where. */
+static int check_tree(const cJSON *v, const char *path, char *error, size_t size) {
+        if (cJSON_IsString(v) && v->valuestring && !utf8_is_valid(v->valuestring))
+                return fail(error, size, "%s: invalid UTF-8 in the string (a lone \\uD800-\\uDFFF escape?)", path);
+        if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+                return 0;
+        size_t i = 0;
+        for (const cJSON *e = v->child; e; e = e->next, i++) {
+                char sub[160];
+                if (cJSON_IsObject(v)) {
+                        if (!utf8_is_valid(e->string))
+                                return fail(error, size, "%s: a key is invalid UTF-8 (a lone \\uD800-\\uDFFF escape?)",
+                                            path);
+                        for (const cJSON *p = v->child; p != e; p = p->next)
+                                if (streq(p->string, e->string))
+                                        return fail(error, size, "%s: duplicate key \"%.60s\" (keep one)", path, e->string);
+                        if (streq(path, "(top level)"))
+                                snprintf(sub, sizeof sub, "%.60s", e->string);
+                        else
+                                snprintf(sub, sizeof sub, "%.90s.%.60s", path, e->string);
+                } else
+                        snprintf(sub, sizeof sub, "%.140s[%zu]", path, i);
+                utf8_cut(sub, sizeof sub - 1);
+                int r = check_tree(e, sub, error, size);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int settings_parse_file(Settings *s, const char *path, char *error, size_t error_size) {
         _cleanup_free_ char *text = NULL;
         char inner[200] = "";
@@ -403,6 +436,14 @@ static int settings_parse_file(Settings *s, const char *path, char *error, size_
         if (r < 0) {
                 snprintf(error, error_size, "%s: cannot read the configuration: %s", path, strerror(-r));
                 return r;
+        }
+        const char *bad = utf8_first_invalid(text);
+        if (bad) {
+                size_t line = 1;
+                for (const char *c = text; c < bad; c++)
+                        line += *c == '\n';
+                snprintf(error, error_size, "%s: line %zu: invalid UTF-8 (save the file as UTF-8)", path, line);
+                return -EINVAL;
         }
         _cleanup_(cJSON_Deletep) cJSON *root = cJSON_ParseWithLength(text, strlen(text));
         if (!root) {
@@ -413,7 +454,9 @@ static int settings_parse_file(Settings *s, const char *path, char *error, size_
                 snprintf(error, error_size, "%s: line %zu: not valid JSON", path, line);
                 return -EINVAL;
         }
-        r = parse_root(root, s, inner, sizeof inner);
+        r = check_tree(root, "(top level)", inner, sizeof inner);
+        if (r >= 0)
+                r = parse_root(root, s, inner, sizeof inner);
         if (r < 0) {
                 snprintf(error, error_size, "%s: %s", path, inner);
                 return r;

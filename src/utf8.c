@@ -92,11 +92,15 @@ char *utf8_make_valid(char *s) {
 }
 
 bool utf8_is_valid(const char *s) {
+        return !utf8_first_invalid(s);
+}
+
+const char *utf8_first_invalid(const char *s) {
         for (const unsigned char *p = (const unsigned char *) s; *p;) {
                 int l = sequence_length(p);
                 if (l <= 0)
-                        return false;
+                        return (const char *) p;
                 p += l;
         }
-        return true;
+        return NULL;
 }

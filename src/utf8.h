@@ -19,3 +19,5 @@ char *utf8_strndup(const char *s, size_t max);
  * dropped, any other invalid byte becomes '?'. Returns s. */
 char *utf8_make_valid(char *s);
 bool utf8_is_valid(const char *s);
+/* The first byte of s that does not start a valid character, or NULL when s is valid UTF-8. */
+const char *utf8_first_invalid(const char *s);

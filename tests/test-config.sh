@@ -53,3 +53,27 @@ expect_refused GAZELLE_SYNC_DELETE_MAX_PERCENT=200 sync "expected 0 to 100"
 expect_refused GAZELLE_HTTP_MAX_ATTEMPTS=0 sync "expected 1 to 20"
 expect_refused SMTP_URL=ftp://user:PASSWORD@host alerts "expected smtp://HOST[:PORT] or smtps://HOST[:PORT]"
 ok "the audit's ten values exit 2 with one line naming the variable and the range; no row, no email"
+
+# config.json with a duplicate key or invalid UTF-8: refused by every command, exit 2, one line.
+printf '{"mail": {"admin_email": "a@example.com"}, "mail": {"admin_email": "b@example.com"}}' > "$tmp/dup.json"
+printf '{\n "mail": {"sender_name": "Piano-Tek \xe9"}\n}' > "$tmp/latin1.json"
+for f in dup latin1; do
+    rc=0; GAZELLE_CONFIG=$tmp/$f.json "$bin" run alerts >/dev/null 2>"$tmp/err" || rc=$?
+    [ "$rc" = 2 ] || fail "$f.json: run alerts exited $rc: $(cat "$tmp/err")"
+    [ "$(wc -l <"$tmp/err")" = 1 ] || fail "$f.json: expected one line: $(cat "$tmp/err")"
+    [ "$(rows)" = "$before" ] || fail "$f.json: a row was written"
+done
+grep -q 'duplicate key "mail"' <(GAZELLE_CONFIG=$tmp/dup.json "$bin" run alerts 2>&1) || fail "dup.json: the line does not name the key"
+grep -q 'line 2: invalid UTF-8' <(GAZELLE_CONFIG=$tmp/latin1.json "$bin" run alerts 2>&1) || fail "latin1.json: the line does not say where"
+ok "config.json with a duplicate key or invalid UTF-8: exit 2, one line naming the key or the line"
+
+# status and logs with a bad configuration: exit 2 (not status's "stale task" 1), one line.
+for cmd in status logs; do
+    for setting in GAZELLE_CONFIG=$tmp/dup.json GAZELLE_MAX_CONCURRENCY=0; do
+        rc=0; env "$setting" "$bin" "$cmd" >"$tmp/out" 2>"$tmp/err" || rc=$?
+        [ "$rc" = 2 ] || fail "$cmd with $setting exited $rc, expected 2: $(cat "$tmp/err")"
+        [ "$(wc -l <"$tmp/err")" = 1 ] || fail "$cmd with $setting: expected one line: $(cat "$tmp/err")"
+        [ ! -s "$tmp/out" ] || fail "$cmd with $setting printed: $(cat "$tmp/out")"
+    done
+done
+ok "status and logs with a bad configuration exit 2 with one line"

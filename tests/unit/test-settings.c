@@ -77,6 +77,28 @@ TEST(errors_name_the_key) {
         expect_error("[]", "(top level): expected an object");
 }
 
+/* cJSON takes both silently: a key given twice (which one wins depends on the reader) and
+ * bytes that are not UTF-8 (they would reach emails and D-Bus replies). */
+TEST(duplicate_keys_and_invalid_utf8_refused) {
+        expect_error("{\"mail\": {\"admin_email\": \"a@example.com\"}, \"mail\": {}}", "(top level): duplicate key \"mail\"");
+        expect_error("{\"technicians\": [{\"id\": \"usr_a\", \"display_name\": \"A\"}, {\"id\": \"usr_b\", "
+                     "\"display_name\": \"B\", \"email\": \"b@example.com\", \"email\": \"c@example.com\"}]}",
+                     "technicians[1]: duplicate key \"email\"");
+        expect_error("{\n  \"mail\": {\n    \"sender_name\": \"Piano-Tek \xe9\"\n  }\n}", "line 3: invalid UTF-8");
+        expect_error("{\"mail\": {\"sender_name\": \"\xc3\"}}", "line 1: invalid UTF-8");
+        expect_error("{\"mail\": {\"sender_name\": \"\xed\xa0\x80\"}}", "invalid UTF-8"); /* a surrogate, raw */
+
+        /* Real accents are fine. */
+        _cleanup_free_ char *dir = test_mkdtemp("settings");
+        _cleanup_free_ char *path = write_temp(dir, "{\"mail\": {\"sender_name\": \"Piano-Tek Montréal\"}}");
+        Settings st;
+        char error[512] = "";
+        ASSERT_OKF(settings_load(&st, path, error, sizeof error), "%s", error);
+        ASSERT_STREQ(st.sender_name, "Piano-Tek Montréal");
+        settings_clear(&st);
+        test_rm_rf(dir);
+}
+
 TEST(missing_file_is_an_error) {
         Settings s;
         char error[512] = "";
@@ -94,7 +116,7 @@ TEST(fold) {
 int main(int argc, char **argv) {
         static const TestCase cases[] = {
                 TEST_CASE(defaults), TEST_CASE(example_file), TEST_CASE(errors_name_the_key),
-                TEST_CASE(missing_file_is_an_error), TEST_CASE(fold),
+                TEST_CASE(missing_file_is_an_error), TEST_CASE(fold), TEST_CASE(duplicate_keys_and_invalid_utf8_refused),
         };
         return TEST_MAIN(cases, argc, argv);
 }
