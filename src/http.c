@@ -5,6 +5,8 @@
  * names method, host and path but never a header, query string or request body. */
 #include "http.h"
 
+#include "utf8.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <strings.h>
@@ -355,11 +357,13 @@ static void body_excerpt(const char *body, char *buf, size_t size) {
         if (!body)
                 return;
         /* One line, printable: the text goes into a one-line French message and the journal. */
-        for (const char *p = body; *p && n + 1 < size && n < SERVER_TEXT_MAX; p++)
+        size_t max = utf8_cut_len(body, (size < SERVER_TEXT_MAX + 1 ? size - 1 : SERVER_TEXT_MAX) - 3);
+        for (const char *p = body; n < max; p++)
                 buf[n++] = (unsigned char) *p < ' ' ? ' ' : *p;
         buf[n] = 0;
-        if (strlen(body) > n && n >= 3)
-                memcpy(buf + n - 3, "...", 4);
+        /* Cut on a character boundary, and said to be cut (redact.h masks a secret's start there). */
+        if (body[n])
+                strcpy(buf + n, "...");
 }
 
 static void active_add(HttpClient *c, Transfer *t) {

@@ -195,14 +195,26 @@ void secrets_add_url(Secrets *s, const char *url) {
         pthread_mutex_unlock(&s->lock);
 }
 
+/* Where a text was cut (its end, or "..."/"…" marking a cut), a secret may have been cut too:
+ * its start is as secret as the whole. */
+static bool at_cut(const char *p) {
+        return !*p || strncmp(p, "...", 3) == 0 || strncmp(p, "…", strlen("…")) == 0;
+}
+
+static size_t secret_at(const char *p, const char *secret) {
+        size_t l = 0;
+        while (secret[l] && p[l] == secret[l])
+                l++;
+        if (!secret[l])
+                return l;
+        return l >= SECRET_MIN_LEN && at_cut(p + l) ? l : 0;
+}
+
 static void mask_registered(const Secrets *s, Buf *out, const char *text) {
         for (const char *p = text; *p;) {
                 size_t hit = 0;
-                for (size_t i = 0; i < s->n && !hit; i++) {
-                        size_t l = strlen(s->values[i]);
-                        if (strncmp(p, s->values[i], l) == 0)
-                                hit = l;
-                }
+                for (size_t i = 0; i < s->n && !hit; i++)
+                        hit = secret_at(p, s->values[i]);
                 if (hit) {
                         buf_puts(out, REDACT_MASK);
                         p += hit;

@@ -166,12 +166,13 @@ int store_run_adopt(Db *db, const char *task, uint32_t job_id, usec_t not_before
 int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
                      usec_t completed_at, int64_t duration_seconds) {
         char completed[ISO_UTC_MAX];
-        _cleanup_free_ char *safe = db_redact(db, message);
+        /* stats carries error texts too (a sync's "errors"): masked inside its JSON strings. */
+        _cleanup_free_ char *safe = db_redact(db, message), *safe_stats = db_redact(db, stats);
         int r = db_exec(db,
                         "UPDATE scheduler_logs SET status = $2, message = $3, stats = $4, completed_at = $5, "
                         "duration_seconds = $6 WHERE id = $1",
                         DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(status), DBV_TEXT_OR_NULL(safe),
-                                  DBV_TEXT_OR_NULL(stats ? stats : "{}"), ts_value(completed_at, completed),
+                                  DBV_TEXT_OR_NULL(safe_stats ? safe_stats : "{}"), ts_value(completed_at, completed),
                                   duration_seconds >= 0 ? DBV_I(duration_seconds) : DB_NULL));
         if (r == 0) {
                 db_set_error(db, "scheduler_logs row %s does not exist", id);

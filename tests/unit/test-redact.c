@@ -77,6 +77,18 @@ TEST(longest_first_and_short_values) {
         ASSERT_STREQ(t, "x " REDACT_MASK " y " REDACT_MASK " z ab");
 }
 
+TEST(cut_secret) {
+        _cleanup_(secrets_freep) Secrets *s = secrets_new();
+        secrets_add(s, "0123456789abcdef");
+        _cleanup_free_ char *a = redact(s, "HTTP 400: client_secret=0123456789a...");
+        ASSERT_STREQ(a, "HTTP 400: client_secret=" REDACT_MASK "...");
+        _cleanup_free_ char *b = redact(s, "body: 01234567");
+        ASSERT_STREQ(b, "body: " REDACT_MASK);
+        /* A short shared start in running text is no cut secret. */
+        _cleanup_free_ char *c = redact(s, "0123 and 01234567 more");
+        ASSERT_STREQ(c, "0123 and 01234567 more");
+}
+
 TEST(db_error_masked) {
         /* What store_open() hands up when libpq refuses a malformed URI. */
         Db db = {};
@@ -147,6 +159,7 @@ static const TestCase cases[] = {
         TEST_CASE(token_endpoint_echo),
         TEST_CASE(url_passwords_anywhere),
         TEST_CASE(longest_first_and_short_values),
+        TEST_CASE(cut_secret),
         TEST_CASE(db_error_masked),
         TEST_CASE(utf8_cut_every_byte),
         TEST_CASE(utf8_make_valid),
