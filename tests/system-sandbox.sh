@@ -139,7 +139,7 @@ stage2() {
     exec env -i container=gsys PATH="$GSYS_PATH" LANG=C.UTF-8 \
         SYSTEMD_GENERATOR_PATH=/nonexistent SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/nonexistent \
         setpriv --bounding-set -sys_module,-sys_time,-sys_rawio,-audit_control,-audit_read,-audit_write,-syslog,-wake_alarm,-block_suspend \
-        /lib/systemd/systemd --log-target=console --show-status=no
+        /lib/systemd/systemd --log-target=journal-or-kmsg --show-status=no
 }
 
 # Stage 1: PID 1 of the new pid namespace, still in the host's cgroup namespace.
