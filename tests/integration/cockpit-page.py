@@ -144,8 +144,11 @@ def check_history(page):
             fail(f"run {log['id']}: status cell {status!r}, want {STATUS[log['status']]!r}")
         if not trigger.startswith(TRIGGER[log["triggered_by"]]):
             fail(f"run {log['id']}: trigger cell {trigger!r}, want {TRIGGER[log['triggered_by']]}…")
-        if log.get("triggered_by_name") and f"({log['triggered_by_name']})" not in trigger:
+        if log.get("triggered_by_name") and f"({log['triggered_by_name']}" not in trigger:
             fail(f"run {log['id']}: trigger cell {trigger!r} lacks the display name {log['triggered_by_name']}")
+        caller = log.get("caller_name")
+        if caller and log["triggered_by"] != "scheduler" and caller not in trigger:
+            fail(f"run {log['id']}: trigger cell {trigger!r} lacks the real caller {caller}")
         if log.get("triggered_by_user", "").count("@") and log["triggered_by_user"] in " ".join(row["cells"]):
             fail(f"run {log['id']}: the address {log['triggered_by_user']} is shown instead of the name")
         if row["cells"][1] != log["task_label"] or row["cells"][4] != log.get("message", ""):
@@ -154,9 +157,12 @@ def check_history(page):
     want = {STATUS[s] for s in ("success", "warning", "error", "skipped")}
     if not want <= seen:
         fail(f"statuses shown {seen}, want at least {want}")
-    if not any("👤 Manuel (Nick)" == r["cells"][5] for r in rows):
-        fail("no row shows 👤 Manuel (Nick) for the technician's address")
-    ok(f"the page shows GetLogs' {len(logs)} runs in order, with ✅ ⚠️ ❌ ⏭️, ⏰ 👤 💻 🔌 and 👤 Manuel (Nick)")
+    if not any("👤 Manuel (Nick, par marie)" == r["cells"][5] for r in rows):
+        fail("no row shows 👤 Manuel (Nick, par marie) for the technician's address sent by marie")
+    if not any("💻 CLI (root)" == r["cells"][5] for r in rows):
+        fail("no row shows 💻 CLI (root) for a terminal's run by root")
+    ok(f"the page shows GetLogs' {len(logs)} runs in order, with ✅ ⚠️ ❌ ⏭️, ⏰ 👤 💻 🔌, "
+       "👤 Manuel (Nick, par marie) and 💻 CLI (root)")
 
 
 def new_running_backup(page, known):

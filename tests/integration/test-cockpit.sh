@@ -50,7 +50,10 @@ seed 10000000-0000-4000-8000-000000000005 backup "Backup SQL" "-3 hours" 1 succe
      "Sauvegarde vérifiée : db_backup_20261124_030000.sqlite" '{"bytes": 81920, "kept": 3, "deleted": 0}'
 seed 10000000-0000-4000-8000-000000000006 backup "Backup SQL" "-2 hours" 1 success api root \
      "Sauvegarde vérifiée : db_backup_20261124_050000.sqlite" '{"bytes": 81920, "kept": 4, "deleted": 0}'
-ok "history seeded: every status and every trigger, a technician by address"
+# The real callers beside the claims: a technician's address sent by another account, a CLI run.
+q "UPDATE scheduler_logs SET caller_uid = 1001, caller_name = 'marie' WHERE id = '10000000-0000-4000-8000-000000000003'"
+q "UPDATE scheduler_logs SET caller_uid = 0, caller_name = 'root' WHERE id = '10000000-0000-4000-8000-000000000005'"
+ok "history seeded: every status and every trigger, a technician by address, real callers"
 
 # --- the page, as the user flavour installs it (session-bus manifest), served by cockpit-ws
 # shellcheck source=tests/integration/cockpit.sh
