@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # What a person sees of gazelle-scheduler outside systemd: every command's --help prints its
 # usage and exits 0 (even with a broken configuration); a run's messages reach stderr when stderr
-# is not the journal, and only then (JOURNAL_STREAM); `logs` reads the store silently without
+# is not the journal, and only then (JOURNAL_STREAM); `restore` (--dry-run, a foreign file, the
+# pre-restore copy named); `logs` reads the store silently without
 # any bus, and says once — also in --watch — that the daemon cannot be reached when a bus is
 # there. Needs dbus-daemon for the last part (skipped without it).
 set -euo pipefail
@@ -54,6 +55,28 @@ JOURNAL_STREAM=$(stat -c '%d:%i' "$tmp/journal") "$bin" run backup >/dev/null 2>
 JOURNAL_STREAM=1:1 "$bin" run backup >/dev/null 2>"$tmp/err" || fail "run backup failed"
 grep -q "^Backup SQL: success" "$tmp/err" || fail "JOURNAL_STREAM of another stream silenced stderr"
 ok "stderr that is the journal stream gets nothing more; another JOURNAL_STREAM changes nothing"
+
+# --- restore from a terminal: --dry-run prints per table rows now -> rows after and changes
+#     nothing; another program's SQLite file is refused with its reason; a restore names the copy
+#     of the replaced store
+backups=$XDG_STATE_HOME/gazelle-scheduler/backups
+backup=$(find "$backups" -name 'db_backup_*.sqlite' | sort | tail -n 1)
+[ -n "$backup" ] || fail "no backup in $backups"
+"$bin" restore --dry-run "$backup" >"$tmp/out" 2>"$tmp/err" || fail "restore --dry-run failed: $(cat "$tmp/err")"
+grep -qE '^scheduler_logs +[0-9]+ -> +[0-9]+$' "$tmp/out" || fail "restore --dry-run printed: $(cat "$tmp/out")"
+[ -z "$(find "$backups" -name 'pre-restore-*')" ] || fail "restore --dry-run kept a copy"
+ok "restore --dry-run: per table rows now -> rows after, nothing kept"
+if command -v sqlite3 >/dev/null; then
+    sqlite3 "$tmp/migrate.db" "CREATE TABLE schema_migrations (version uint64, dirty bool);
+                               INSERT INTO schema_migrations VALUES (3, 0); CREATE TABLE clients (id INTEGER);"
+    "$bin" restore "$tmp/migrate.db" >/dev/null 2>"$tmp/err" && fail "a golang-migrate file was restored"
+    grep -q "autre programme" "$tmp/err" || fail "refusal without its reason: $(cat "$tmp/err")"
+    ok "restore refuses a golang-migrate SQLite file and says why"
+fi
+"$bin" restore "$backup" >/dev/null 2>"$tmp/err" || fail "restore failed: $(cat "$tmp/err")"
+kept=$(find "$backups" -name 'pre-restore-*.sqlite')
+[ -n "$kept" ] && grep -qF "$kept" "$tmp/err" || fail "restore did not name the kept copy '$kept': $(cat "$tmp/err")"
+ok "restore keeps the replaced store as ${kept##*/} and says so"
 
 # --- logs without any bus: the store, silently
 "$bin" logs -n 3 >"$tmp/out" 2>"$tmp/err" || fail "logs without a bus failed: $(cat "$tmp/err")"
