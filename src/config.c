@@ -19,7 +19,6 @@
 
 #include "journal.h"
 #include "http.h"
-#include "mail.h"
 #include "util.h"
 
 #define SECRET_MAX 65536

@@ -98,6 +98,27 @@ int http_url_allowed(const char *url) {
         return r;
 }
 
+int smtp_url_check(const char *url, bool *ret_require_tls) {
+        _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
+        char *scheme = NULL, *host = NULL;
+        if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+                curl_free(scheme);
+                return -EINVAL;
+        }
+        int r = 0;
+        if (streq(scheme, "smtps"))
+                *ret_require_tls = false; /* implicit TLS already */
+        else if (streq(scheme, "smtp"))
+                *ret_require_tls = !host_is_loopback(host);
+        else
+                r = -EINVAL;
+        curl_free(scheme);
+        curl_free(host);
+        return r;
+}
+
 /* "POST host/path": what every message about this request says, with no query string (it can
  * carry a key) and no userinfo. */
 static char *describe_request(const char *method, const char *url) {

@@ -84,5 +84,8 @@ int http_run(HttpClient *c);
 
 /* Checks a URL before use: https, or http to a loopback address. 0 or -EINVAL. */
 int http_url_allowed(const char *url);
+/* The same policy for mail (SMTP_URL): smtps:// anywhere, smtp:// with STARTTLS required
+ * unless to loopback (the tests' sink), said by *ret_require_tls; -EINVAL otherwise. */
+int smtp_url_check(const char *url, bool *ret_require_tls);
 /* application/x-www-form-urlencoded / query escaping; owned result. */
 char *http_escape(const char *s);

@@ -416,29 +416,6 @@ static size_t upload_read(char *ptr, size_t size, size_t nmemb, void *userdata) 
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all);
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURLU *, curl_url_cleanup);
-
-/* smtps:// anywhere, smtp:// with STARTTLS required unless to loopback (the tests' sink). */
-int smtp_url_check(const char *url, bool *ret_require_tls) {
-        _cleanup_(curl_url_cleanupp) CURLU *u = curl_url();
-        char *scheme = NULL, *host = NULL;
-        if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-                curl_free(scheme);
-                return -EINVAL;
-        }
-        int r = 0;
-        if (streq(scheme, "smtps"))
-                *ret_require_tls = false; /* implicit TLS already */
-        else if (streq(scheme, "smtp"))
-                *ret_require_tls = !host_is_loopback(host);
-        else
-                r = -EINVAL;
-        curl_free(scheme);
-        curl_free(host);
-        return r;
-}
 
 static int smtp_send(Mailer *m, const MailMessage *msg, MailResult *r) {
         _cleanup_free_ char *eml = NULL, *message_id = NULL;

@@ -63,8 +63,6 @@ typedef struct Mailer Mailer;
  * default outbox. -EINVAL with one line in error naming the setting when something is missing. */
 int mailer_new(const Config *config, const volatile sig_atomic_t *cancelled, Mailer **ret, char *error,
                size_t error_size);
-/* smtps:// anywhere, smtp:// with STARTTLS required unless to loopback; -EINVAL otherwise. */
-int smtp_url_check(const char *url, bool *ret_require_tls);
 Mailer *mailer_free(Mailer *m);
 static inline void mailer_freep(Mailer **m) {
         if (*m)
