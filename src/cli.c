@@ -14,6 +14,7 @@
 #include "migrate.h"
 #include "notify.h"
 #include "runner.h"
+#include "task-run.h"
 #include "slot-guard.h"
 #include "store.h"
 #include "tasks.h"
@@ -173,7 +174,7 @@ static int cmd_run(BusScope bus, int argc, char **argv) {
         _cleanup_(config_clear) Config cfg = {};
         if (load_config(&cfg, bus) < 0)
                 return EXIT_USAGE;
-        return runner_run(&cfg, t, &ro);
+        return task_run(&cfg, t, &ro);
 }
 
 static int cmd_should_run(BusScope bus, int argc, char **argv) {

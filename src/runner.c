@@ -6,12 +6,8 @@
 
 #include <stdarg.h>
 
-#include "alerts.h"
-#include "backup.h"
 #include "manager.h"
 #include "slot-guard.h"
-#include "sync.h"
-#include "report.h"
 #include "task-lock.h"
 
 #include <systemd/sd-daemon.h>
@@ -19,13 +15,6 @@
 /* A daemon's pending row is adopted only if recent; older ones are reaped (the start never
  * reached a runner). */
 #define PENDING_ADOPT_WINDOW_USEC (10 * 60 * USEC_PER_SEC)
-
-static const TaskRunFunc task_functions[_TASK_MAX] = {
-        [TASK_SYNC_GAZELLE] = sync_task_run,
-        [TASK_RAPPORT_TIMELINE] = report_task_run,
-        [TASK_BACKUP] = backup_task_run,
-        [TASK_RV_ALERTS] = alerts_task_run,
-};
 
 /* Signal-handler state is the one process-wide mutable thing: handlers can reach nothing else. */
 static volatile sig_atomic_t cancel_requested;
@@ -260,7 +249,8 @@ static void install_cancel_handlers(void) {
         sigaction(SIGHUP, &sa, NULL);
 }
 
-int runner_run(const Config *config, const Task *task, const RunOptions *options) {
+int runner_run(const Config *config, const Task *task, TaskRunFunc run, const RunOptions *options) {
+        assert(config && task && run && options);
         _cleanup_(db_closep) Db *db = NULL;
         _cleanup_close_ int lock_fd = -1;
         char host[256];
@@ -308,7 +298,7 @@ int runner_run(const Config *config, const Task *task, const RunOptions *options
         TaskResult result = { .stats = cJSON_CreateObject() };
         Slot slot = slot_of(task, ctx.started_at);
         if (!refuse_done_slot(&ctx, &slot, &result)) {
-                r = task_functions[task->id](&ctx, &result);
+                r = run(&ctx, &result);
                 if (r < 0 || result.status == RUN_STATUS_NONE) {
                         if (!result.message)
                                 task_result_set(&result, RUN_ERROR, "Échec : %s", strerror(-r));

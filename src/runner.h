@@ -55,4 +55,6 @@ bool run_cancelled(const RunContext *ctx);
 
 /* Returns a process exit code. A `scheduler` run whose slot already succeeded is recorded
  * `skipped` without running (slot-guard.h). */
-int runner_run(const Config *config, const Task *task, const RunOptions *options);
+/* The run lifecycle around run (the task's function, which the runner does not know: see
+ * task-run.h). Returns a process exit code. */
+int runner_run(const Config *config, const Task *task, TaskRunFunc run, const RunOptions *options);

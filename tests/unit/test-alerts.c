@@ -22,6 +22,7 @@
 #include "db.h"
 #include "mail.h"
 #include "runner.h"
+#include "task-run.h"
 #include "store.h"
 #include "tasks.h"
 #include "test-pg.h"
@@ -191,7 +192,7 @@ static void add_appointment(Db *db, const Appt *a) {
 static int run_alerts(const Env *e, LocalDate target) {
         RunOptions opts = { .no_sync = true, .target_date = target };
         fflush(NULL);
-        return runner_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
+        return task_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
 }
 
 typedef struct Run {
@@ -727,7 +728,7 @@ static void seed_edges(Db *db, const Fake *f, const char *p, LocalDate d) {
 static int run_alerts_synced(const Env *e, LocalDate day) {
         RunOptions opts = { .target_date = day };
         fflush(NULL);
-        return runner_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
+        return task_run(&e->config, task_get(TASK_RV_ALERTS), &opts);
 }
 
 /* The first column of every row, ' '-joined. */
@@ -853,7 +854,7 @@ TEST(late_catch_up_skipped) {
         seed_day(db);
         RunOptions opts = { .no_sync = true };
         fflush(NULL);
-        ASSERT_EQ_INT(runner_run(&e.config, task_get(TASK_RV_ALERTS), &opts), 0);
+        ASSERT_EQ_INT(task_run(&e.config, task_get(TASK_RV_ALERTS), &opts), 0);
         _cleanup_(run_clear) Run run = {};
         last_run(&e, &run);
         ASSERT_STREQ(run.row.status, "skipped");
@@ -878,7 +879,7 @@ TEST(dry_run_sends_nothing) {
         seed_day(db);
         RunOptions opts = { .no_sync = true, .dry_run = true, .target_date = target };
         fflush(NULL);
-        ASSERT_EQ_INT(runner_run(&e.config, task_get(TASK_RV_ALERTS), &opts), 0);
+        ASSERT_EQ_INT(task_run(&e.config, task_get(TASK_RV_ALERTS), &opts), 0);
         _cleanup_(run_clear) Run run = {};
         last_run(&e, &run);
         ASSERT_STREQ(run.row.status, "success");

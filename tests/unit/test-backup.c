@@ -23,6 +23,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "runner.h"
+#include "task-run.h"
 #include "store.h"
 #include "tasks.h"
 #include "test-pg.h"
@@ -113,7 +114,7 @@ static void fill_store(Db *db, unsigned mib) {
 static int run_backup(const Env *e) {
         RunOptions opts = {};
         fflush(NULL);
-        return runner_run(&e->config, task_get(TASK_BACKUP), &opts);
+        return task_run(&e->config, task_get(TASK_BACKUP), &opts);
 }
 
 /* The newest backup run's row. */
@@ -308,7 +309,7 @@ TEST(backup_creates_verified_file) {
 
         /* --dry-run writes nothing. */
         RunOptions dry = { .dry_run = true };
-        ASSERT_EQ_INT(runner_run(&e.config, task_get(TASK_BACKUP), &dry), EXIT_TASK_OK);
+        ASSERT_EQ_INT(task_run(&e.config, task_get(TASK_BACKUP), &dry), EXIT_TASK_OK);
         list_dir(e.config.backup_dir, &l);
         ASSERT_EQ_INT(l.n, 2);
         listing_free(&l);

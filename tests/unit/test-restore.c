@@ -19,6 +19,7 @@
 #include "migrate.h"
 #include "restore.h"
 #include "runner.h"
+#include "task-run.h"
 #include "store.h"
 #include "task-lock.h"
 #include "tasks.h"
@@ -164,7 +165,7 @@ static void mutate(const Env *e) {
 static int run_backup(const Env *e) {
         RunOptions opts = {};
         fflush(NULL);
-        return runner_run(&e->config, task_get(TASK_BACKUP), &opts);
+        return task_run(&e->config, task_get(TASK_BACKUP), &opts);
 }
 
 /* The single file of dir whose name starts with prefix (NULL when none); fails on two. */
