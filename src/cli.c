@@ -6,6 +6,7 @@
 #include <getopt.h>
 
 #include "backup.h"
+#include "check-config.h"
 #include "restore.h"
 #include "client.h"
 #include "config.h"
@@ -48,6 +49,8 @@ static void help(void) {
                "  slot TASK                       Read UTC epoch microseconds on stdin, print each one's\n"
                "                                  Montréal slot day (DST checks)\n"
                "  notify-failure UNIT             Mail the administrator about a failed unit (OnFailure=)\n"
+               "  check-config                    Validate every setting, the credentials and the store;\n"
+               "                                  print what is in effect, secrets masked\n"
                "\n"
                "Tasks: %s\n"
                "\n"
@@ -413,6 +416,7 @@ static const Command commands[] = {
         { "auth", cmd_auth, AUTH_USAGE },
         { "slot", cmd_slot, SLOT_USAGE },
         { "notify-failure", cmd_notify_failure, NOTIFY_FAILURE_USAGE },
+        { "check-config", check_config_main, NULL },
         { "help", cmd_help, NULL },
 };
 

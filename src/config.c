@@ -433,3 +433,94 @@ void config_clear(Config *c) {
         secrets_free(c->secrets);
         *c = (Config) {};
 }
+
+/* ---- check-config: what is in effect ---- */
+
+/* A connection string with its password masked, whichever form it has (URL or key=value). */
+static char *mask_conninfo(const char *v) {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(v, &err);
+        if (!opts) {
+                PQfreemem(err);
+                return xstrdup("(set, unparsable: not shown)");
+        }
+        char *s = NULL;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (!o->val || !*o->val)
+                        continue;
+                bool secret = streq(o->keyword, "password") || streq(o->keyword, "sslpassword");
+                s = strextendf(s, "%s%s=%s", s ? " " : "", o->keyword, secret ? REDACT_MASK : o->val);
+        }
+        PQconninfoFree(opts);
+        return s ?: xstrdup("(empty)");
+}
+
+/* A URL with the password of its user info masked. */
+static char *mask_url(const char *v) {
+        CURLU *u = curl_url();
+        char *pw = NULL, *out = NULL;
+        if (u && curl_url_set(u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+                if (curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
+                        curl_url_set(u, CURLUPART_PASSWORD, REDACT_MASK, 0);
+                curl_url_set(u, CURLUPART_QUERY, NULL, 0); /* may hold a key */
+                curl_url_get(u, CURLUPART_URL, &out, 0);
+        }
+        char *s = xstrdup(out ?: "(set, unparsable: not shown)");
+        curl_free(out);
+        if (pw)
+                explicit_bzero(pw, strlen(pw));
+        curl_free(pw);
+        curl_url_cleanup(u);
+        return s;
+}
+
+/* Where a row's value came from: "credential NAME", "environment", "default" or "unset". */
+static const char *setting_source(const SettingDef *d, bool *ret_set) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        *ret_set = true;
+        if (dir && d->credential) {
+                _cleanup_free_ char *path = xasprintf("%s/%s", dir, d->credential);
+                struct stat st;
+                if (stat(path, &st) == 0 && st.st_size > 0)
+                        return "credential";
+        }
+        if (!isempty(getenv(d->name)))
+                return "environment";
+        *ret_set = d->def != NULL;
+        return d->def ? "default" : "unset";
+}
+
+void config_print(const Config *c, FILE *f) {
+        for (size_t i = 0; i < ELEMENTSOF(settings_table); i++) {
+                const SettingDef *d = &settings_table[i];
+                const void *field = d->offset == NO_FIELD ? NULL : (const char *) c + d->offset;
+                bool set;
+                const char *source = setting_source(d, &set);
+                _cleanup_free_ char *shown = NULL;
+                char span[32];
+
+                if (!set && d->kind == KIND_PATH && field && *(char *const *) field) {
+                        shown = xstrdup(*(char *const *) field); /* computed from the state directory */
+                        source = "default";
+                } else if (!set)
+                        shown = xstrdup("-");
+                else if (d->kind == KIND_SECRET)
+                        shown = xstrdup("(set, secret)");
+                else if (d->kind == KIND_DB_URL)
+                        shown = mask_conninfo(c->database_url);
+                else if (d->kind == KIND_SMTP_URL)
+                        shown = mask_url(c->smtp_url);
+                else if (d->kind == KIND_UNSIGNED && field)
+                        shown = xasprintf("%u", *(const unsigned *) field);
+                else if (d->kind == KIND_TIMESPAN && field)
+                        shown = xstrdup(format_span(*(const usec_t *) field, span));
+                else if (field)
+                        shown = xstrdup(strempty(*(char *const *) field));
+                else
+                        shown = xstrdup(strempty(getenv(d->name)));
+                if (streq(source, "credential"))
+                        fprintf(f, "  %-33s %s  (credential %s)\n", d->name, shown, d->credential);
+                else
+                        fprintf(f, "  %-33s %s  (%s)\n", d->name, shown, source);
+        }
+}

@@ -27,7 +27,7 @@ export DBUS_SESSION_BUS_ADDRESS=unix:path=$tmp/no-bus
 
 # --- every command's --help: its usage on stdout, exit 0, before the configuration is read
 printf 'not json' > "$tmp/bad.json"
-for cmd in run start logs status should-run migrate restore auth slot notify-failure; do
+for cmd in run start logs status should-run migrate restore auth slot notify-failure check-config; do
     out=$(GAZELLE_CONFIG=$tmp/bad.json "$bin" "$cmd" --help 2>"$tmp/err") || fail "$cmd --help exited $?: $(cat "$tmp/err")"
     case "$out" in "Usage: gazelle-scheduler $cmd"*) ;; *) fail "$cmd --help printed: $out";; esac
     [ ! -s "$tmp/err" ] || fail "$cmd --help wrote to stderr: $(cat "$tmp/err")"

@@ -77,3 +77,53 @@ for cmd in status logs; do
     done
 done
 ok "status and logs with a bad configuration exit 2 with one line"
+
+# check-config: valid → exit 0, what is in effect with every secret masked, nothing written.
+cat > "$tmp/config.json" <<'JSON'
+{"mail": {"sender_email": "alertes@example.com", "admin_email": "admin@example.com", "transport": "smtp"}}
+JSON
+secrets=(SMTP-PW-1234 CLIENT-SECRET-5678 SENDGRID-KEY-9012 CLIENT-ID-3456)
+check() {
+    env GAZELLE_CONFIG="$tmp/config.json" SMTP_URL="smtps://bob:${secrets[0]}@mail.example.com:465" \
+        GAZELLE_CLIENT_ID="${secrets[3]}" GAZELLE_CLIENT_SECRET="${secrets[1]}" SENDGRID_API_KEY="${secrets[2]}" \
+        GAZELLE_API_KEY= "$@" "$bin" check-config >"$tmp/out" 2>"$tmp/err"
+}
+rc=0; check || rc=$?
+[ "$rc" = 0 ] || fail "check-config of a valid configuration exited $rc: $(cat "$tmp/out" "$tmp/err")"
+grep -q "^Configuration valid (user instance)" "$tmp/out" || fail "check-config printed: $(cat "$tmp/out")"
+grep -q "Store: $store reachable, schema version" "$tmp/out" || fail "check-config did not check the store: $(cat "$tmp/out")"
+grep -q "Mail: smtp, from alertes@example.com" "$tmp/out" || fail "check-config did not set up the mail: $(cat "$tmp/out")"
+grep -q "Gazelle: OAuth client" "$tmp/out" || fail "check-config did not see the OAuth client: $(cat "$tmp/out")"
+for name in GAZELLE_MAX_CONCURRENCY ALERTS_MAX_LATENESS GAZELLE_SYNC_DELETE_MAX_PERCENT GAZELLE_HTTP_MAX_ATTEMPTS \
+            BACKUP_DIR BACKUP_KEEP DATABASE_URL SENDGRID_API_KEY GAZELLE_CLIENT_SECRET; do
+    grep -q "^  $name " "$tmp/out" || fail "check-config does not show $name"
+done
+grep -q "^  SMTP_URL  *smtps://bob:\*\*\*@mail.example.com:465/  (environment)" "$tmp/out" \
+    || fail "SMTP_URL not shown masked: $(grep SMTP_URL "$tmp/out")"
+grep -q "^  ALERTS_MAX_LATENESS  *4h  (default)" "$tmp/out" || fail "the default lateness: $(grep LATENESS "$tmp/out")"
+for s in "${secrets[@]}"; do
+    ! grep -q -- "$s" "$tmp/out" "$tmp/err" || fail "check-config printed the secret $s"
+done
+ok "check-config: exit 0, every setting with its source, the store reachable, secrets masked"
+
+# A bad value: exit 2 and the one line; a store that cannot be reached or no Gazelle credential: exit 1.
+rc=0; check GAZELLE_HTTP_MAX_ATTEMPTS=0 || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && grep -q "GAZELLE_HTTP_MAX_ATTEMPTS=0" "$tmp/err" \
+    || fail "check-config with a bad value: rc=$rc $(cat "$tmp/err")"
+rc=0; check DATABASE_URL="postgresql://gs:${secrets[0]}@127.0.0.1:1/gs" || rc=$?
+[ "$rc" = 1 ] && grep -q "problem: store PostgreSQL cannot be reached" "$tmp/out" \
+    || fail "check-config with an unreachable store: rc=$rc $(cat "$tmp/out")"
+grep -q "^  DATABASE_URL .*password=\*\*\* .*host=127.0.0.1" "$tmp/out" || fail "DATABASE_URL not masked: $(grep DATABASE_URL "$tmp/out")"
+! grep -q -- "${secrets[0]}" "$tmp/out" "$tmp/err" || fail "check-config printed the database password"
+rc=0; check DATABASE_URL="postgresql://gs:${secrets[0]}@[::1" || rc=$?
+[ "$rc" = 1 ] && ! grep -q -- "${secrets[0]}" "$tmp/out" "$tmp/err" || fail "a malformed DATABASE_URL: rc=$rc $(cat "$tmp/out")"
+rc=0; check GAZELLE_CLIENT_SECRET= || rc=$?
+[ "$rc" = 1 ] && grep -q "problem: Gazelle" "$tmp/out" || fail "check-config without Gazelle credentials: rc=$rc"
+ok "check-config: a bad value exits 2 with one line; an unreachable store or a missing credential exits 1, masked"
+
+# It writes nothing: a state directory without a store stays without one.
+rc=0; XDG_STATE_HOME=$tmp/fresh check || rc=$?
+[ "$rc" = 0 ] && grep -q "not created yet" "$tmp/out" || fail "check-config on a fresh state: rc=$rc $(cat "$tmp/out")"
+[ ! -e "$tmp/fresh/gazelle-scheduler/gazelle-scheduler.sqlite" ] || fail "check-config created the store"
+ok "check-config creates no store"
+echo "1..$n"
