@@ -4,6 +4,8 @@
  * idle with a bus-activation idle exit that loses no call. */
 #include "daemon.h"
 
+#include <sys/stat.h>
+
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -76,7 +78,22 @@ void context_clear(Context *c) {
         *c = (Context) {};
 }
 
+/* The SQLite file at the store's path is not the one c->db has open (or is gone). */
+static bool store_file_replaced(const Context *c) {
+        struct stat st;
+        if (db_backend(c->db) != DB_SQLITE)
+                return false;
+        if (stat(c->config.sqlite_path, &st) < 0)
+                return true;
+        return st.st_dev != c->store_dev || st.st_ino != c->store_ino;
+}
+
 Db *context_store(Context *c, sd_bus_error *error) {
+        if (c->db && store_file_replaced(c)) {
+                log_info("The store %s was replaced or deleted under the daemon: reopening it",
+                           c->config.sqlite_path);
+                c->db = db_close(c->db);
+        }
         if (c->db)
                 return c->db;
         Db *db = NULL;
@@ -88,6 +105,11 @@ Db *context_store(Context *c, sd_bus_error *error) {
                                   "then retry.", db ? db_error(db) : strerror(-r));
                 db_close(db);
                 return NULL;
+        }
+        struct stat st;
+        if (db_backend(db) == DB_SQLITE && stat(c->config.sqlite_path, &st) >= 0) {
+                c->store_dev = st.st_dev;
+                c->store_ino = st.st_ino;
         }
         c->db = db;
         return db;

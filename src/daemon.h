@@ -5,6 +5,7 @@
  * bus_api_register() (bus-api.h); the program's main() (gazelle-schedulerd.c) joins the two. */
 #pragma once
 
+#include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -44,6 +45,8 @@ typedef struct Context {
         sd_event *event;
         sd_bus *bus;
         Db *db;                      /* opened lazily; dropped and reopened when it fails */
+        dev_t store_dev;             /* the SQLite file db has open: when the path names another */
+        ino_t store_ino;             /* file (replaced, restored, deleted), db is reopened */
         char host[256];
         StartJob *jobs;
         sd_event_source *idle_source; /* fires after idle_exit_sec without any event */
@@ -65,7 +68,9 @@ int context_init(Context *c, BusScope scope);
 /* Frees everything the context owns (jobs, watch state, bus, store, configuration). */
 void context_clear(Context *c);
 
-/* The store, (re)opened on demand: NULL with *error set when unavailable. */
+/* The store, (re)opened on demand: NULL with *error set when unavailable. A SQLite store whose
+ * path no longer names the file it has open (replaced or deleted under the daemon) is reopened,
+ * so that the daemon and a CLI reading the path never answer from two different histories. */
 Db *context_store(Context *c, sd_bus_error *error);
 /* Called when a store operation failed: a dead connection is dropped for the next call. */
 void context_store_failed(Context *c, int r);

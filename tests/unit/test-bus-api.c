@@ -516,6 +516,89 @@ TEST(list_tasks_last_run) {
         stop(&s, &cl);
 }
 
+/* The run ids GetLogs answers, newest first, space-separated (owned). */
+static char *daemon_history(Client *cl) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call_quick(cl, "GetLogs", "u", 100);
+        char *ids = strdup("");
+        unsigned n = count_rows(r);
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        for (unsigned i = 0; i < n; i++) {
+                _cleanup_free_ char *id = dict_string(r, "id", NULL);
+                char *more;
+                ASSERT(asprintf(&more, "%s%s ", ids, id ? id : "?") >= 0);
+                free(ids);
+                ids = more;
+        }
+        return ids;
+}
+
+/* The same read from the store's path, as the CLI does. */
+static char *path_history(const Config *config) {
+        _cleanup_(db_closep) Db *db = NULL;
+        _cleanup_(db_cursor_freep) DbCursor *cur = NULL;
+        RunRow row = { .duration_seconds = -1 };
+        char *ids = strdup("");
+        ASSERT_OK(store_open(config, &db));
+        ASSERT_OK(store_runs_query(db, 100, NULL, &cur));
+        int r;
+        while ((r = db_cursor_next(cur)) > 0) {
+                ASSERT_OK(store_run_read(cur, &row));
+                char *more;
+                ASSERT(asprintf(&more, "%s%s ", ids, row.id) >= 0);
+                free(ids);
+                ids = more;
+        }
+        ASSERT_OK(r);
+        run_row_clear(&row);
+        return ids;
+}
+
+static void insert_runs(const Config *config, const char *path, int first, int n) {
+        Config c = *config;
+        c.sqlite_path = (char *) path;
+        Db *db = NULL;
+        ASSERT_OK(store_open(&c, &db));
+        for (int i = first; i < first + n; i++) {
+                char id[RUN_ID_MAX];
+                snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+                RunRow row = { .id = id, .task_name = (char *) "backup", .task_label = (char *) "Backup",
+                               .started_at = (1700000000 + i * 60) * USEC_PER_SEC, .status = (char *) "success",
+                               .triggered_by = (char *) "scheduler" };
+                ASSERT_OKF(store_run_insert(db, &row), "%s", db_error(db));
+        }
+        db_close(db);
+}
+
+/* The store file replaced (as a restore or an administrator's mv does) or deleted under the
+ * daemon: its next answer comes from the file the path names, the same history the CLI reads. */
+TEST(store_replaced) {
+        Server s;
+        Client cl;
+        start(&s, &cl, NULL);
+        const char *path = s.c.config.sqlite_path;
+        insert_runs(&s.c.config, path, 1, 3);
+        _cleanup_free_ char *before = daemon_history(&cl), *before_cli = path_history(&s.c.config);
+        ASSERT_STREQ(before, before_cli);
+        ASSERT_CONTAINS(before, "000000000003");
+
+        /* Another store, complete and closed, renamed over the path. */
+        _cleanup_free_ char *other = NULL;
+        ASSERT(asprintf(&other, "%s/other.sqlite", s.dir) >= 0);
+        insert_runs(&s.c.config, other, 10, 2);
+        ASSERT(rename(other, path) == 0);
+        _cleanup_free_ char *after = daemon_history(&cl), *after_cli = path_history(&s.c.config);
+        ASSERT_STREQ(after, after_cli);
+        ASSERT_CONTAINS(after, "000000000011");
+        ASSERT(!strstr(after, "000000000003"));
+
+        /* Deleted: a fresh, empty store at the path, for the daemon as for the CLI. */
+        ASSERT(unlink(path) == 0);
+        _cleanup_free_ char *gone = daemon_history(&cl), *gone_cli = path_history(&s.c.config);
+        ASSERT_STREQ(gone, "");
+        ASSERT_STREQ(gone, gone_cli);
+        stop(&s, &cl);
+}
+
 /* The store cannot be opened (its directory is a regular file): every method answers
  * StoreUnavailable, and the daemon keeps serving. */
 TEST(store_unavailable) {
@@ -616,6 +699,7 @@ int main(int argc, char **argv) {
                 TEST_CASE(list_tasks_keys),
                 TEST_CASE(list_tasks_last_run),
                 TEST_CASE(store_unavailable),
+                TEST_CASE(store_replaced),
                 TEST_CASE(get_task_logs),
                 TEST_CASE(subscribe_direct_connection),
                 TEST_CASE(error_map),
