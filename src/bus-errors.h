@@ -13,6 +13,7 @@
 #define BUS_ERROR_STORE_UNAVAILABLE "com.piano_tek.GazelleScheduler1.Error.StoreUnavailable"
 #define BUS_ERROR_SYSTEMD_UNAVAILABLE "com.piano_tek.GazelleScheduler1.Error.SystemdUnavailable"
 #define BUS_ERROR_NOT_SUBSCRIBED "com.piano_tek.GazelleScheduler1.Error.NotSubscribed"
+#define BUS_ERROR_INVALID_CONFIGURATION "com.piano_tek.GazelleScheduler1.Error.InvalidConfiguration"
 
 /* An error text is at most this long: cut on a character boundary. */
 #define BUS_ERROR_TEXT_MAX 1024

@@ -8,6 +8,10 @@
 #include "bus-errors.h"
 #include "daemon.h"
 #include "journal.h"
+#include "manager.h"
+
+/* How long a daemon that cannot serve keeps its name to answer the calls queued for it. */
+#define REFUSE_USEC (2 * USEC_PER_SEC)
 
 /* 0 to serve, 1 when done (help, version), -EINVAL on a bad option. */
 static int parse_argv(int argc, char **argv, BusScope *scope) {
@@ -43,6 +47,47 @@ static int parse_argv(int argc, char **argv, BusScope *scope) {
         return 0;
 }
 
+/* The configuration is invalid: nothing can be served, but every call must still be answered.
+ * A bus-activated service that exits before taking its name leaves its callers waiting for
+ * their own timeout (the bus is never told the start failed): take the name, answer each call
+ * queued for it with the reason, give the name back, answer what raced that, exit. */
+static int answer_unconfigured(BusScope scope, const char *why) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r = manager_bus_open(scope, &bus);
+        if (r >= 0)
+                r = sd_bus_request_name(bus, BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to take the bus name %s to answer callers: %m", BUS_NAME);
+
+        usec_t end = now_monotonic() + REFUSE_USEC;
+        bool released = false;
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                r = sd_bus_process(bus, &m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to process the bus: %m");
+                uint8_t type = 0;
+                if (m && sd_bus_message_get_type(m, &type) >= 0 && type == SD_BUS_MESSAGE_METHOD_CALL)
+                        (void) bus_reply_errorf(m, BUS_ERROR_INVALID_CONFIGURATION,
+                                                "gazelle-schedulerd cannot start, the configuration is invalid: %s. "
+                                                "Fix it (gazelle-scheduler check-config says what is in effect), "
+                                                "then retry.", why);
+                if (r > 0)
+                        continue;
+                usec_t now = now_monotonic();
+                if (released)
+                        return 0;
+                if (now >= end) {
+                        (void) sd_bus_release_name(bus, BUS_NAME);
+                        released = true;
+                        continue;
+                }
+                r = sd_bus_wait(bus, end - now);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to wait for the bus: %m");
+        }
+}
+
 static int run(int argc, char **argv) {
         BusScope scope = config_default_bus();
         int r = parse_argv(argc, argv, &scope);
@@ -51,6 +96,10 @@ static int run(int argc, char **argv) {
 
         _cleanup_(context_clear) Context c = {};
         r = context_init(&c, scope);
+        if (r == -EINVAL && !c.bus) {
+                (void) answer_unconfigured(scope, c.config.error);
+                return r;
+        }
         if (r < 0)
                 return r;
         r = bus_api_register(&c);
