@@ -34,6 +34,11 @@
 # Knobs (environment):
 #   SBX_TIMEOUT=600        hard limit for CMD in seconds (timeout(1) syntax, 0 = none) -> rc 124
 #   SBX_NO_PG=1            no PostgreSQL (PG* and SBX_PG_URL stay unset)
+#   SBX_PGBOUNCER=1        put a real pgbouncer (pool_mode = transaction, SBX_PGBOUNCER_POOL=3
+#                          server connections per database) in front of PostgreSQL, on a unix
+#                          socket: SBX_PG_URL then goes through it, SBX_PG_DIRECT_URL does not,
+#                          and `$SBX_PGBOUNCER_CTL start|stop|restart` drives it (stop is an
+#                          immediate shutdown: every client connection is cut)
 #   SBX_BUS=managed        managed: dbus.socket of the user manager activates dbus-daemon (default);
 #                          external: dbus-daemon started first, the manager attached via shim units
 #   SBX_DUMP=0             0: dump daemon logs + last journal entries only when bring-up fails;
@@ -51,8 +56,8 @@
 # Inside CMD sees: HOME, XDG_{CONFIG,DATA,CACHE,STATE}_HOME and TMPDIR on tmpfs,
 # XDG_RUNTIME_DIR=/run/user/0, DBUS_SESSION_BUS_ADDRESS, SBX_DIR (scratch tmpfs),
 # SBX_UNIT_DIR (= $XDG_CONFIG_HOME/systemd/user), SBX_LOG_DIR, and unless SBX_NO_PG=1:
-# PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres SBX_PG_URL SBX_PG_DATA, PATH starting with the
-# PostgreSQL bin dir. The user manager was started with the same environment.
+# PGHOST PGPORT PGUSER=postgres PGDATABASE=postgres SBX_PG_URL SBX_PG_DIRECT_URL SBX_PG_DATA, PATH
+# starting with the PostgreSQL bin dir (PG* always reach PostgreSQL directly). The user manager was started with the same environment.
 # Called again from inside a sandbox, it runs CMD directly in the existing one (knobs ignored), so
 # `tests/sandbox.sh meson test --suite integration` gives one sandbox for the whole suite
 # (CMD then sees SBX_REUSED=1).
@@ -174,6 +179,9 @@ check_host() {
     if [ "${SBX_NO_PG:-0}" != 1 ]; then
         pg_bindir >/dev/null || skip "missing PostgreSQL server binaries (initdb/pg_ctl/postgres); SBX_NO_PG=1 runs without"
     fi
+    if [ "${SBX_PGBOUNCER:-0}" = 1 ]; then
+        pgbouncer_bin >/dev/null || skip "missing pgbouncer (apt-get install pgbouncer)"
+    fi
     cg_detect || skip "no cgroup hierarchy usable by systemd (neither cgroup2 nor name=systemd at /sys/fs/cgroup)"
     local err
     err=$(unshare --mount --pid --ipc --fork --mount-proc --propagation private true 2>&1) \
@@ -187,6 +195,8 @@ unit_file() {
     done
     return 1
 }
+
+pgbouncer_bin() { command -v pgbouncer || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }; }
 
 pg_bindir() {
     local d best=
@@ -359,7 +369,7 @@ inner_setup_env() {
         case "$v" in
             NOTIFY_SOCKET|LISTEN_PID|LISTEN_FDS|LISTEN_FDNAMES|INVOCATION_ID|JOURNAL_STREAM|MANAGERPID|\
             WATCHDOG_PID|WATCHDOG_USEC|SYSTEMD_EXEC_PID|SYSTEMD_LOG_*|SYSTEMD_UNIT_PATH|PG*|\
-            DBUS_SESSION_BUS_ADDRESS|DBUS_STARTER_*|XDG_*|SBX_PG_URL|SBX_PG_DATA|SBX_UNIT_DIR|SBX_LOG_DIR|SBX_REUSED|\
+            DBUS_SESSION_BUS_ADDRESS|DBUS_STARTER_*|XDG_*|SBX_PG_URL|SBX_PG_DIRECT_URL|SBX_PGBOUNCER_CTL|SBX_PG_DATA|SBX_UNIT_DIR|SBX_LOG_DIR|SBX_REUSED|\
             DATABASE_URL|GAZELLE_*|BACKUP_*)
                 unset "$v";;
         esac
@@ -379,6 +389,7 @@ inner_setup_env() {
         export PGHOST=$SBX_DIR/pg PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
         export SBX_PG_DATA=$SBX_DIR/pg/data
         export SBX_PG_URL="postgresql:///postgres?host=$PGHOST&port=$PGPORT&user=postgres"
+        export SBX_PG_DIRECT_URL=$SBX_PG_URL
         (( ${#PGHOST} + 20 < 107 )) || die "PGHOST too long for a unix socket path: $PGHOST"
     fi
 }
@@ -489,6 +500,71 @@ inner_start_pg() {
     wait_for "pg_isready" 10 probe_pg || die "PostgreSQL is not accepting connections"
 }
 
+# pgbouncer in transaction mode on a unix socket (no TCP: nothing to collide with other sandboxes),
+# trusting the sandbox's own user, every database forwarded to the sandbox's PostgreSQL. Run as
+# the PostgreSQL OS user (pgbouncer refuses root); the ctl script lets tests cut it and restart it.
+inner_start_pgbouncer() {
+    local dir=$SBX_DIR/pgb bin
+    bin=$(pgbouncer_bin) || die "pgbouncer vanished"
+    mkdir -p "$dir" || die "cannot create $dir"
+    cat > "$dir/pgbouncer.ini" <<EOF
+[databases]
+* = host=$PGHOST port=$PGPORT
+[pgbouncer]
+listen_addr =
+listen_port = 6432
+unix_socket_dir = $dir
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = ${SBX_PGBOUNCER_POOL:-3}
+max_client_conn = 500
+query_wait_timeout = 30
+server_reset_query =
+ignore_startup_parameters = extra_float_digits
+logfile = $SBX_LOG_DIR/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOF
+    printf '"postgres" ""\n' > "$dir/userlist.txt"
+    : > "$SBX_LOG_DIR/pgbouncer.log"
+    chown -R "$PG_OS_USER:$PG_OS_GID" "$dir" "$SBX_LOG_DIR/pgbouncer.log"
+    # The ctl script: values of this sandbox baked in, the rest evaluated when it runs.
+    {
+        printf '#!/bin/bash\n# sandbox pgbouncer: start | stop (immediate shutdown: every connection cut) | restart\nset -u\n'
+        printf 'dir=%q bin=%q user=%q group=%q\n' "$dir" "$bin" "$PG_OS_USER" "$PG_OS_GID"
+        cat <<'EOF'
+pid() { cat "$dir/pgbouncer.pid" 2>/dev/null; }
+up() { local p; p=$(pid); [ -S "$dir/.s.PGSQL.6432" ] && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+start() {
+    setpriv --reuid="$user" --regid="$group" --init-groups -- "$bin" -q -d "$dir/pgbouncer.ini" || return 1
+    for _ in $(seq 500); do up && return 0; sleep 0.02; done
+    echo "pgbouncer did not come up" >&2
+    return 1
+}
+stop() {
+    local p
+    p=$(pid)
+    [ -n "$p" ] || return 0
+    kill -TERM "$p" 2>/dev/null
+    for _ in $(seq 500); do kill -0 "$p" 2>/dev/null || break; sleep 0.02; done
+    kill -KILL "$p" 2>/dev/null
+    rm -f "$dir/pgbouncer.pid" "$dir/.s.PGSQL.6432" "$dir/.s.PGSQL.6432.lock"
+    return 0
+}
+case "${1:-}" in
+    start) start;;
+    stop) stop;;
+    restart) stop; start;;
+    *) echo "usage: $0 start|stop|restart" >&2; exit 2;;
+esac
+EOF
+    } > "$dir/ctl"
+    chmod 0755 "$dir/ctl"
+    "$dir/ctl" start || die "pgbouncer did not start (see $SBX_LOG_DIR/pgbouncer.log)"
+    export SBX_PGBOUNCER_CTL=$dir/ctl
+    export SBX_PG_URL="postgresql:///postgres?host=$dir&port=6432&user=postgres"
+}
+
 inner_dump() {
     local f
     {
@@ -531,6 +607,7 @@ inner_teardown() {
     stop_pid "$CMD_PID" command 10
     stop_s=${SBX_STOP_TIMEOUT%s}; [[ $stop_s =~ ^[0-9]+$ ]] || stop_s=10
     stop_pid "$MGR_PID" "systemd --user" $(( 2 * stop_s + 20 ))
+    [ -n "${SBX_PGBOUNCER_CTL:-}" ] && "$SBX_PGBOUNCER_CTL" stop
     if [ "$PG_STARTED" = 1 ]; then
         pg "$PGBIN/pg_ctl" -D "$SBX_PG_DATA" -w -t 10 -m fast stop >>"$SBX_LOG_DIR/pg_ctl.log" 2>&1 \
             || pg "$PGBIN/pg_ctl" -D "$SBX_PG_DATA" -w -t 5 -m immediate stop >>"$SBX_LOG_DIR/pg_ctl.log" 2>&1
@@ -572,6 +649,9 @@ inner_main() {
     t=$(now_us); inner_start_manager;   vlog "systemd --user + session bus ready in $(elapsed "$t")s"
     if [ "$SBX_NO_PG" != 1 ]; then
         t=$(now_us); inner_start_pg;    vlog "postgresql ready in $(elapsed "$t")s"
+        if [ "${SBX_PGBOUNCER:-0}" = 1 ]; then
+            t=$(now_us); inner_start_pgbouncer; vlog "pgbouncer ready in $(elapsed "$t")s"
+        fi
     fi
     T_READY=$(now_us)
     vlog "bring-up $(elapsed "$t0")s"
