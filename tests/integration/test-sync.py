@@ -57,6 +57,11 @@ def check(cond, msg, detail=""):
     ok(msg)
 
 
+# The test's own reads and writes go straight to PostgreSQL, the product's through the pooler
+# when the sandbox has one (SBX_PGBOUNCER=1).
+PG_ADMIN_URL = os.environ.get("SBX_PG_DIRECT_URL") or os.environ.get("SBX_PG_URL", "")
+
+
 class World:
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="test-sync.")
@@ -130,7 +135,7 @@ class World:
     # --- store
     def psql(self, sql):
         out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
-                              "-d", os.environ["SBX_PG_URL"], "-c", sql], capture_output=True, text=True)
+                              "-d", PG_ADMIN_URL, "-c", sql], capture_output=True, text=True)
         if out.returncode:
             fail(f"psql: {sql}: {out.stderr.strip()}")
         return [tuple(line.split("|")) for line in out.stdout.splitlines() if line]
@@ -439,7 +444,7 @@ def test_pg_lock(w):
     """Another host's sync holds the advisory lock: this one ends skipped, having done nothing."""
     if STORE != "postgresql":
         return
-    holder = subprocess.Popen(["psql", "-X", "-q", "-d", os.environ["SBX_PG_URL"], "-c",
+    holder = subprocess.Popen(["psql", "-X", "-q", "-d", PG_ADMIN_URL, "-c",
                                "SELECT pg_advisory_lock(7163920316), pg_sleep(60)"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
