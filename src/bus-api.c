@@ -268,6 +268,14 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         Db *db = context_store(c, error);
         if (!db)
                 return -EHOSTDOWN;
+        /* Another host sharing the store runs it (its lease is live). */
+        TaskLeaseHolder holder;
+        if (task_lease_get(db, t, &holder) > 0 && !streq(holder.host, c->host)) {
+                log_run(&log, LOG_INFO, "RunTask %s by %s (uid %u, email %s) refused: running on host %s (run %s)",
+                        t->name, caller, (unsigned) uid, isempty(email) ? "-" : email, holder.host, holder.run_id);
+                return sd_bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running on host %s (run %s).",
+                                         t->name, holder.host, holder.run_id);
+        }
 
         _cleanup_(job_freep) StartJob *j = xmalloc(sizeof *j);
         *j = (StartJob) { .context = c, .task = t, .call = sd_bus_message_ref(m),
@@ -420,7 +428,13 @@ static int method_get_task_logs(sd_bus_message *m, void *userdata, sd_bus_error 
         return reply_runs(c, m, t, limit, error);
 }
 
-static int append_task(Context *c, sd_bus_message *reply, const Task *t, const TaskHistory *h) {
+/* Running here (a start job, the unit, a terminal's runner) or on another host (its lease). */
+static bool task_running(Context *c, Db *db, const Task *t) {
+        TaskLeaseHolder holder;
+        return job_for_task(c, t) || task_busy(&c->config, c->bus, t) || (db && task_lease_get(db, t, &holder) > 0);
+}
+
+static int append_task(Context *c, Db *db, sd_bus_message *reply, const Task *t, const TaskHistory *h) {
         const RunRow *last = &h->last, *ok = &h->last_ok;
         usec_t next = 0;
 
@@ -439,8 +453,7 @@ static int append_task(Context *c, sd_bus_message *reply, const Task *t, const T
         if (r >= 0)
                 r = append_time(reply, "last_success_at", ok->started_at);
         if (r >= 0)
-                r = sd_bus_message_append(reply, "{sv}", "running", "b",
-                                          job_for_task(c, t) || task_busy(&c->config, c->bus, t));
+                r = sd_bus_message_append(reply, "{sv}", "running", "b", task_running(c, db, t));
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -467,7 +480,7 @@ static int method_list_tasks(sd_bus_message *m, void *userdata, sd_bus_error *er
                         context_store_failed(c, q);
                         return q;
                 }
-                r = append_task(c, reply, t, &h);
+                r = append_task(c, db, reply, t, &h);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

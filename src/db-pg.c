@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* db-pg.c — the PostgreSQL engine behind db.h, on libpq: parameterized statements, single-row
- * mode cursors (rows stream; nothing is buffered whole), SQLSTATE → errno mapping. */
+ * mode cursors (rows stream; nothing is buffered whole), SQLSTATE → errno mapping. Nothing
+ * outlives a transaction on the server (no SET, no named prepared statement, no temporary
+ * table, no session advisory lock), so the store works through a transaction-mode pooler
+ * (PgBouncer, Supabase's Supavisor on port 6543) as it does directly. */
 #include <inttypes.h>
 #include <libpq-fe.h>
 
@@ -252,7 +255,20 @@ int db_open_postgresql(const char *conninfo, Db **ret) {
                 db_set_error(base, "PostgreSQL: %s", PQerrorMessage(db->conn));
                 return -ECONNREFUSED;
         }
-        return pg_exec_script(base, "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET lock_timeout = '30s'");
+        /* No session state (no SET): through a transaction pooler the next statement may run on
+         * another server connection. Timestamps are read with their offset, so the session's
+         * time zone does not matter; their text form must be ISO, which is PostgreSQL's default
+         * and Supabase's. */
+        _cleanup_free_ char *style = NULL;
+        int r = db_query_text(base, "SELECT current_setting('DateStyle')", DB_NO_PARAMS, &style);
+        if (r < 0)
+                return r;
+        if (!style || strncmp(style, "ISO", 3) != 0) {
+                db_set_error(base, "PostgreSQL: DateStyle is '%s', the scheduler reads ISO dates: run ALTER ROLE "
+                             "<user> SET DateStyle = 'ISO, YMD' on the server", strempty(style));
+                return -EPROTO;
+        }
+        return 0;
 }
 
 struct pg_conn *db_pg_handle(Db *db) {

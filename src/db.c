@@ -60,6 +60,12 @@ int db_begin(Db *db) {
         if (r < 0)
                 return r;
         db->in_transaction = true;
+        /* A lock wait fails the transaction after 30 s instead of hanging the run. SET LOCAL: it
+         * ends with the transaction, never reaching another client of a pooled connection. */
+        if (db->backend == DB_POSTGRESQL && (r = db_exec(db, "SET LOCAL lock_timeout = '30s'", DB_NO_PARAMS)) < 0) {
+                (void) db_rollback(db);
+                return r;
+        }
         return 0;
 }
 

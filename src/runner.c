@@ -4,7 +4,9 @@
  * left `running` by a dead process for longer than the next run of the same task. */
 #include "runner.h"
 
+#include <libpq-fe.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include "manager.h"
 #include "slot-guard.h"
@@ -241,6 +243,77 @@ static void stamp_done_slot(RunContext *ctx, const Slot *slot, const TaskResult 
                         strerror(-r));
 }
 
+/* Takes the task's cross-host lease (task-lock.h). 0: held, run the task. 1: not ours, *result
+ * says why (skipped). -errno: the store failed (*result says so).
+ * A timer's start whose lease a live host holds stands by: that host may die mid-run, and then
+ * this one is the slot's catch-up. When the holder ends its run and releases the lease, the
+ * standby records `skipped` naming it; when the lease expires instead (the holder died), the
+ * standby takes it over, the dead run is closed as interrupted, and the task runs here. Any other
+ * start (a person's) is told at once that another host runs the task. */
+static int take_lease(RunContext *ctx, const char *host, unsigned seconds, TaskResult *result) {
+        const char *label = ctx->task->label;
+        char waited_host[TASK_LEASE_HOST_MAX] = "", waited_run[40] = "";
+        bool standby = ctx->trigger == TRIGGER_SCHEDULER;
+
+        for (;;) {
+                TaskLeaseHolder other = {};
+                int r = task_lease_take(ctx->db, ctx->task, host, ctx->run_id, seconds, &other);
+                if (r == 0) {
+                        if (other.run_id[0])
+                                log_run(&ctx->log, LOG_WARNING, "%s : bail repris de l'hôte %s, dont l'exécution %s "
+                                        "s'est arrêtée sans finir (marquée interrompue)", label, other.host,
+                                        other.run_id);
+                        if (waited_run[0] && !other.host[0]) {
+                                /* The holder ended its run and released the lease. */
+                                (void) task_lease_release(ctx->db, ctx->task, ctx->run_id);
+                                task_result_set(result, RUN_SKIPPED, "%s a été exécutée par l'hôte %s (exécution %s) : "
+                                                "rien n'a été fait ici", label, waited_host, waited_run);
+                                return 1;
+                        }
+                        return 0;
+                }
+                if (r != -EBUSY) {
+                        task_result_set(result, RUN_ERROR, "Impossible de prendre le bail de %s dans la base (%s) : %s. "
+                                        "Vérifiez la connexion (DATABASE_URL).", ctx->task->name, strerror(-r),
+                                        db_error(ctx->db));
+                        return r;
+                }
+                if (!standby || run_cancelled(ctx)) {
+                        task_result_set(result, RUN_SKIPPED, "%s est déjà en cours sur l'hôte %s (exécution %s) : rien "
+                                        "n'a été lancé ici", label, other.host, other.run_id);
+                        return 1;
+                }
+                if (!streq(waited_run, other.run_id)) {
+                        snprintf(waited_host, sizeof waited_host, "%s", other.host);
+                        snprintf(waited_run, sizeof waited_run, "%s", other.run_id);
+                        log_run(&ctx->log, LOG_NOTICE, "%s est en cours sur l'hôte %s (exécution %s) : en attente de sa "
+                                "fin ; si cet hôte s'arrête, son bail expire (%u s) et la tâche reprend ici", label,
+                                other.host, other.run_id, seconds);
+                        (void) sd_notifyf(false, "STATUS=%s : en attente de l'hôte %s (exécution %s)", label,
+                                          other.host, other.run_id);
+                }
+                /* A signal cuts the sleep short; the loop then reports the skip. */
+                (void) nanosleep(&(struct timespec) { .tv_sec = 1 }, NULL);
+        }
+}
+
+/* The run's connection died (pooler or server restarted): one new connection to record the end. */
+static void reconnect_if_lost(RunContext *ctx, Db **db) {
+        struct pg_conn *conn = db_pg_handle(*db);
+        if (!conn || PQstatus(conn) == CONNECTION_OK)
+                return;
+        Db *fresh = NULL;
+        int r = store_open(ctx->config, &fresh);
+        if (r < 0) {
+                log_warning("Cannot reconnect to the store to record the end of run %s: %s", ctx->run_id,
+                            fresh ? db_error(fresh) : strerror(-r));
+                db_close(fresh);
+                return;
+        }
+        db_close(*db);
+        *db = ctx->db = fresh;
+}
+
 static void install_cancel_handlers(void) {
         struct sigaction sa = { .sa_handler = on_cancel_signal };
         sigemptyset(&sa.sa_mask);
@@ -297,20 +370,41 @@ int runner_run(const Config *config, const Task *task, TaskRunFunc run, const Ru
 
         TaskResult result = { .stats = cJSON_CreateObject() };
         Slot slot = slot_of(task, ctx.started_at);
-        if (!refuse_done_slot(&ctx, &slot, &result)) {
-                r = run(&ctx, &result);
-                if (r < 0 || result.status == RUN_STATUS_NONE) {
-                        if (!result.message)
-                                task_result_set(&result, RUN_ERROR, "Échec : %s", strerror(-r));
-                        result.status = RUN_ERROR;
-                }
-                if (cancel_requested && result.status != RUN_ERROR)
-                        task_result_set(&result, RUN_ERROR, "Interrompue par le signal %s avant la fin",
-                                        sigabbrev_np(cancel_requested));
+        unsigned lease_seconds = task_lease_seconds();
+        _cleanup_(task_lease_keeper_stopp) TaskLeaseKeeper *keeper = NULL;
+        /* The slot is checked under the lease: another host may have completed it between this
+         * host's ExecCondition and now. */
+        r = take_lease(&ctx, host, lease_seconds, &result);
+        if (r == 0 && !refuse_done_slot(&ctx, &slot, &result)) {
+                r = task_lease_keeper_start(config, task, ctx.run_id, lease_seconds, &cancel_requested, &keeper);
+                if (r < 0)
+                        task_result_set(&result, RUN_ERROR, "Impossible de lancer le renouvellement du bail : %s",
+                                        strerror(-r));
+                else
+                        r = run(&ctx, &result);
         }
+        bool lease_lost = task_lease_keeper_lost(keeper);
+        keeper = task_lease_keeper_stop(keeper);
+        if (r < 0 || result.status == RUN_STATUS_NONE) {
+                if (!result.message)
+                        task_result_set(&result, RUN_ERROR, "Échec : %s", strerror(-r));
+                result.status = RUN_ERROR;
+        }
+        if (lease_lost)
+                task_result_set(&result, RUN_ERROR, "Interrompue : le bail de la tâche a expiré et un autre hôte l'a "
+                                "repris (connexion à la base perdue trop longtemps ?)");
+        else if (cancel_requested && result.status != RUN_ERROR && result.status != RUN_SKIPPED)
+                task_result_set(&result, RUN_ERROR, "Interrompue par le signal %s avant la fin",
+                                sigabbrev_np(cancel_requested));
+        reconnect_if_lost(&ctx, &db);
         int exit_code = finish_run(&ctx, &result);
         if (exit_code == EXIT_TASK_OK)
                 stamp_done_slot(&ctx, &slot, &result);
+        /* After the row: a standby that sees the lease go finds this run's final status. */
+        r = task_lease_release(ctx.db, task, ctx.run_id);
+        if (r < 0)
+                log_warning("Failed to release the lease of %s, it expires in %u s: %s", task->name, lease_seconds,
+                            db_error(ctx.db));
         free(result.message);
         cJSON_Delete(result.stats);
         return exit_code;

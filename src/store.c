@@ -185,6 +185,16 @@ int store_run_interrupted(Db *db, const char *id, usec_t now) {
         return store_run_finish(db, id, "error", RUN_INTERRUPTED_MESSAGE, "{}", now, 0);
 }
 
+int store_run_close_interrupted(Db *db, const char *id, usec_t now) {
+        char completed[ISO_UTC_MAX];
+        int r = db_exec(db,
+                        "UPDATE scheduler_logs SET status = 'error', message = $2, completed_at = $3, "
+                        "duration_seconds = 0 WHERE id = $1 AND status = 'running'",
+                        DB_PARAMS(DBV_TEXT_OR_NULL(id), DBV_TEXT_OR_NULL(RUN_INTERRUPTED_MESSAGE),
+                                  DBV_TEXT_OR_NULL(format_iso_utc(now, completed))));
+        return r < 0 ? r : r > 0;
+}
+
 int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, int64_t live_job,
                    usec_t pending_before, usec_t now) {
         char before[ISO_UTC_MAX], completed[ISO_UTC_MAX];

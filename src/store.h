@@ -77,6 +77,9 @@ int store_run_reap(Db *db, const char *task, const char *host, const char *keep_
                    usec_t pending_before, usec_t now);
 /* Closes one run as interrupted (error, RUN_INTERRUPTED_MESSAGE, completed now). */
 int store_run_interrupted(Db *db, const char *id, usec_t now);
+/* The same, only if the run is still `running` (a dead holder's run, whatever host it ran on).
+ * Returns 1 when closed, 0 when it had ended. */
+int store_run_close_interrupted(Db *db, const char *id, usec_t now);
 /* A successful (success or warning) scheduler-triggered run started in [from, to)? 1/0/-errno. */
 int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to);
 

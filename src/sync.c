@@ -13,9 +13,8 @@
 #include "gazelle.h"
 #include "store.h"
 #include "sync-store.h"
+#include "task-lock.h"
 
-/* pg_try_advisory_lock key: "gazelle-scheduler sync". */
-#define SYNC_LOCK_KEY "7163920316"
 #define TIMELINE_OVERLAP_USEC (30 * 24 * 3600 * USEC_PER_SEC)
 #define APPOINTMENTS_DAYS_BACK 60
 #define APPOINTMENTS_DAYS_AHEAD 90
@@ -144,7 +143,8 @@ struct Sync {
         cJSON *errors;             /* fetch and write failures, French */
         cJSON *warnings;           /* deletions held back */
         int first_error;
-        bool pg_locked;            /* this run holds the PostgreSQL advisory lock */
+        TaskLeaseKeeper *sync_lease; /* rv_alerts' appointments step: sync_gazelle's lease, held */
+        int sync_lock_fd;            /* ... with sync_gazelle's lock on this host, or -1 */
         char *pg_sql[_E_MAX];      /* PostgreSQL statements, built once per run */
         SyncSqliteStmts stmts[_E_MAX]; /* SQLite statements, prepared once per run */
         bool in_tx;                /* writer: a group of pages is open */
@@ -980,9 +980,14 @@ static void writer_stop(Sync *s) {
 static void sync_done(Sync *s) {
         writer_stop(s);
         /* rv_alerts keeps its connection after the appointments step: let other hosts sync. */
-        if (s->pg_locked && db_exec(s->db, "SELECT pg_advisory_unlock(" SYNC_LOCK_KEY ")", DB_NO_PARAMS) < 0)
-                log_warning("Failed to release the sync lock, ignoring (it goes with the connection): %s",
-                            db_error(s->db));
+        if (s->sync_lease) {
+                s->sync_lease = task_lease_keeper_stop(s->sync_lease);
+                if (task_lease_release(s->db, task_get(TASK_SYNC_GAZELLE), s->ctx->run_id) < 0)
+                        log_warning("Failed to release the sync's lease, ignoring (it expires by itself): %s",
+                                    db_error(s->db));
+        }
+        if (s->sync_lock_fd >= 0)
+                s->sync_lock_fd = (close(s->sync_lock_fd), -1);
         for (size_t i = 0; i < s->q_len; i++)
                 cJSON_Delete(s->queue[(s->q_head + i) % QUEUE_MAX].nodes);
         for (size_t i = 0; i < s->n_streams; i++) {
@@ -1002,43 +1007,62 @@ static void sync_done(Sync *s) {
         gazelle_client_free(s->g);
 }
 
-/* With PostgreSQL, several hosts may share the store: one sync at a time. The lock is the
- * session's and dies with the connection, however the process ends. 1 taken, 0 busy. */
-static int take_pg_lock(Db *db) {
-        if (db_backend(db) != DB_POSTGRESQL)
+/* One sync at a time, whatever host and task runs it: sync_gazelle's runner holds that task's
+ * lease already; rv_alerts' appointments step takes it for its own run (and keeps it renewed),
+ * after sync_gazelle's lock on this host, as every holder of a task's lease does (task-lock.h).
+ * 1 taken or held, 0 another run holds it (*holder), -errno. */
+static int take_sync_lease(Sync *s, TaskLeaseHolder *holder) {
+        RunContext *ctx = s->ctx;
+        if (ctx->task->id == TASK_SYNC_GAZELLE)
                 return 1;
-        _cleanup_(db_cursor_freep) DbCursor *c = NULL;
-        int r = db_query(db, "SELECT pg_try_advisory_lock(" SYNC_LOCK_KEY ")", DB_NO_PARAMS, &c);
+        const Task *t = task_get(TASK_SYNC_GAZELLE);
+        char host[256];
+        unsigned seconds = task_lease_seconds();
+        int r = task_lock_take(ctx->config, t, &s->sync_lock_fd);
+        if (r == -EBUSY) {
+                snprintf(holder->host, sizeof holder->host, "%s", host_name(host));
+                snprintf(holder->run_id, sizeof holder->run_id, "?");
+                return 0;
+        }
         if (r < 0)
                 return r;
-        r = db_cursor_next(c);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
-        return db_cursor_bool(c, 0) ? 1 : 0;
+        r = task_lease_take(s->db, t, host_name(host), ctx->run_id, seconds, holder);
+        if (r == -EBUSY)
+                return 0;
+        if (r < 0)
+                return r;
+        r = task_lease_keeper_start(ctx->config, t, ctx->run_id, seconds, (volatile sig_atomic_t *) ctx->cancelled,
+                                    &s->sync_lease);
+        if (r < 0) {
+                (void) task_lease_release(s->db, t, ctx->run_id);
+                return r;
+        }
+        return 1;
 }
 
 static int sync_execute(RunContext *ctx, bool appointments_only, LocalDate from, LocalDate to, TaskResult *result,
                         char *seen_at) {
         Sync s = { .ctx = ctx, .db = ctx->db, .dry_run = ctx->options.dry_run,
                    .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
-                   .reasons = cJSON_CreateArray(), .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray() };
+                   .reasons = cJSON_CreateArray(), .errors = cJSON_CreateArray(), .warnings = cJSON_CreateArray(),
+                   .sync_lock_fd = -1 };
         char error[GAZELLE_ERROR_MAX] = "";
         int r;
 
         format_iso_utc(now_realtime(), s.now);
         s.delete_max_percent = ctx->config->sync_delete_max_percent;
 
-        r = take_pg_lock(s.db);
+        TaskLeaseHolder holder = {};
+        r = take_sync_lease(&s, &holder);
         if (r <= 0) {
                 if (r == 0)
-                        task_result_set(result, RUN_SKIPPED, "Une autre synchronisation Gazelle est en cours (verrou "
-                                        "PostgreSQL tenu par un autre hôte ou processus) : rien n'a été fait");
+                        task_result_set(result, RUN_SKIPPED, "Une autre synchronisation Gazelle est en cours (hôte %s, "
+                                        "exécution %s) : rien n'a été fait", holder.host, holder.run_id);
                 else
-                        task_result_set(result, RUN_ERROR, "Verrou de synchronisation PostgreSQL : %s", db_error(s.db));
+                        task_result_set(result, RUN_ERROR, "Bail de la synchronisation dans la base : %s", db_error(s.db));
                 sync_done(&s);
                 return r;
         }
-        s.pg_locked = db_backend(s.db) == DB_POSTGRESQL;
 
         if (!s.dry_run) {
                 r = store_open(ctx->config, &s.wdb);

@@ -92,7 +92,7 @@ n=$(rows)
 out=$(gs_call RunTask ss alerts admin@piano-tek.com) || fail "RunTask failed: $out"
 wait_for "the RunTask alerts run" 90 finished || fail "RunTask run did not finish: $(last 'status, message')"
 assert_eq manual "$(last triggered_by)" "RunTask run is triggered_by=manual"
-assert_eq success "$(last status)" "RunTask run ended success"
+assert_eq success "$(last status)" "RunTask run ended success ($(last message))"
 assert_eq 0 "$(stat emails_sent)" "the second run sent nothing"
 assert_eq "$unconfirmed" "$(stat already_sent)" "already_sent=$unconfirmed"
 assert_eq "$sent" "$(accepted)" "the fake SendGrid still has $sent messages"

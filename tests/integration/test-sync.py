@@ -440,28 +440,28 @@ def test_concurrent_refresh(w):
     w.sync(expect="success")
 
 
-def test_pg_lock(w):
-    """Another host's sync holds the advisory lock: this one ends skipped, having done nothing."""
-    if STORE != "postgresql":
-        return
-    holder = subprocess.Popen(["psql", "-X", "-q", "-d", PG_ADMIN_URL, "-c",
-                               "SELECT pg_advisory_lock(7163920316), pg_sleep(60)"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait(lambda: w.q1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") == "1", 10,
-             "the advisory lock held by psql")
-        served = w.state()["graphql_requests"]
-        r = w.sync(expect="skipped")
-        check("autre synchronisation" in r["message"] and w.state()["graphql_requests"] == served,
-              "a second sync while the PostgreSQL advisory lock is held ends skipped, no request made", r["message"])
-    finally:
-        # The backend sleeps on without its client: end it, which frees the lock.
-        w.q("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        holder.kill()
-        holder.wait()
-    wait(lambda: w.q1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == "0", 10,
-         "the advisory lock to go")
+def test_lease(w):
+    """Another host's run holds the sync's lease: this one ends skipped naming that host, having
+    done nothing; once that lease has expired (its host died) the next sync takes it over and
+    closes the dead run as interrupted. Both engines keep the lease in task_leases."""
+    dead = "7d0c4b8e-5d7e-4c59-9a53-0d6f1f0e9a11"
+    w.q("INSERT INTO scheduler_logs (id, task_name, task_label, started_at, created_at, status, triggered_by, host, pid) "
+        f"VALUES ('{dead}', 'sync_gazelle', 'Sync Gazelle Totale', '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', 'running', "
+        "'scheduler', 'hote-mort', 4242)")
+    w.q("INSERT INTO task_leases (task_name, host, run_id, acquired_at, expires_at) VALUES "
+        f"('sync_gazelle', 'hote-mort', '{dead}', '2026-01-01T00:00:00.000000Z', '2999-01-01T00:00:00.000000Z')")
+    served = w.state()["graphql_requests"]
+    r = w.sync(expect="skipped")
+    check("hote-mort" in r["message"] and dead in r["message"] and w.state()["graphql_requests"] == served,
+          "a sync while another host holds the lease ends skipped naming that host and its run, no request",
+          r["message"])
+    check(w.q1(f"SELECT status FROM scheduler_logs WHERE id = '{dead}'") == "running",
+          "the live holder's run is left alone")
+    w.q("UPDATE task_leases SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE task_name = 'sync_gazelle'")
     w.sync(expect="success")
+    check(w.q1(f"SELECT status FROM scheduler_logs WHERE id = '{dead}'") == "error",
+          "an expired lease is taken over and the dead host's run left running is marked interrupted")
+    check(w.q1("SELECT count(*) FROM task_leases") == "0", "the lease is released when the run ends")
 
 
 def test_api_key(w):
@@ -535,7 +535,7 @@ def main():
         test_window_edges(w)
         test_concurrent_refresh(w)
         test_crash_after_refresh(w)
-        test_pg_lock(w)
+        test_lease(w)
         test_api_key(w)
         test_kills(w)
     finally:

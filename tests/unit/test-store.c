@@ -873,16 +873,30 @@ TEST(postgresql_unreachable) {
         db_close(db);
 }
 
-/* PostgreSQL only: what the URL says wins over our connection defaults, and the session is
- * set up the way the store's SQL expects it (UTC, ISO dates). */
+/* PostgreSQL only: what the URL says wins over our connection defaults, and no session state
+ * is needed (a transaction pooler may hand each statement another server connection): the
+ * server's time zone, whatever it is, changes no timestamp read or written. */
 TEST(postgresql_session) {
         TestStore s;
         test_store_init(&s);
         s.db = test_store_open(&s);
         _cleanup_free_ char *v = NULL;
+        ASSERT_OKF(db_exec(s.db, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = %L', "
+                           "current_database(), 'America/Montreal'); END $$", DB_NO_PARAMS), "%s", db_error(s.db));
+        s.db = db_close(s.db);
+        s.db = test_store_open(&s);
         ASSERT_EQ_INT(db_query_text(s.db, "SELECT current_setting('TimeZone')", DB_NO_PARAMS, &v), 1);
-        ASSERT_STREQ(v, "UTC");
+        ASSERT_STREQ(v, "America/Montreal");
         free(v);
+        char id[RUN_ID_MAX];
+        run_id_new(id);
+        usec_t started = 1782900000123456; /* 2026-07-01, EDT */
+        RunRow row = { .id = id, .task_name = (char *) "backup", .task_label = (char *) "Backup SQL",
+                       .started_at = started, .status = (char *) "running", .triggered_by = (char *) "cli" };
+        ASSERT_OKF(store_run_insert(s.db, &row), "%s", db_error(s.db));
+        _cleanup_(run_row_clear) RunRow got = { .duration_seconds = -1 };
+        ASSERT_EQ_INT(store_run_get(s.db, id, &got), 1);
+        ASSERT_EQ_INT((long long) got.started_at, (long long) started);
         ASSERT_EQ_INT(db_query_text(s.db, "SELECT current_setting('application_name')", DB_NO_PARAMS, &v), 1);
         ASSERT_STREQ(v, "gazelle-scheduler");
         free(v);
