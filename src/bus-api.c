@@ -273,7 +273,7 @@ static int method_run_task(sd_bus_message *m, void *userdata, sd_bus_error *erro
         if (task_lease_get(db, t, &holder) > 0 && !streq(holder.host, c->host)) {
                 log_run(&log, LOG_INFO, "RunTask %s by %s (uid %u, email %s) refused: running on host %s (run %s)",
                         t->name, caller, (unsigned) uid, isempty(email) ? "-" : email, holder.host, holder.run_id);
-                return sd_bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running on host %s (run %s).",
+                return bus_error_setf(error, BUS_ERROR_ALREADY_RUNNING, "%s is already running on host %s (run %s).",
                                          t->name, holder.host, holder.run_id);
         }
 
