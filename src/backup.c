@@ -98,7 +98,7 @@ static const char *failure_hint(int r) {
         }
 }
 
-static int integrity_check(sqlite3 *db, char *reason, size_t reason_size) {
+int backup_integrity_check(sqlite3 *db, char *reason, size_t reason_size) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
         if (rc != SQLITE_OK) {
@@ -213,7 +213,7 @@ static int copy_sqlite_backup_api(RunContext *ctx, sqlite3 *src, const char *des
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
                 return dest_errno(dest, rc != SQLITE_DONE ? rc : frc);
         }
-        int r = integrity_check(dest, reason, reason_size);
+        int r = backup_integrity_check(dest, reason, reason_size);
         if (r < 0)
                 return r;
         return make_self_contained(dest, reason, reason_size);
@@ -382,7 +382,7 @@ static int export_postgresql(RunContext *ctx, const char *dest_path, cJSON *stat
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
                 return sqlite_errno(sqlite3_errcode(dest));
         }
-        return integrity_check(dest, reason, reason_size);
+        return backup_integrity_check(dest, reason, reason_size);
 }
 
 static int open_source(const char *path, sqlite3 **ret, char *reason, size_t reason_size) {

@@ -3,12 +3,17 @@
  * db_backup_YYYYMMDD_HHMMSS.sqlite, verified, durable, rotated. Restore: restore.h. */
 #pragma once
 
+#include <sqlite3.h>
+
 #include "runner.h"
 
 #define BACKUP_PREFIX "db_backup_"
 #define BACKUP_SUFFIX ".sqlite"
 
 int backup_task_run(RunContext *ctx, TaskResult *result);
+
+/* PRAGMA integrity_check of an open SQLite database: 0, or -errno with the reason (French). */
+int backup_integrity_check(sqlite3 *db, char *reason, size_t reason_size);
 
 /* True for exactly db_backup_YYYYMMDD_HHMMSS.sqlite: retention deletes nothing else. */
 bool backup_name_valid(const char *name);

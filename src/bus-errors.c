@@ -12,13 +12,9 @@
 #include "util.h"
 
 static char *safe_text(const char *fmt, va_list ap) {
-        char *raw;
-        int n = vasprintf(&raw, fmt, ap);
-        if (n < 0)
-                abort();
+        char *raw = xvasprintf(fmt, ap);
         char *safe = log_redact(raw, BUS_ERROR_TEXT_MAX);
-        explicit_bzero(raw, (size_t) n);
-        free(raw);
+        secret_free(raw);
         return safe;
 }
 

@@ -131,20 +131,30 @@ static void release(SqliteDb *db, const char *sql, sqlite3_stmt *stmt) {
         db->cache[slot].stmt = stmt;
 }
 
-static int sq_exec(Db *base, const char *sql, const DbValue *params, size_t n) {
-        SqliteDb *db = sqlite_db(base);
+/* A (cached) statement with its parameters bound; given back to the cache when binding fails. */
+static int prepare_bound(SqliteDb *db, const char *sql, const DbValue *params, size_t n, sqlite3_stmt **ret) {
         sqlite3_stmt *stmt = NULL;
-
         int r = prepare(db, sql, &stmt);
         if (r < 0)
                 return r;
         r = bind_params(db, stmt, params, n);
-        if (r >= 0) {
-                int rc;
-                while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-                        ;
-                r = rc == SQLITE_DONE ? sqlite3_changes(db->handle) : fail(db, rc);
+        if (r < 0) {
+                release(db, sql, stmt);
+                return r;
         }
+        *ret = stmt;
+        return 0;
+}
+
+static int sq_exec(Db *base, const char *sql, const DbValue *params, size_t n) {
+        SqliteDb *db = sqlite_db(base);
+        sqlite3_stmt *stmt;
+        int rc, r = prepare_bound(db, sql, params, n, &stmt);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+                ;
+        r = rc == SQLITE_DONE ? sqlite3_changes(db->handle) : fail(db, rc);
         release(db, sql, stmt);
         return r;
 }
@@ -162,17 +172,10 @@ static int sq_exec_script(Db *base, const char *sql) {
 }
 
 static int sq_query(Db *base, const char *sql, const DbValue *params, size_t n, DbCursor **ret) {
-        SqliteDb *db = sqlite_db(base);
-        sqlite3_stmt *stmt = NULL;
-
-        int r = prepare(db, sql, &stmt);
+        sqlite3_stmt *stmt;
+        int r = prepare_bound(sqlite_db(base), sql, params, n, &stmt);
         if (r < 0)
                 return r;
-        r = bind_params(db, stmt, params, n);
-        if (r < 0) {
-                release(db, sql, stmt);
-                return r;
-        }
         SqliteCursor *c = xmalloc(sizeof *c);
         *c = (SqliteCursor) { .base.db = base, .stmt = stmt, .key = sql };
         *ret = &c->base;

@@ -8,16 +8,10 @@
 
 void db_set_error(Db *db, const char *fmt, ...) {
         va_list ap;
-        char *raw;
-        va_start(ap, fmt);
-        int n = vasprintf(&raw, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                abort();
         /* libpq quotes a malformed URI whole, password included: never keep that. */
-        _cleanup_free_ char *safe = redact_cut(db->secrets, raw, sizeof db->error - 1);
-        explicit_bzero(raw, (size_t) n);
-        free(raw);
+        va_start(ap, fmt);
+        _cleanup_free_ char *safe = redact_vformat(db->secrets, sizeof db->error - 1, fmt, ap);
+        va_end(ap);
         snprintf(db->error, sizeof db->error, "%s", safe);
         /* Engines end messages with newlines; error text must fit on one journal line. */
         for (char *p = db->error; *p; p++)

@@ -43,15 +43,9 @@ char *log_redact(const char *text, size_t max) {
 
 void print_error(const char *fmt, ...) {
         va_list ap;
-        char *raw;
         va_start(ap, fmt);
-        int r = vasprintf(&raw, fmt, ap);
+        _cleanup_free_ char *safe = redact_vformat(sink_secrets, MESSAGE_MAX, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                abort();
-        _cleanup_free_ char *safe = redact_cut(sink_secrets, raw, MESSAGE_MAX);
-        explicit_bzero(raw, (size_t) r);
-        free(raw);
         fprintf(stderr, "%s\n", safe);
 }
 
@@ -75,20 +69,14 @@ static bool stderr_is_journal(void) {
 int log_full(const LogContext *ctx, int priority, int error, const char *message_id, const char *status,
              const char *const *extra, const char *fmt, ...) {
         va_list ap;
-        char *raw;
 
         int saved_errno = errno;
         /* %m in fmt then names the error, as with systemd's log_*_errno(). */
         if (error != 0)
                 errno = abs(error);
         va_start(ap, fmt);
-        int len = vasprintf(&raw, fmt, ap);
+        _cleanup_free_ char *message = redact_vformat(sink_secrets, MESSAGE_MAX, fmt, ap);
         va_end(ap);
-        if (len < 0)
-                abort();
-        _cleanup_free_ char *message = redact_cut(sink_secrets, raw, MESSAGE_MAX);
-        explicit_bzero(raw, (size_t) len);
-        free(raw);
         errno = saved_errno;
 
         struct iovec iov[MAX_FIELDS];
@@ -128,14 +116,9 @@ int log_full(const LogContext *ctx, int priority, int error, const char *message
 
 void log_progress(const LogContext *ctx, const char *fmt, ...) {
         va_list ap;
-        char *raw;
         va_start(ap, fmt);
-        int len = vasprintf(&raw, fmt, ap);
+        _cleanup_free_ char *message = redact_vformat(sink_secrets, 512, fmt, ap);
         va_end(ap);
-        if (len < 0)
-                abort();
-        _cleanup_free_ char *message = redact_cut(sink_secrets, raw, 512);
-        free(raw);
 
         (void) sd_notifyf(false, "STATUS=%s", message);
         log_full(ctx, LOG_INFO, 0, NULL, NULL, NULL, "%s", message);

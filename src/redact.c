@@ -263,3 +263,10 @@ char *redact_cut(const Secrets *s, const char *text, size_t max) {
         char *r = redact(s, text);
         return r ? utf8_cut(r, max) : NULL;
 }
+
+char *redact_vformat(const Secrets *s, size_t max, const char *fmt, va_list ap) {
+        char *raw = xvasprintf(fmt, ap);
+        char *safe = redact_cut(s, raw, max);
+        secret_free(raw);
+        return safe;
+}

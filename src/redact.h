@@ -39,3 +39,5 @@ size_t secrets_count(const Secrets *s);
 char *redact(const Secrets *s, const char *text);
 /* The same, bounded: at most max bytes, cut on a character boundary. */
 char *redact_cut(const Secrets *s, const char *text, size_t max);
+/* Formats, then redact_cut(); the unredacted text is erased before it is freed. */
+char *redact_vformat(const Secrets *s, size_t max, const char *fmt, va_list ap) _printf_(3, 0);

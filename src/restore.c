@@ -244,23 +244,6 @@ static int check_tables(sqlite3 *db, int version, char *reason, size_t reason_si
         return 0;
 }
 
-static int integrity_ok(sqlite3 *db, char *reason, size_t reason_size) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW) {
-                snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
-                return sqlite_errno(rc);
-        }
-        const char *v = (const char *) sqlite3_column_text(st, 0);
-        if (!v || !streq(v, "ok")) {
-                snprintf(reason, reason_size, "contrôle d'intégrité : %.200s", v ? v : "?");
-                return -EBADMSG;
-        }
-        return 0;
-}
-
 int backup_inspect(const char *path, int *ret_version, char *reason, size_t reason_size) {
         struct stat st;
         if (stat(path, &st) < 0) {
@@ -278,7 +261,7 @@ int backup_inspect(const char *path, int *ret_version, char *reason, size_t reas
                 return sqlite_errno(rc);
         }
         int version = 0;
-        int r = integrity_ok(db, reason, reason_size);
+        int r = backup_integrity_check(db, reason, reason_size);
         if (r >= 0)
                 r = check_migrations(db, &version, reason, reason_size);
         if (r >= 0)

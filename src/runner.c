@@ -31,11 +31,8 @@ bool run_cancelled(const RunContext *ctx) {
 
 void task_result_set(TaskResult *result, RunStatus status, const char *fmt, ...) {
         va_list ap;
-        char *m;
-
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                abort();
+        char *m = xvasprintf(fmt, ap);
         va_end(ap);
         free(result->message);
         result->message = m;

@@ -672,10 +672,8 @@ static int on_page(void *userdata, cJSON *nodes, char *error, size_t error_size)
 /* Either thread. */
 static void add_error(Sync *s, int r, const char *fmt, ...) {
         va_list ap;
-        char *m;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                abort();
+        char *m = xvasprintf(fmt, ap);
         va_end(ap);
         pthread_mutex_lock(&s->lock);
         if (!s->first_error)

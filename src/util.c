@@ -26,31 +26,28 @@ char *xstrdup(const char *s) {
         return p;
 }
 
-char *xasprintf(const char *fmt, ...) {
-        va_list ap;
+char *xvasprintf(const char *fmt, va_list ap) {
         char *p;
-
-        va_start(ap, fmt);
-        int r = vasprintf(&p, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
+        if (vasprintf(&p, fmt, ap) < 0) {
                 fputs("Out of memory.\n", stderr);
                 abort();
         }
         return p;
 }
 
+char *xasprintf(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *p = xvasprintf(fmt, ap);
+        va_end(ap);
+        return p;
+}
+
 char *strextendf(char *s, const char *fmt, ...) {
         va_list ap;
-        char *add;
-
         va_start(ap, fmt);
-        int r = vasprintf(&add, fmt, ap);
+        char *add = xvasprintf(fmt, ap);
         va_end(ap);
-        if (r < 0) {
-                fputs("Out of memory.\n", stderr);
-                abort();
-        }
         char *out = xasprintf("%s%s", strempty(s), add);
         free(add);
         free(s);
@@ -81,16 +78,10 @@ void buf_puts(Buf *b, const char *s) {
 
 void buf_printf(Buf *b, const char *fmt, ...) {
         va_list ap;
-        char *s;
-
         va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
+        char *s = xvasprintf(fmt, ap);
         va_end(ap);
-        if (r < 0) {
-                fputs("Out of memory.\n", stderr);
-                abort();
-        }
-        buf_add(b, s, (size_t) r);
+        buf_add(b, s, strlen(s));
         free(s);
 }
 

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +109,7 @@ static inline const char *strempty(const char *s) {
 void *xmalloc(size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) _printf_(1, 0);
 /* Appends formatted text to a heap string (NULL = empty) and returns it, reallocated. */
 char *strextendf(char *s, const char *fmt, ...) _printf_(2, 3);
 
