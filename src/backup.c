@@ -501,10 +501,18 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
                 source = db_backend(ctx->db) == DB_SQLITE ? c->sqlite_path : "PostgreSQL (DATABASE_URL)";
         cJSON_AddStringToObject(result->stats, "source", source);
 
+        char why[512];
+        r = private_dir_check("BACKUP_DIR", c->backup_dir, why, sizeof why);
+        if (r < 0) {
+                task_result_set(result, RUN_ERROR, "Sauvegarde refusée : %s", why);
+                return r;
+        }
         r = mkdir_p(c->backup_dir, 0700);
         if (r < 0) {
+                _cleanup_free_ char *ro = path_on_read_only_mount(c->backup_dir)
+                        ? read_only_sandbox_hint(c->backup_dir, ctx->task->unit) : NULL;
                 task_result_set(result, RUN_ERROR, "Sauvegarde impossible : le répertoire %s ne peut être créé (%s) — %s",
-                                c->backup_dir, strerror(-r), failure_hint(r));
+                                c->backup_dir, strerror(-r), ro ?: failure_hint(r));
                 return r;
         }
         if (ctx->options.dry_run) {
@@ -538,9 +546,17 @@ int backup_task_run(RunContext *ctx, TaskResult *result) {
         if (r >= 0 && (r = publish(c->backup_dir, tmp, now_realtime(), name)) < 0)
                 snprintf(reason, sizeof reason, "renommage : %s", strerror(-r));
         if (r < 0) {
+                /* Under the unit's ProtectSystem=strict a path outside ReadWritePaths= is read-only,
+                 * and SQLite reports that as "cannot open" (ENOENT): say the real cause. */
+                _cleanup_free_ char *source_dir = c->backup_sqlite_path ? dirname_of(c->backup_sqlite_path) : NULL;
+                _cleanup_free_ char *ro = path_on_read_only_mount(c->backup_dir)
+                        ? read_only_sandbox_hint(c->backup_dir, ctx->task->unit)
+                        : source_dir && path_on_read_only_mount(source_dir)
+                                ? read_only_sandbox_hint(source_dir, ctx->task->unit)
+                                : NULL;
                 task_result_set(result, RUN_ERROR,
                                 "Sauvegarde échouée (%s) : %s. Les sauvegardes précédentes sont intactes.",
-                                failure_hint(r), reason);
+                                ro ?: failure_hint(r), reason);
                 return r;
         }
         free(TAKE_PTR(tmp)); /* published: nothing to clean up */

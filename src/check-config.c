@@ -157,6 +157,9 @@ int check_config_main(BusScope bus, int argc, char **argv) {
         printf("  State directory: %s\n", cfg.state_dir);
         printf("  Settings file: %s\n", cfg.settings.path ?: "none (built-in defaults)");
         check_store(&cfg, &k);
+        char why[512];
+        if (private_dir_check("BACKUP_DIR", cfg.backup_dir, why, sizeof why) < 0)
+                problem(&k, "%s", why);
         check_gazelle(&k);
         check_mail(&cfg, &k);
         check_report(&cfg, &k);

@@ -231,6 +231,13 @@ _printf_(3, 4) static int result_fail(MailResult *r, MailOutcome outcome, const 
 
 /* ---- outbox ------------------------------------------------------------------------------ */
 
+/* mail.outbox_dir outside the state directory, under the units' ProtectSystem=strict. The alerts
+ * unit is named; gazelle-notify-failure@.service needs the same drop-in (README). */
+static int outbox_read_only(Mailer *m, MailResult *r) {
+        _cleanup_free_ char *hint = read_only_sandbox_hint(m->outbox_dir, "gazelle-alerts.service");
+        return result_fail(r, MAIL_REFUSED, "boîte d'envoi (mail.outbox_dir) : %s", hint);
+}
+
 static int outbox_send(Mailer *m, const MailMessage *msg, MailResult *r) {
         usec_t now = now_realtime();
         _cleanup_free_ char *eml = NULL;
@@ -238,6 +245,8 @@ static int outbox_send(Mailer *m, const MailMessage *msg, MailResult *r) {
         if (k < 0)
                 return result_fail(r, MAIL_REFUSED, "adresse invalide (expéditeur ou destinataire)");
         k = mkdir_p(m->outbox_dir, 0700);
+        if (k < 0 && path_on_read_only_mount(m->outbox_dir))
+                return outbox_read_only(m, r);
         if (k < 0)
                 return result_fail(r, MAIL_REFUSED, "boîte d'envoi %s : %s", m->outbox_dir, strerror(-k));
 
@@ -253,6 +262,8 @@ static int outbox_send(Mailer *m, const MailMessage *msg, MailResult *r) {
 
         /* Written under a dot name, fsynced, renamed: a reader of the outbox sees whole files. */
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && path_on_read_only_mount(m->outbox_dir))
+                return outbox_read_only(m, r);
         if (fd < 0)
                 return result_fail(r, MAIL_REFUSED, "boîte d'envoi %s : %m", m->outbox_dir);
         size_t len = strlen(eml), done = 0;

@@ -583,7 +583,18 @@ int backup_restore(const Config *c, const char *path, bool dry_run) {
         const Task *busy = NULL;
         int version = 0;
 
-        int r = backup_inspect(path, &version, reason, sizeof reason);
+        /* A file another account could have swapped is no backup of ours (sshd's rule). */
+        _cleanup_free_ char *dir = dirname_of(path);
+        int r = private_dir_check("BACKUP_DIR", c->backup_dir, reason, sizeof reason);
+        if (r >= 0)
+                r = private_dir_check("le répertoire de la sauvegarde", dir, reason, sizeof reason);
+        if (r >= 0)
+                r = private_file_check(path, reason, sizeof reason);
+        if (r < 0) {
+                log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
+                return EXIT_TASK_FAILED;
+        }
+        r = backup_inspect(path, &version, reason, sizeof reason);
         if (r < 0) {
                 log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
                 return EXIT_TASK_FAILED;

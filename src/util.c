@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 void *xmalloc(size_t n) {
         void *p = malloc(n ? n : 1);
@@ -153,4 +154,80 @@ void secret_free(char *s) {
 bool host_is_loopback(const char *host) {
         return streq(host, "localhost") || strncmp(host, "127.", 4) == 0 || streq(host, "[::1]") ||
                streq(host, "::1");
+}
+
+bool path_on_read_only_mount(const char *path) {
+        _cleanup_free_ char *p = xstrdup(path);
+        for (;;) {
+                struct statvfs sv;
+                if (statvfs(p, &sv) == 0)
+                        return sv.f_flag & ST_RDONLY;
+                char *slash = strrchr(p, '/');
+                if (!slash || errno != ENOENT)
+                        return false;
+                if (slash == p) {
+                        p[1] = 0;
+                        if (statvfs(p, &sv) == 0)
+                                return sv.f_flag & ST_RDONLY;
+                        return false;
+                }
+                *slash = 0;
+        }
+}
+
+char *read_only_sandbox_hint(const char *path, const char *unit) {
+        return xasprintf("%s est en lecture seule dans le bac à sable de l'unité (ProtectSystem=strict) : "
+                         "ajoutez « ReadWritePaths=%s » dans [Service] avec « systemctl edit %s », puis relancez",
+                         path, path, unit);
+}
+
+int private_dir_check(const char *setting, const char *dir, char *error, size_t error_size) {
+        struct stat st;
+        if (stat(dir, &st) < 0)
+                return 0; /* created 0700 by its user; other errors are reported where it is used */
+        if (!S_ISDIR(st.st_mode)) {
+                snprintf(error, error_size, "%s=%s n'est pas un répertoire", setting, dir);
+                return -ENOTDIR;
+        }
+        if (st.st_uid != geteuid() && st.st_uid != 0) {
+                _cleanup_free_ char *owner = user_name_of(st.st_uid), *me = user_name_of(geteuid());
+                snprintf(error, error_size, "%s=%s appartient à %s, pas à %s : un autre compte pourrait y remplacer une "
+                         "sauvegarde avant une restauration. Refusé : « chown %s %s », ou un autre répertoire",
+                         setting, dir, owner ?: "un autre utilisateur", me ?: "ce compte", me ?: "UTILISATEUR", dir);
+                return -EPERM;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                snprintf(error, error_size, "%s=%s est modifiable par %s (mode %04o) : un autre compte pourrait y "
+                         "remplacer une sauvegarde avant une restauration. Refusé : « chmod go-w %s »", setting, dir,
+                         st.st_mode & S_IWOTH ? "tous les utilisateurs" : "son groupe", (unsigned) (st.st_mode & 07777), dir);
+                return -EPERM;
+        }
+        return 0;
+}
+
+int private_file_check(const char *path, char *error, size_t error_size) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return 0;
+        if (st.st_uid != geteuid() && st.st_uid != 0) {
+                _cleanup_free_ char *owner = user_name_of(st.st_uid);
+                snprintf(error, error_size, "%s appartient à %s, un autre compte : il a pu être remplacé. Vérifiez-le, "
+                         "puis « chown » au compte du service", path, owner ?: "un autre utilisateur");
+                return -EPERM;
+        }
+        if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+                snprintf(error, error_size, "%s est modifiable par d'autres comptes (mode %04o) : il a pu être remplacé. "
+                         "Vérifiez-le, puis « chmod go-w %s »", path, (unsigned) (st.st_mode & 07777), path);
+                return -EPERM;
+        }
+        return 0;
+}
+
+char *dirname_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                return xstrdup(".");
+        if (slash == path)
+                return xstrdup("/");
+        return xasprintf("%.*s", (int) (slash - path), path);
 }

@@ -124,6 +124,22 @@ void buf_printf(Buf *b, const char *fmt, ...) _printf_(2, 3);
 
 /* errno-preserving mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/* Whether path, or the closest of its ancestors that exists, is on a read-only mount: what a
+ * unit's ProtectSystem=strict makes of every path outside its ReadWritePaths= (a write there
+ * fails with EROFS, or with ENOENT when SQLite cannot create its journal). */
+bool path_on_read_only_mount(const char *path);
+/* The one French sentence that says so and what to do: "<path> est en lecture seule dans le bac
+ * à sable de l'unité … ajoutez ReadWritePaths=<dir> avec « systemctl edit <unit> »". Owned. */
+char *read_only_sandbox_hint(const char *path, const char *unit);
+/* 0 when the directory dir may hold files another user must not swap: owned by the effective
+ * user or root, not writable by group or others (sshd's rule for key files). A missing dir is
+ * fine (it is created 0700). -EPERM with error set to one French line naming setting, the owner
+ * or mode and the fix. */
+int private_dir_check(const char *setting, const char *dir, char *error, size_t error_size);
+/* The same rule for a file (a backup about to be restored). A missing file is left to the caller. */
+int private_file_check(const char *path, char *error, size_t error_size);
+/* The directory part of path ("." when none); owned. */
+char *dirname_of(const char *path);
 /* fsync a directory so a rename in it is durable; 0 or -errno. */
 int fsync_directory(const char *dir);
 /* Read a whole (small, bounded) file; -EFBIG when larger than max. */

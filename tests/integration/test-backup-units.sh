@@ -3,7 +3,8 @@
 # gazelle-backup.service under the user manager, on the store GS_STORE selects: a timer start is
 # recorded as triggered_by=scheduler, the ExecCondition= guard skips a second timer start the same
 # day, concurrent starts give one run, the journal carries GAZELLE_RUN_ID, a SIGKILLed run is
-# marked error ("Interrompue…") by the next run.
+# marked error ("Interrompue…") by the next run, a BACKUP_DIR made read-only by the unit's sandbox
+# is reported as such with the ReadWritePaths= drop-in that fixes it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
@@ -121,3 +122,30 @@ case "$st" in
     *) fail "killed run $killed: '$st'";;
 esac
 assert_eq success "$(q1 "SELECT status FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")" "the next run succeeded"
+
+# --- 6. a BACKUP_DIR the unit's sandbox makes read-only: as the system units, ProtectSystem=strict
+# with only the state directory writable; the run says so and names the drop-in that fixes it
+ro=$SBX_DIR/ro-backups
+mkdir -p "$ro"; chmod 0700 "$ro"
+svc_dropin=$XDG_CONFIG_HOME/systemd/user/gazelle-backup.service.d
+mkdir -p "$svc_dropin"
+printf '[Service]\nProtectSystem=strict\nReadWritePaths=%s\n' "$GS_STATE" > "$svc_dropin/50-test-strict.conf"
+systemctl --user daemon-reload
+systemctl --user set-environment BACKUP_DIR="$ro"
+systemctl --user reset-failed gazelle-backup.service 2>/dev/null || true
+systemctl --user start gazelle-backup.service && fail "a backup into a read-only BACKUP_DIR succeeded"
+msg=$(q1 "SELECT message FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")
+grep -q "$ro est en lecture seule dans le bac à sable de l'unité" <<<"$msg" \
+    && grep -qF "ReadWritePaths=$ro" <<<"$msg" && grep -q "systemctl edit gazelle-backup.service" <<<"$msg" \
+    || fail "the read-only BACKUP_DIR's message: $msg"
+! grep -q "introuvable" <<<"$msg" || fail "the message still says 'not found': $msg"
+ok "a read-only BACKUP_DIR: $msg"
+# The drop-in the message names is the fix.
+printf '[Service]\nReadWritePaths=%s\n' "$ro" > "$svc_dropin/60-test-read-write.conf"
+systemctl --user daemon-reload
+systemctl --user reset-failed gazelle-backup.service 2>/dev/null || true
+systemctl --user start gazelle-backup.service || fail "the backup with ReadWritePaths= failed: $(q1 "SELECT message FROM scheduler_logs WHERE task_name='backup' ORDER BY started_at DESC LIMIT 1")"
+ls "$ro"/db_backup_*.sqlite >/dev/null || fail "no backup in $ro"
+ok "with the ReadWritePaths= drop-in the backup lands in $ro"
+rm -rf "$svc_dropin"; systemctl --user daemon-reload
+systemctl --user unset-environment BACKUP_DIR
