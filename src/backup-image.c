@@ -3,8 +3,8 @@
  *
  * One read transaction pins a snapshot S. Chunk by chunk (1 MiB), the database file is copied
  * by the kernel (copy_file_range), the committed WAL frames of S for those pages are laid over
- * it, writeback of the chunk is started and the previous one waited for (at most two chunks
- * dirty: no writer meets a large flush, and the final fsync is small); meanwhile the same pages
+ * it, writeback of the chunk is started and what lies 4 MiB behind waited for (no writer meets
+ * a large flush, and the final fsync is small); meanwhile the same pages
  * of S are read through SQLite itself (the backup API, into a destination VFS that compares
  * instead of writing), so the check costs no time of its own while the disk writes. Every page
  * must equal the copy: the copy is S, byte for byte, before the caller publishes it. The copy
@@ -33,7 +33,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#define CHUNK_BYTES (1u << 20)     /* one copy_file_range call, one writeback unit, one check step */
+#define CHUNK_BYTES (1u << 20)     /* one copy_file_range call, one check step */
+#define WRITEBACK_WINDOW_BYTES (4u << 20)
 #define PROGRESS_BYTES (256u << 20)
 #define PIN_ATTEMPTS 200
 #define VERIFY_STEP_PAGES 4096
@@ -187,8 +188,13 @@ static int pin_snapshot(Image *im) {
                 }
                 if (sqlite3_exec(im->src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
                         return -EOPNOTSUPP;
-                if (query_int64(im->src, "SELECT count(*) FROM sqlite_master", &n) == SQLITE_OK &&
-                    wal_index_read(im->shm, &after, &backfilled_after) && memcmp(&before, &after, sizeof before) == 0) {
+                /* A source that cannot be read now (locked exclusively, being recovered) is the
+                 * backup API's to wait for and report. */
+                if (query_int64(im->src, "SELECT count(*) FROM sqlite_master", &n) != SQLITE_OK) {
+                        (void) sqlite3_exec(im->src, "COMMIT", NULL, NULL, NULL);
+                        return -EOPNOTSUPP;
+                }
+                if (wal_index_read(im->shm, &after, &backfilled_after) && memcmp(&before, &after, sizeof before) == 0) {
                         im->snapshot = before;
                         im->backfilled = backfilled;
                         return 0;
@@ -217,21 +223,23 @@ static int read_geometry(Image *im) {
         return 0;
 }
 
-/* Starts writeback of what was written since the last call and waits for the previous
- * batch: at most two chunks are ever dirty, so no writer meets a large flush, and the final
- * fsync has little left to do. */
+/* Starts writeback of what was written since the last call, and waits for what lies more than
+ * a window behind: the disk always has work queued, yet at most a window of the copy is ever
+ * in flight or dirty, so no writer's fsync waits behind a large flush, and the final fsync
+ * is small. */
 static void writeback(Image *im, uint64_t upto) {
-        if (upto > im->writeback_started)
+        if (upto > im->writeback_started) {
                 (void) sync_file_range(im->dest_fd, (off_t) im->writeback_started,
                                        (off_t) (upto - im->writeback_started), SYNC_FILE_RANGE_WRITE);
-        if (im->writeback_started > im->writeback_done)
-                (void) sync_file_range(im->dest_fd, (off_t) im->writeback_done,
-                                       (off_t) (im->writeback_started - im->writeback_done),
+                im->writeback_started = upto;
+        }
+        if (upto > im->writeback_done + WRITEBACK_WINDOW_BYTES) {
+                uint64_t to = upto - WRITEBACK_WINDOW_BYTES;
+                (void) sync_file_range(im->dest_fd, (off_t) im->writeback_done, (off_t) (to - im->writeback_done),
                                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                                SYNC_FILE_RANGE_WAIT_AFTER);
-        im->writeback_done = im->writeback_started;
-        if (upto > im->writeback_started)
-                im->writeback_started = upto;
+                im->writeback_done = to;
+        }
 }
 
 static int write_error(Image *im, int e) {

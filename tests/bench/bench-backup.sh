@@ -9,16 +9,18 @@
 #   VACUUM INTO   sqlite3's consistent copy (not yet durable when it returns)
 #   VACUUM+fsync  the same, then fsync of the copy: the same guarantees as ours
 #   ours          gazelle-scheduler run backup (snapshot image, verification, fsync, rename)
-# and prints each one's time, its ratios, and the writer's worst commit in the 3 s before it and
-# during it. With BENCH_ROUNDS > 1, medians. Ends with the goal lines: ours <= 2x cp+fsync,
-# faster than VACUUM INTO (+fsync: a copy is only a backup once on disk), writer's worst commit
-# during ours <= 2x its worst before; exit status 3 when one is missed.
+# and prints each one's time, its ratios, and the writer's worst commit in the 10 s before it
+# (BENCH_QUIET_S: at least as long as a method takes, so that "before" sees as much of a shared
+# machine's noise as "during") and during it. With BENCH_ROUNDS > 1, medians. Ends with the
+# goal lines: ours <= 2x cp+fsync, faster than VACUUM INTO (+fsync: a copy is only a backup
+# once on disk), writer's worst commit during ours <= 2x its worst before; exit status 3 when
+# one is missed.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 size_mb=${BENCH_SIZE_MB:-1024}
 rounds=${BENCH_ROUNDS:-1}
-quiet_s=${BENCH_QUIET_S:-6}
+quiet_s=${BENCH_QUIET_S:-10}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-bench-backup.XXXXXX")
 trap 'kill "${writer:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups

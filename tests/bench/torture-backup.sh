@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
 # Backup consistency torture (on demand, not in the default suite):
 #   tests/bench/torture-backup.sh [BUILD_DIR]    TORTURE_TRIALS=30 TORTURE_SIZE_MB=64
-#   TORTURE_METHOD=ours (default) | cp   (cp: a plain copy of the database and WAL files, the
-#                                         control that shows the checks catch a torn copy)
 # A writer in its own process moves money between 100 accounts (the sum stays 0) and appends
 # one row per transaction to a ledger numbered 1, 2, 3…, with random blobs and rewrites of old
 # rows, while a reader thread of that process holds read transactions of random length (so
@@ -16,7 +14,6 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
 trials=${TORTURE_TRIALS:-30}
 size_mb=${TORTURE_SIZE_MB:-64}
-method=${TORTURE_METHOD:-ours}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-torture-backup.XXXXXX")
 trap 'kill "${writer:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
@@ -97,18 +94,11 @@ for ((i = 1; i <= trials; i++)); do
         rm -rf "$BACKUP_DIR"
         mkdir -p "$BACKUP_DIR"
         t0=$(now)
-        if [ "$method" = cp ]; then
-                cp "$store" "$BACKUP_DIR/copy.sqlite"
-                cp "$store-wal" "$BACKUP_DIR/copy.sqlite-wal" 2>/dev/null || true
-                file=$BACKUP_DIR/copy.sqlite
-                how=cp
-        else
-                "$build/gazelle-scheduler" run backup >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
-                file=$(ls "$BACKUP_DIR"/db_backup_*.sqlite)
-                how=$(sqlite3 "$store" "SELECT json_extract(stats, '$.method') || ',' || \
-                        coalesce(json_extract(stats, '$.wal_frames'), 0) FROM scheduler_logs \
-                        WHERE task_name = 'backup' ORDER BY started_at DESC LIMIT 1")
-        fi
+        "$build/gazelle-scheduler" run backup >"$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
+        file=$(ls "$BACKUP_DIR"/db_backup_*.sqlite)
+        how=$(sqlite3 "$store" "SELECT json_extract(stats, '$.method') || ',' || \
+                coalesce(json_extract(stats, '$.wal_frames'), 0) FROM scheduler_logs \
+                WHERE task_name = 'backup' ORDER BY started_at DESC LIMIT 1")
         t1=$(now)
         echo "$i $t0 $t1 $how $(check_copy "$file")" >>"$work/trials.txt"
         sleep 0.$((RANDOM % 10))
@@ -117,7 +107,7 @@ kill -TERM "$writer"
 wait "$writer" || true
 writer=
 
-python3 - "$work/trials.txt" "$work/commits.txt" "$trials" "$method" <<'PY'
+python3 - "$work/trials.txt" "$work/commits.txt" "$trials" <<'PY'
 import bisect, sys
 commits = [tuple(map(float, l.split())) for l in open(sys.argv[2])]
 times = [t for t, _ in commits]
@@ -125,7 +115,7 @@ def committed_by(t):
     i = bisect.bisect_left(times, t)
     return int(commits[i - 1][1]) if i else 0
 bad = 0
-print(f"backup torture: {sys.argv[3]} trials, method {sys.argv[4]}, a writer in its own process")
+print(f"backup torture: {sys.argv[3]} trials of gazelle-scheduler run backup, a writer in its own process")
 for line in open(sys.argv[1]):
     i, t0, t1, how, integrity, total, top, holes = line.split()
     lo, hi = committed_by(float(t0)), committed_by(float(t1))
