@@ -300,6 +300,12 @@ ok "2. in the task's view /etc /usr /home /root /var/lib /opt $ETC are not writa
 try_write "$STATE" || fail "2. the task cannot write its state directory"
 try_write /tmp || fail "2. the task cannot write its private /tmp"
 ok "2. the state directory and the private /tmp are writable"
+# The kernel's NoNewPrivs is also forced by SystemCallFilter= for a non-root unit: check that the
+# unit asks for it too, so that dropping the line cannot go unnoticed.
+for u in "${TASK_UNITS[@]}" gazelle-schedulerd.service; do
+    assert_eq "yes yes strict" "$(systemctl show -p NoNewPrivileges --value "$u") $(systemctl show -p ProtectHome --value "$u") $(systemctl show -p ProtectSystem --value "$u")" \
+        "2. $u: NoNewPrivileges=yes ProtectHome=yes ProtectSystem=strict"
+done
 score() { sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p'; }
 for u in "${TASK_UNITS[@]}" gazelle-schedulerd.service; do
     f=/usr/lib/systemd/system/$u
