@@ -7,8 +7,8 @@
  * (compared with a schema built in memory from the embedded migrations). Another program's SQLite file —
  * Rails and golang-migrate both make a schema_migrations table — is refused.
  *
- * The backup is then copied to a work file next to the backups and migrated forward there, so
- * an older backup restores into the current schema and the backup itself is never written.
+ * An older backup is copied to a work file next to the backups and migrated forward there, so
+ * that it restores into the current schema; the backup itself is only ever read.
  * With every task locked out, the store in place is kept as pre-restore-YYYYMMDD_HHMMSS.sqlite
  * (the backup format, so it can itself be restored; the backup rotation never counts or
  * deletes it), and the work copy replaces the store in one transaction: SQLite with the backup
@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 
 #define PRODUCT_TABLES_MAX 64
 #define COLUMNS_TEXT_MAX 8192
+#define COPY_CHUNK_BYTES (256 * 1024)
 /* A run of another host with a pid and no end, younger than this, counts as running: no task's
  * TimeoutStartSec= is longer. */
 #define REMOTE_RUN_MAX_AGE_USEC (24 * 3600 * USEC_PER_SEC)
@@ -285,20 +287,37 @@ static void unlink_sqlite_files(const char *path) {
         }
 }
 
+/* What the store is restored from: the backup itself, read-only, when it has today's schema;
+ * else a copy of it migrated forward (the backup itself is never written). */
 typedef struct WorkCopy {
-        char *path;
-        Db *db;
+        char *path;      /* the migrated copy, NULL when reading the backup itself */
+        Db *db;          /* the migrated copy */
+        sqlite3 *backup; /* the backup, read-only */
+        sqlite3 *src;    /* one of the two */
 } WorkCopy;
 
 static void work_copy_done(WorkCopy *w) {
         w->db = db_close(w->db);
+        if (w->backup)
+                sqlite3_close_v2(w->backup);
+        w->backup = w->src = NULL;
         if (w->path)
                 unlink_sqlite_files(w->path);
         w->path = mfree(w->path);
 }
 
-/* The backup copied to path and migrated forward there: the backup itself is never written. */
-static int work_copy_make(const char *backup, WorkCopy *w, char *reason, size_t reason_size) {
+static int work_copy_make(const char *backup, int version, const char *dir, WorkCopy *w, char *reason,
+                          size_t reason_size) {
+        if (version == latest_version()) {
+                int rc = sqlite3_open_v2(backup, &w->backup, SQLITE_OPEN_READONLY, NULL);
+                if (rc != SQLITE_OK) {
+                        snprintf(reason, reason_size, "%s", w->backup ? sqlite3_errmsg(w->backup) : sqlite3_errstr(rc));
+                        return sqlite_errno(rc);
+                }
+                w->src = w->backup;
+                return 0;
+        }
+        w->path = xasprintf("%s/.restore.%d.tmp", dir, (int) getpid());
         unlink_sqlite_files(w->path);
         {
                 _cleanup_(sqlite3_close_v2p) sqlite3 *src = NULL, *dest = NULL;
@@ -326,8 +345,9 @@ static int work_copy_make(const char *backup, WorkCopy *w, char *reason, size_t 
                          w->db ? db_error(w->db) : strerror(-r));
                 return r;
         }
+        w->src = db_sqlite_handle(w->db);
         /* The forward migration must have produced exactly today's schema. */
-        return check_tables(db_sqlite_handle(w->db), latest_version(), reason, reason_size);
+        return check_tables(w->src, latest_version(), reason, reason_size);
 }
 
 /* ---- Counting --------------------------------------------------------------------------- */
@@ -337,7 +357,19 @@ static int count_rows(Db *db, const char *table, int64_t *ret) {
         return db_query_int(db, sql, DB_NO_PARAMS, ret);
 }
 
-static int print_plan(Db *store, Db *work, const TableList *tables, const char *path, int version) {
+static int count_source_rows(sqlite3 *src, const char *table, int64_t *ret) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
+        _cleanup_free_ char *sql = xasprintf("SELECT count(*) FROM \"%s\"", table);
+        int rc = sqlite3_prepare_v2(src, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return sqlite_errno(rc);
+        *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+static int print_plan(Db *store, sqlite3 *src, const TableList *tables, const char *path, int version) {
         printf("Simulation : restauration de %s (schéma version %d%s) dans %s — rien n'est modifié.\n", path,
                version, version < latest_version() ? ", mis à jour" : "",
                db_backend(store) == DB_POSTGRESQL ? "PostgreSQL (DATABASE_URL)" : "la base SQLite");
@@ -348,10 +380,10 @@ static int print_plan(Db *store, Db *work, const TableList *tables, const char *
                 if (r < 0)
                         return log_error_errno(r, "Failed to count the rows of %s in the store: %s", tables->names[i],
                                                db_error(store));
-                r = count_rows(work, tables->names[i], &after);
+                r = count_source_rows(src, tables->names[i], &after);
                 if (r < 0)
                         return log_error_errno(r, "Failed to count the rows of %s in the backup: %s", tables->names[i],
-                                               db_error(work));
+                                               sqlite3_errmsg(src));
                 printf("%-28s %12lld -> %12lld\n", tables->names[i], (long long) now, (long long) after);
         }
         return 0;
@@ -412,10 +444,10 @@ static int keep_pre_restore(const Config *c, Db *store, char **ret) {
 
 /* ---- Replacing the store ---------------------------------------------------------------- */
 
-static int restore_sqlite(Db *store, Db *work, const char *path) {
+static int restore_sqlite(Db *store, sqlite3 *src, const char *path) {
         sqlite3 *dest = db_sqlite_handle(store);
         /* One write transaction on the live store: readers see the old or the new database. */
-        sqlite3_backup *b = sqlite3_backup_init(dest, "main", db_sqlite_handle(work), "main");
+        sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
         if (!b)
                 return log_error_errno(EIO, "Restore of %s failed, the store is unchanged: %s", path, sqlite3_errmsg(dest));
         int rc = sqlite3_backup_step(b, -1);
@@ -426,42 +458,86 @@ static int restore_sqlite(Db *store, Db *work, const char *path) {
         return 0;
 }
 
-/* Every row of table from the work copy into PostgreSQL, in the transaction the caller opened.
- * Values go as text parameters: PostgreSQL casts them to each column's type (ISO timestamps,
- * 0/1 booleans, JSON text, UUIDs). */
+/* One value in COPY's text format: backslash, tab, newline and carriage return escaped. */
+static void copy_field(Buf *line, const char *v) {
+        if (!v) {
+                buf_puts(line, "\\N");
+                return;
+        }
+        for (const char *p = v; *p;) {
+                size_t plain = strcspn(p, "\\\t\n\r");
+                buf_add(line, p, plain);
+                p += plain;
+                if (!*p)
+                        break;
+                buf_puts(line, *p == '\\' ? "\\\\" : *p == '\t' ? "\\t" : *p == '\n' ? "\\n" : "\\r");
+                p++;
+        }
+}
+
+static int pg_copy_failed(Db *pg, PGconn *conn) {
+        db_set_error(pg, "PostgreSQL: %s", PQerrorMessage(conn));
+        return -EIO;
+}
+
+/* Every row of table from the work copy into PostgreSQL with COPY (its bulk load), in the
+ * transaction the caller opened. Values go as text: PostgreSQL reads each in its column's type
+ * (ISO timestamps, 0/1 booleans, JSON text, UUIDs). */
 static int copy_table_to_pg(Db *pg, sqlite3 *src, const char *table, int64_t *rows) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *cols = NULL, *st = NULL;
         _cleanup_free_ char *info = xasprintf("SELECT name FROM pragma_table_info('%s')", table);
         if (sqlite3_prepare_v2(src, info, -1, &cols, NULL) != SQLITE_OK)
                 return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
-        Buf names = {}, params = {};
+        Buf names = {};
         int n = 0;
-        while (sqlite3_step(cols) == SQLITE_ROW) {
-                buf_printf(&names, "%s\"%s\"", n ? ", " : "", (const char *) sqlite3_column_text(cols, 0));
-                buf_printf(&params, "%s$%d", n ? ", " : "", n + 1);
-                n++;
-        }
+        while (sqlite3_step(cols) == SQLITE_ROW)
+                buf_printf(&names, "%s\"%s\"", n++ ? ", " : "", (const char *) sqlite3_column_text(cols, 0));
         _cleanup_free_ char *select = xasprintf("SELECT %s FROM \"%s\"", strempty(names.data), table);
-        _cleanup_free_ char *insert = xasprintf("INSERT INTO \"%s\" (%s) VALUES (%s)", table, strempty(names.data),
-                                                strempty(params.data));
+        _cleanup_free_ char *copy = xasprintf("COPY \"%s\" (%s) FROM STDIN", table, strempty(names.data));
         free(names.data);
-        free(params.data);
         if (sqlite3_prepare_v2(src, select, -1, &st, NULL) != SQLITE_OK)
                 return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
 
-        _cleanup_free_ DbValue *values = xmalloc(sizeof(DbValue) * (size_t) n);
-        int rc;
+        PGconn *conn = db_pg_handle(pg);
+        PGresult *res = PQexec(conn, copy);
+        bool started = PQresultStatus(res) == PGRES_COPY_IN;
+        PQclear(res);
+        if (!started)
+                return pg_copy_failed(pg, conn);
+        Buf chunk = {};
+        int rc, r = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                for (int i = 0; i < n; i++)
-                        values[i] = DBV_TEXT_OR_NULL((const char *) sqlite3_column_text(st, i));
-                int r = db_exec(pg, insert, values, (size_t) n);
-                if (r < 0)
-                        return r;
+                for (int i = 0; i < n; i++) {
+                        if (i)
+                                buf_puts(&chunk, "\t");
+                        copy_field(&chunk, (const char *) sqlite3_column_text(st, i));
+                }
+                buf_puts(&chunk, "\n");
                 (*rows)++;
+                if (chunk.len >= COPY_CHUNK_BYTES) {
+                        if (PQputCopyData(conn, chunk.data, (int) chunk.len) != 1) {
+                                r = pg_copy_failed(pg, conn);
+                                break;
+                        }
+                        chunk.len = 0;
+                }
         }
-        if (rc != SQLITE_DONE)
-                return db_set_error(pg, "%s", sqlite3_errmsg(src)), -EIO;
-        return 0;
+        if (r >= 0 && rc != SQLITE_DONE) {
+                db_set_error(pg, "%s", sqlite3_errmsg(src));
+                r = -EIO;
+        }
+        if (r >= 0 && chunk.len > 0 && PQputCopyData(conn, chunk.data, (int) chunk.len) != 1)
+                r = pg_copy_failed(pg, conn);
+        free(chunk.data);
+        /* Ending with an error message aborts the COPY, and the caller's transaction with it. */
+        if (PQputCopyEnd(conn, r < 0 ? "restore aborted" : NULL) != 1 && r >= 0)
+                r = pg_copy_failed(pg, conn);
+        while ((res = PQgetResult(conn))) {
+                if (PQresultStatus(res) != PGRES_COMMAND_OK && r >= 0)
+                        r = pg_copy_failed(pg, conn);
+                PQclear(res);
+        }
+        return r;
 }
 
 /* Sequences behind serial columns (alert_ledger.id) continue after the restored ids. */
@@ -486,7 +562,7 @@ static int reset_sequences(Db *pg, const TableList *tables) {
         return 0;
 }
 
-static int restore_postgresql(Db *pg, Db *work, const TableList *tables, const char *path) {
+static int restore_postgresql(Db *pg, sqlite3 *src, const TableList *tables, const char *path) {
         int64_t rows = 0;
         int r = db_begin(pg);
         /* Deleting in reverse order of the list, inserting in order: no foreign key exists
@@ -496,7 +572,7 @@ static int restore_postgresql(Db *pg, Db *work, const TableList *tables, const c
                 r = db_exec(pg, sql, DB_NO_PARAMS);
         }
         for (size_t i = 0; r >= 0 && i < tables->n; i++)
-                r = copy_table_to_pg(pg, db_sqlite_handle(work), tables->names[i], &rows);
+                r = copy_table_to_pg(pg, src, tables->names[i], &rows);
         if (r >= 0)
                 r = reset_sequences(pg, tables);
         if (r >= 0)
@@ -550,8 +626,7 @@ static int restore_locked(const Config *c, const char *path, int version, bool d
         if (r < 0)
                 return log_error_errno(r, "Refusing to restore: the backup directory %s cannot be created (%s). Nothing "
                                        "was changed.", c->backup_dir, strerror(-r));
-        work.path = xasprintf("%s/.restore.%d.tmp", c->backup_dir, (int) getpid());
-        r = work_copy_make(path, &work, reason, sizeof reason);
+        r = work_copy_make(path, version, c->backup_dir, &work, reason, sizeof reason);
         if (r < 0)
                 return log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
         r = product_tables(&tables);
@@ -559,14 +634,14 @@ static int restore_locked(const Config *c, const char *path, int version, bool d
                 return log_error_errno(r, "Refusing to restore %s: cannot list its tables: %s. Nothing was changed.",
                                        path, strerror(-r));
         if (dry_run)
-                return print_plan(store, work.db, &tables, path, version);
+                return print_plan(store, work.src, &tables, path, version);
 
         _cleanup_free_ char *kept = NULL;
         r = keep_pre_restore(c, store, &kept);
         if (r < 0)
                 return r;
-        r = db_backend(store) == DB_POSTGRESQL ? restore_postgresql(store, work.db, &tables, path)
-                                                : restore_sqlite(store, work.db, path);
+        r = db_backend(store) == DB_POSTGRESQL ? restore_postgresql(store, work.src, &tables, path)
+                                                : restore_sqlite(store, work.src, path);
         if (r < 0) {
                 log_error_errno(r, "The store in place is also kept in %s.", kept);
                 return r;

@@ -139,6 +139,9 @@ static void populate(const Env *e) {
                  "'2026-11-24T21:00:00.000000Z'), "
                  "('apt_2', '2026-11-26', 'usr_2', 'sent', 'sendgrid', 2, '2026-11-25T21:00:00.000000Z', "
                  "'2026-11-25T21:00:00.000000Z');"
+                 "INSERT INTO gazelle_timeline_entries (external_id, occurred_at, type, comment, synced_at) VALUES "
+                 "('tme_1', '2026-11-20T15:00:00.000000Z', 'SERVICE_ENTRY_MANUAL', 'ligne 1\nligne 2\tonglet "
+                 "\\N C:\\piano\r', '2026-11-24T10:00:00.000000Z');"
                  "INSERT INTO sync_state (entity, high_water_mark, updated_at) VALUES "
                  "('timeline', '2026-01-01T00:00:00.000000Z', '2026-11-24T10:00:00.000000Z');"
                  "INSERT INTO gazelle_oauth_tokens (id, access_token, refresh_token, updated_at) VALUES "
@@ -499,6 +502,37 @@ TEST(round_trip_postgresql) {
         round_trip(true);
 }
 
+/* A value PostgreSQL refuses, in the last table copied: every table already replaced in the
+ * transaction comes back, the store is as it was. */
+TEST(postgresql_failure_rolls_back) {
+        Env e;
+        env_init(&e, true);
+        populate(&e);
+        _cleanup_free_ char *backup = make_backup(&e);
+        mutate(&e);
+        _cleanup_free_ char *changed = dump(&e);
+        _cleanup_free_ char *bad = xasprintf("%s/bad.sqlite", e.state_home);
+        {
+                sqlite3 *src = NULL, *dest = NULL;
+                ASSERT_EQ_INT(sqlite3_open_v2(backup, &src, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+                ASSERT_EQ_INT(sqlite3_open(bad, &dest), SQLITE_OK);
+                sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
+                ASSERT(b);
+                ASSERT_EQ_INT(sqlite3_backup_step(b, -1), SQLITE_DONE);
+                ASSERT_EQ_INT(sqlite3_backup_finish(b), SQLITE_OK);
+                ASSERT_EQ_INT(sqlite3_exec(dest, "UPDATE sync_state SET high_water_mark = 'pas une date'", NULL, NULL,
+                                           NULL), SQLITE_OK);
+                sqlite3_close(src);
+                sqlite3_close(dest);
+        }
+        char reason[512] = "";
+        ASSERT_OKF(backup_inspect(bad, NULL, reason, sizeof reason), "%s", reason);
+        ASSERT_EQ_INT(backup_restore(&e.config, bad, false), EXIT_TASK_FAILED);
+        _cleanup_free_ char *after = dump(&e);
+        ASSERT_STREQ(after, changed);
+        env_done(&e);
+}
+
 /* A backup of a PostgreSQL store restores into SQLite and back: one format for both. */
 TEST(across_stores) {
         Env pg, sq;
@@ -543,6 +577,7 @@ int main(int argc, char **argv) {
                 cases[n++] = (TestCase) TEST_CASE(older_schema_postgresql);
                 cases[n++] = (TestCase) TEST_CASE(round_trip_postgresql);
                 cases[n++] = (TestCase) TEST_CASE(across_stores);
+                cases[n++] = (TestCase) TEST_CASE(postgresql_failure_rolls_back);
         }
         int r = test_run_all(cases, n, argc, argv);
         if (r == 0 && pg == TEST_PG_MISSING) {
