@@ -9,6 +9,7 @@
 
 #include "journal.h"
 #include "store.h"
+#include "utf8.h"
 #include "timeutil.h"
 
 
@@ -229,7 +230,7 @@ static void error_body_text(const char *body, char *buf, size_t size) {
                                 cJSON_GetObjectItemCaseSensitive(j, "errors"), 0), "message");
                 s = cJSON_IsString(e) ? e->valuestring : NULL;
         }
-        snprintf(buf, size, "%.*s", SERVER_TEXT_MAX, s ?: body);
+        utf8_excerpt(buf, size, s ?: body, SERVER_TEXT_MAX);
         for (char *p = buf; *p; p++)
                 if (*p == '\n' || *p == '\r' || *p == '\t')
                         *p = ' ';
@@ -380,8 +381,10 @@ static cJSON *graphql_data(Pager *p, cJSON *j, char *error, size_t error_size) {
         cJSON *errors = cJSON_GetObjectItemCaseSensitive(j, "errors");
         if (cJSON_IsArray(errors) && cJSON_GetArraySize(errors) > 0) {
                 cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(errors, 0), "message");
-                set_error(error, error_size, "POST %s : erreur GraphQL (%s) : %.*s", ep, p->field, SERVER_TEXT_MAX,
-                          cJSON_IsString(m) ? m->valuestring : "(sans message)");
+                char text[SERVER_TEXT_MAX + 1];
+                set_error(error, error_size, "POST %s : erreur GraphQL (%s) : %s", ep, p->field,
+                          utf8_excerpt(text, sizeof text, cJSON_IsString(m) ? m->valuestring : "(sans message)",
+                                       SERVER_TEXT_MAX));
                 return NULL;
         }
         cJSON *data = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), p->field);

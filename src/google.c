@@ -5,6 +5,9 @@
  * spreadsheets.get, reading the CSV files) has succeeded. */
 #include "google.h"
 
+#include "redact.h"
+#include "utf8.h"
+
 #include <cjson/cJSON.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -27,6 +30,7 @@ struct GoogleSheets {
         char *spreadsheet_id;
         char *token;          /* secret */
         usec_t token_expires; /* realtime */
+        Secrets *secrets;     /* where the signed JWT and the access token are registered (may be NULL) */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
@@ -176,6 +180,10 @@ int google_sheets_new(GoogleKey **key, const char *token_url, const char *api_ur
         return 0;
 }
 
+void google_sheets_set_secrets(GoogleSheets *g, Secrets *secrets) {
+        g->secrets = secrets;
+}
+
 GoogleSheets *google_sheets_free(GoogleSheets *g) {
         if (!g)
                 return NULL;
@@ -199,14 +207,17 @@ static void server_reason(const HttpResponse *resp, char *buf, size_t size) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "error_description");
         const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : NULL;
+        char a[64], b[201];
+        /* Cut on characters, and marked cut (redact.h masks a cut secret's start there). */
         if (cJSON_IsString(m))
-                snprintf(buf, size, "%.200s", m->valuestring);
+                snprintf(buf, size, "%s", utf8_excerpt(b, sizeof b, m->valuestring, 200));
         else if (cJSON_IsString(e) && cJSON_IsString(d))
-                snprintf(buf, size, "%.60s : %.200s", e->valuestring, d->valuestring);
+                snprintf(buf, size, "%s : %s", utf8_excerpt(a, sizeof a, e->valuestring, 60),
+                         utf8_excerpt(b, sizeof b, d->valuestring, 200));
         else if (cJSON_IsString(e))
-                snprintf(buf, size, "%.200s", e->valuestring);
+                snprintf(buf, size, "%s", utf8_excerpt(b, sizeof b, e->valuestring, 200));
         else
-                snprintf(buf, size, "%.300s", resp->error);
+                utf8_excerpt(buf, size, resp->error, 300);
 }
 
 int google_sheets_token(GoogleSheets *g, const char **ret, char *error, size_t error_size) {
@@ -219,6 +230,7 @@ int google_sheets_token(GoogleSheets *g, const char **ret, char *error, size_t e
         int r = google_jwt_sign(g->key, g->token_url, GOOGLE_SHEETS_SCOPE, now, &jwt);
         if (r < 0)
                 return fail(error, error_size, r, "signature du jeton JWT impossible (libcrypto)");
+        secrets_add(g->secrets, jwt); /* a bearer credential for an hour: an echoing server must not show it */
         _cleanup_(secret_freep) char *body = xasprintf(
                 "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer&assertion=%s", jwt);
         static const char *const headers[] = { "Content-Type: application/x-www-form-urlencoded",
@@ -242,6 +254,7 @@ int google_sheets_token(GoogleSheets *g, const char **ret, char *error, size_t e
         }
         secret_free(g->token);
         g->token = xstrdup(tok->valuestring);
+        secrets_add(g->secrets, g->token);
         secret_erase(tok->valuestring);
         secret_erase(resp.body);
         g->token_expires = now + (usec_t) (cJSON_IsNumber(exp) && exp->valuedouble > 0 ? exp->valuedouble : 3600) *

@@ -38,6 +38,9 @@ typedef struct GoogleSheets GoogleSheets;
 /* Takes ownership of *key (left NULL). */
 int google_sheets_new(GoogleKey **key, const char *token_url, const char *api_url, const char *spreadsheet_id,
                       const volatile sig_atomic_t *cancelled, GoogleSheets **ret);
+struct Secrets;
+/* Registers the tokens the client obtains (signed JWT, access token) in secrets (redact.h). */
+void google_sheets_set_secrets(GoogleSheets *g, struct Secrets *secrets);
 GoogleSheets *google_sheets_free(GoogleSheets *g);
 static inline void google_sheets_freep(GoogleSheets **g) {
         if (*g)

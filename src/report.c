@@ -770,6 +770,7 @@ static int publish_to_sheets(RunContext *ctx, GoogleKey **key, const char *sprea
                 snprintf(error, error_size, "client HTTP : %s", strerror(-r));
                 return r;
         }
+        google_sheets_set_secrets(g, ctx->config->secrets);
         GoogleTab *tabs = calloc(res->n_tabs, sizeof(GoogleTab));
         char **paths = calloc(res->n_tabs, sizeof(char *));
         if (!tabs || !paths)

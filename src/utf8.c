@@ -104,3 +104,19 @@ const char *utf8_first_invalid(const char *s) {
         }
         return NULL;
 }
+
+char *utf8_excerpt(char *buf, size_t size, const char *s, size_t max) {
+        if (size == 0)
+                return buf;
+        if (max > size - 1)
+                max = size - 1;
+        size_t n = strlen(s);
+        if (n <= max) {
+                memcpy(buf, s, n + 1);
+                return buf;
+        }
+        n = max >= 3 ? utf8_cut_len(s, max - 3) : 0;
+        memcpy(buf, s, n);
+        strcpy(buf + n, max >= 3 ? "..." : "");
+        return buf;
+}

@@ -19,5 +19,8 @@ char *utf8_strndup(const char *s, size_t max);
  * dropped, any other invalid byte becomes '?'. Returns s. */
 char *utf8_make_valid(char *s);
 bool utf8_is_valid(const char *s);
+/* At most max bytes of s into buf (size bytes), cut on a character boundary and, when cut,
+ * ended with "..." (within max): a reader, and redact.h, know a text was cut there. Returns buf. */
+char *utf8_excerpt(char *buf, size_t size, const char *s, size_t max);
 /* The first byte of s that does not start a valid character, or NULL when s is valid UTF-8. */
 const char *utf8_first_invalid(const char *s);

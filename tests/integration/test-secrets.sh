@@ -24,7 +24,8 @@ M_SMTPURL=mk6SmtpUrlPass4y  # SMTP_URL's password
 M_CODE=mk7AuthCode3u        # the authorization code (auth --code -)
 M_RT=mk8RefreshToken2i      # a refresh token (auth --refresh-token -, the store)
 M_AT=mk9AccessToken1o       # an access token (the store)
-MARKERS=("$M_DB" "$M_CLIENT" "$M_API" "$M_SG" "$M_SMTP" "$M_SMTPURL" "$M_CODE" "$M_RT" "$M_AT")
+M_JWT=eyJhbGci                # the start of every signed JWT (Google's assertion: a bearer credential)
+MARKERS=("$M_DB" "$M_CLIENT" "$M_API" "$M_SG" "$M_SMTP" "$M_SMTPURL" "$M_CODE" "$M_RT" "$M_AT" "$M_JWT")
 
 # --- /proc/*/cmdline, sampled for the whole test (stopped before anything greps for a marker)
 cmdlines=$SBX_DIR/cmdlines
@@ -96,6 +97,17 @@ SQL
 cli run sync
 GAZELLE_API_KEY=$M_API cli run sync
 ok "GraphQL endpoint echoing: OAuth and API-key mode"
+
+# --- endpoint: Google's token endpoint (the signed JWT assertion in the body it echoes)
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$SBX_DIR/key.pem" 2>/dev/null
+python3 - "$SBX_DIR/key.pem" >"$SBX_DIR/sa.json" <<'PY'
+import json, sys
+print(json.dumps({"type": "service_account", "private_key": open(sys.argv[1]).read(),
+                  "client_email": "sweep@example.iam.gserviceaccount.com"}))
+PY
+GOOGLE_APPLICATION_CREDENTIALS=$SBX_DIR/sa.json REPORT_SPREADSHEET_ID=sheet-sweep GOOGLE_TOKEN_URL=$E/token \
+    SHEETS_API_URL=$E cli run report
+ok "Google token endpoint echoing the JWT assertion"
 
 # --- through the units: a failing run, its OnFailure= email into the outbox
 systemctl --user daemon-reload

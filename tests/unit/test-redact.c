@@ -153,6 +153,23 @@ TEST(redact_cut_bounds) {
         ASSERT_STREQ(u, text);
 }
 
+TEST(utf8_excerpt_marks_the_cut) {
+        char buf[64];
+        ASSERT_STREQ(utf8_excerpt(buf, sizeof buf, "court", 20), "court");
+        /* 8 bytes then "é": a 10-byte excerpt keeps 7, never half of "é", and says it cut. */
+        for (size_t max = 4; max <= 12; max++) {
+                utf8_excerpt(buf, sizeof buf, "abcdefghé€ijk", max);
+                ASSERTF(strlen(buf) <= max, "max %zu: %s", max, buf);
+                ASSERTF(utf8_is_valid(buf), "max %zu", max);
+                ASSERT_CONTAINS(buf, "...");
+        }
+        _cleanup_(secrets_freep) Secrets *s = secrets_new();
+        secrets_add(s, "assertionJWTvalue");
+        utf8_excerpt(buf, sizeof buf, "x=assertionJWTvalue", 14);
+        _cleanup_free_ char *t = redact(s, buf);
+        ASSERT_STREQ(t, "x=" REDACT_MASK "...");
+}
+
 static const TestCase cases[] = {
         TEST_CASE(libpq_malformed_uri),
         TEST_CASE(key_value_conninfo),
@@ -164,6 +181,7 @@ static const TestCase cases[] = {
         TEST_CASE(utf8_cut_every_byte),
         TEST_CASE(utf8_make_valid),
         TEST_CASE(redact_cut_bounds),
+        TEST_CASE(utf8_excerpt_marks_the_cut),
 };
 
 int main(int argc, char **argv) {
