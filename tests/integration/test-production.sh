@@ -373,7 +373,10 @@ wait_for "run $id" 60 status_is "$id" success || fail "4. run $id: $(q "SELECT s
 ok "4. RunTask by gs-admin (gazelle-admin) started run $id, success"
 out=$(as gs-other busctl --timeout=30 call "$BUS" "$OBJ" "$BUS" RunTask ss backup x@piano-tek.test 2>&1) && fail "4. gs-other may call RunTask: $out"
 grep -qi 'access denied\|AccessDenied' <<<"$out" || fail "4. gs-other: expected AccessDenied, got: $out"
-ok "4. RunTask by gs-other refused: $out"
+other_uid=$(id -u gs-other)
+bus_refusal() { journalctl -q --no-pager -o cat -u dbus.service | grep 'Rejected send message' | grep "uid=$other_uid " | grep -q 'member="RunTask"'; }
+wait_for "the bus's refusal in the journal" 10 bus_refusal || fail "4. the bus policy's refusal of gs-other is not journaled"
+ok "4. RunTask by gs-other refused by the bus policy ($out), journaled by dbus-daemon: Rejected send message … uid=$other_uid … member=\"RunTask\""
 out=$(as gazelle busctl --timeout=30 call "$BUS" "$OBJ" "$BUS" RunTask ss backup x@piano-tek.test 2>&1) && fail "4. gazelle may call RunTask: $out"
 grep -qi 'access denied\|AccessDenied\|denied' <<<"$out" || fail "4. gazelle: expected AccessDenied, got: $out"
 refusal() { journalctl -q --no-pager -o cat -t gazelle-schedulerd | grep -q "refused: caller gazelle"; }
