@@ -13,7 +13,17 @@ box=$here/../system-sandbox.sh
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 
 mounts() { findmnt -rn -o TARGET,SOURCE,FSTYPE | sort; }
-leftovers() { ls -d /sys/fs/cgroup/*/gsys-* /sys/fs/cgroup/gsys-* /tmp/gsys-* 2>/dev/null || true; }
+# Cgroups and scratch directories of boxes whose runner is gone (gsys-PID-…, gsys-PID.…): a box
+# that another test runs at the same time (the production suites) is alive and not a leftover.
+leftovers() {
+    local d pid
+    for d in /sys/fs/cgroup/*/gsys-* /sys/fs/cgroup/gsys-* /tmp/gsys-*; do
+        [ -e "$d" ] || continue
+        pid=${d##*/gsys-}; pid=${pid%%[-.]*}
+        kill -0 "$pid" 2>/dev/null || echo "$d"
+    done
+    return 0
+}
 # PIDs of host processes in pid namespace $1 ("pid:[N]")
 in_ns() {
     local p
