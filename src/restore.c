@@ -31,9 +31,6 @@
 #define PRODUCT_TABLES_MAX 64
 #define COLUMNS_TEXT_MAX 8192
 #define COPY_CHUNK_BYTES (256 * 1024)
-/* A run of another host with a pid and no end, younger than this, counts as running: no task's
- * TimeoutStartSec= is longer. */
-#define REMOTE_RUN_MAX_AGE_USEC (24 * 3600 * USEC_PER_SEC)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3 *, sqlite3_close_v2);
@@ -121,10 +118,32 @@ static int schema_at(int version, sqlite3 **ret) {
 }
 
 /* The tables of today's schema: what is counted and copied. */
+/* Tables that describe the present, not the data: who holds which task right now. A backup's
+ * copy of them is stale by definition (the backup run's own lease is in every backup), so they
+ * are never restored, counted or replaced. */
+static const char *const live_tables[] = { "task_leases" };
+
+static bool is_live_table(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(live_tables); i++)
+                if (streq(name, live_tables[i]))
+                        return true;
+        return false;
+}
+
 static int product_tables(TableList *l) {
         _cleanup_(sqlite3_close_v2p) sqlite3 *ref = NULL;
         int r = schema_at(INT_MAX, &ref);
-        return r < 0 ? r : list_tables(ref, l);
+        if (r >= 0)
+                r = list_tables(ref, l);
+        size_t kept = 0;
+        for (size_t i = 0; i < l->n; i++) {
+                if (is_live_table(l->names[i]))
+                        free(l->names[i]);
+                else
+                        l->names[kept++] = l->names[i];
+        }
+        l->n = kept;
+        return r;
 }
 
 static int latest_version(void) {
@@ -455,6 +474,14 @@ static int restore_sqlite(Db *store, sqlite3 *src, const char *path) {
         if (rc != SQLITE_DONE || frc != SQLITE_OK)
                 return log_error_errno(sqlite_errno(rc != SQLITE_DONE ? rc : frc),
                                        "Restore of %s failed, the store is unchanged: %s", path, sqlite3_errmsg(dest));
+        /* The backup's leases are its own run's: every task is locked out, none is live. */
+        for (size_t i = 0; i < ELEMENTSOF(live_tables); i++) {
+                _cleanup_free_ char *sql = xasprintf("DELETE FROM \"%s\"", live_tables[i]);
+                int r = db_exec(store, sql, DB_NO_PARAMS);
+                if (r < 0)
+                        log_warning("Failed to clear %s after the restore, ignoring (stale leases expire by "
+                                    "themselves): %s", live_tables[i], db_error(store));
+        }
         return 0;
 }
 
@@ -564,7 +591,19 @@ static int reset_sequences(Db *pg, const TableList *tables) {
 
 static int restore_postgresql(Db *pg, sqlite3 *src, const TableList *tables, const char *path) {
         int64_t rows = 0;
+        _cleanup_free_ char *leased = NULL;
         int r = db_begin(pg);
+        /* No host may take a lease until we commit, and none may hold one now. */
+        if (r >= 0)
+                r = db_exec(pg, "LOCK TABLE task_leases IN SHARE ROW EXCLUSIVE MODE", DB_NO_PARAMS);
+        if (r >= 0)
+                r = db_query_text(pg, "SELECT task_name || ' (' || host || ')' FROM task_leases WHERE expires_at > now() "
+                                      "LIMIT 1", DB_NO_PARAMS, &leased);
+        if (r >= 0 && leased) {
+                (void) db_rollback(pg);
+                return log_error_errno(EBUSY, "Refusing to restore while %s runs: wait for it to finish and retry. "
+                                       "Nothing was changed.", leased);
+        }
         /* Deleting in reverse order of the list, inserting in order: no foreign key exists
          * today, and this order stays right if one ever does between sorted names. */
         for (size_t i = tables->n; r >= 0 && i > 0; i--) {
@@ -585,17 +624,19 @@ static int restore_postgresql(Db *pg, sqlite3 *src, const TableList *tables, con
         return 0;
 }
 
-/* Another host's run in progress on a shared PostgreSQL store: its task locks are not ours to
- * take, but its row says it runs. */
-static int remote_run(Db *pg, char **ret_task) {
-        char host[256], since[ISO_UTC_MAX];
-        host_name(host);
-        return db_query_text(pg,
-                             "SELECT task_name FROM scheduler_logs WHERE status = 'running' AND pid IS NOT NULL "
-                             "AND host IS DISTINCT FROM $1 AND started_at >= $2 LIMIT 1",
-                             DB_PARAMS(((DbValue) { .type = DBV_TEXT, .s = host }),
-                                       DBV_TEXT_OR_NULL(format_iso_utc(now_realtime() - REMOTE_RUN_MAX_AGE_USEC, since))),
-                             ret_task);
+/* A live lease: a run in progress, on this host or another sharing the PostgreSQL store. */
+static int live_lease(Db *db, const Task **ret_task, TaskLeaseHolder *ret_holder) {
+        for (int i = 0; i < _TASK_MAX; i++) {
+                const Task *t = task_get((TaskId) i);
+                int r = task_lease_get(db, t, ret_holder);
+                if (r < 0)
+                        return r;
+                if (r > 0 && !ret_holder->expired) {
+                        *ret_task = t;
+                        return 1;
+                }
+        }
+        return 0;
 }
 
 /* ---- The command ------------------------------------------------------------------------ */
@@ -611,17 +652,16 @@ static int restore_locked(const Config *c, const char *path, int version, bool d
         if (r < 0)
                 return log_error_errno(r, "Refusing to restore: the store %s cannot be opened (%s). Nothing was changed.",
                                        where, store ? db_error(store) : strerror(-r));
-        if (db_backend(store) == DB_POSTGRESQL) {
-                _cleanup_free_ char *task = NULL;
-                r = remote_run(store, &task);
-                if (r < 0)
-                        return log_error_errno(r, "Refusing to restore: cannot read scheduler_logs (%s). Nothing was "
-                                               "changed.", db_error(store));
-                if (task)
-                        return log_error_errno(EBUSY, "Refusing to restore while %s runs on another host sharing this "
-                                               "PostgreSQL store: wait for it to finish and retry. Nothing was changed.",
-                                               task);
-        }
+        const Task *leased = NULL;
+        TaskLeaseHolder holder = {};
+        r = live_lease(store, &leased, &holder);
+        if (r < 0)
+                return log_error_errno(r, "Refusing to restore: cannot read task_leases (%s). Nothing was changed.",
+                                       db_error(store));
+        if (r > 0)
+                return log_error_errno(EBUSY, "Refusing to restore while %s runs on %s (run %s, it holds the task's "
+                                       "lease): wait for it to finish and retry. Nothing was changed.", leased->label,
+                                       holder.host, holder.run_id);
         r = mkdir_p(c->backup_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Refusing to restore: the backup directory %s cannot be created (%s). Nothing "

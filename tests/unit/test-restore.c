@@ -461,9 +461,27 @@ static void round_trip(bool pg) {
                 ASSERT_NULL(no);
         }
 
+        /* Refused while another host holds a task's lease (a run in progress there). */
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                TaskLeaseHolder prev = {};
+                const char *remote_run = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+                ASSERT_OKF(task_lease_take(db, task_get(TASK_SYNC_GAZELLE), "autre-hote", remote_run, 60, &prev), "%s",
+                           db_error(db));
+                ASSERT_EQ_INT(backup_restore(&e.config, backup, false), EXIT_TASK_FAILED);
+                _cleanup_free_ char *same = dump(&e);
+                ASSERT_STREQ(same, changed);
+                ASSERT_OK(task_lease_release(db, task_get(TASK_SYNC_GAZELLE), remote_run));
+        }
+
         ASSERT_EQ_INT(backup_restore(&e.config, backup, false), EXIT_TASK_OK);
         _cleanup_free_ char *after = dump(&e);
         ASSERT_STREQ(after, before);
+        {
+                /* The backup run's own lease, in every backup, is not brought back. */
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM task_leases"), 0);
+        }
         {
                 /* A serial id restored is not handed out again. */
                 _cleanup_(db_closep) Db *db = env_store(&e);
