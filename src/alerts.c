@@ -557,28 +557,38 @@ static int send_group(RunContext *ctx, Mailer *mailer, Group *g, const char *tar
         return 0;
 }
 
+typedef struct Count {
+        const char *key;
+        size_t n;
+} Count;
+
+static void add_counts(cJSON *o, const Count *counts, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                cJSON_AddNumberToObject(o, counts[i].key, (double) counts[i].n);
+}
+
 static cJSON *group_stats(cJSON *technicians, const Group *g) {
         cJSON *o = cJSON_AddObjectToObject(technicians, group_name(g));
         if (!g->tech)
                 cJSON_AddBoolToObject(o, "unknown_technician", true);
-        cJSON_AddNumberToObject(o, "unconfirmed", (double) g->n);
-        cJSON_AddNumberToObject(o, "to_send", (double) g->n_to_send);
-        cJSON_AddNumberToObject(o, "already_sent", (double) g->already_sent);
-        cJSON_AddNumberToObject(o, "already_queued", (double) g->already_queued);
-        cJSON_AddNumberToObject(o, "uncertain", (double) g->uncertain);
+        const Count counts[] = {
+                { "unconfirmed", g->n },           { "to_send", g->n_to_send },
+                { "already_sent", g->already_sent }, { "already_queued", g->already_queued },
+                { "uncertain", g->uncertain },
+        };
+        add_counts(o, counts, ELEMENTSOF(counts));
         return o;
 }
 
 static void fill_stats(cJSON *stats, const char *target, const Totals *t, const char *transport) {
         cJSON_AddStringToObject(stats, "target_date", target);
-        cJSON_AddNumberToObject(stats, "appointments", (double) t->appointments);
-        cJSON_AddNumberToObject(stats, "unconfirmed", (double) t->unconfirmed);
-        cJSON_AddNumberToObject(stats, "emails_sent", (double) t->emails_sent);
-        cJSON_AddNumberToObject(stats, "queued", (double) t->queued);
-        cJSON_AddNumberToObject(stats, "already_sent", (double) t->already_sent);
-        cJSON_AddNumberToObject(stats, "already_queued", (double) t->already_queued);
-        cJSON_AddNumberToObject(stats, "failed", (double) t->failed);
-        cJSON_AddNumberToObject(stats, "uncertain", (double) t->uncertain);
+        const Count counts[] = {
+                { "appointments", t->appointments }, { "unconfirmed", t->unconfirmed },
+                { "emails_sent", t->emails_sent },   { "queued", t->queued },
+                { "already_sent", t->already_sent }, { "already_queued", t->already_queued },
+                { "failed", t->failed },             { "uncertain", t->uncertain },
+        };
+        add_counts(stats, counts, ELEMENTSOF(counts));
         cJSON_AddStringToObject(stats, "transport", transport);
         cJSON *ex = cJSON_AddObjectToObject(stats, "excluded");
         for (int c = ALERT_UNCONFIRMED + 1; c < _ALERT_CLASS_MAX; c++)

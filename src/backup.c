@@ -40,28 +40,6 @@ bool backup_name_valid(const char *name) {
         return streq(p + 15, BACKUP_SUFFIX);
 }
 
-static int sqlite_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_CANTOPEN:
-                return -ENOENT;
-        case SQLITE_READONLY:
-        case SQLITE_PERM:
-                return -EACCES;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
-}
-
 /* SQLite says SQLITE_FULL only for ENOSPC: a quota (EDQUOT) or a file size limit (EFBIG,
  * RLIMIT_FSIZE) come back as SQLITE_IOERR_WRITE, "disk I/O error". The system errno of the
  * destination's last failure tells them apart. */
@@ -69,7 +47,7 @@ static int dest_errno(sqlite3 *dest, int rc) {
         int e = sqlite3_system_errno(dest);
         if ((rc & 0xff) == SQLITE_IOERR && (e == ENOSPC || e == EDQUOT || e == EFBIG))
                 return -e;
-        return sqlite_errno(rc);
+        return db_sqlite_errno(rc);
 }
 
 /* A people-readable reason for the most likely failures; the raw SQLite text follows it. */
@@ -103,12 +81,12 @@ int backup_integrity_check(sqlite3 *db, char *reason, size_t reason_size) {
         int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         rc = sqlite3_step(st);
         if (rc != SQLITE_ROW) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         const char *v = (const char *) sqlite3_column_text(st, 0);
         if (!v || !streq(v, "ok")) {
@@ -153,7 +131,7 @@ static int copy_sqlite_backup_api(RunContext *ctx, sqlite3 *src, const char *des
         int rc = sqlite3_open_v2(dest_path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", dest ? sqlite3_errmsg(dest) : sqlite3_errstr(rc));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         /* The temporary copy needs no journal: it is fsynced and renamed only once complete. */
         (void) sqlite3_exec(dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
@@ -170,7 +148,7 @@ static int copy_sqlite_backup_api(RunContext *ctx, sqlite3 *src, const char *des
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
                 if (pinned)
                         (void) sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
-                return sqlite_errno(sqlite3_errcode(dest));
+                return db_sqlite_errno(sqlite3_errcode(dest));
         }
         unsigned steps = 0;
         usec_t busy_since = 0;
@@ -301,7 +279,7 @@ static int export_table(RunContext *ctx, sqlite3 *dest, const char *table, int64
         int rc = sqlite3_prepare_v2(dest, insert, -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s : %s", table, sqlite3_errmsg(dest));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r = db_query(ctx->db, select, DB_NO_PARAMS, &c);
@@ -314,7 +292,7 @@ static int export_table(RunContext *ctx, sqlite3 *dest, const char *table, int64
                 sqlite3_reset(st);
                 if (rc != SQLITE_DONE) {
                         snprintf(reason, reason_size, "%s : %s", table, sqlite3_errmsg(dest));
-                        return sqlite_errno(rc);
+                        return db_sqlite_errno(rc);
                 }
                 if (++*rows % EXPORT_BATCH_ROWS == 0) {
                         if (run_cancelled(ctx)) {
@@ -380,7 +358,7 @@ static int export_postgresql(RunContext *ctx, const char *dest_path, cJSON *stat
                 return r;
         if (sqlite3_exec(dest, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(dest));
-                return sqlite_errno(sqlite3_errcode(dest));
+                return db_sqlite_errno(sqlite3_errcode(dest));
         }
         return backup_integrity_check(dest, reason, reason_size);
 }
@@ -398,7 +376,7 @@ static int open_source(const char *path, sqlite3 **ret, char *reason, size_t rea
         }
         if (rc != SQLITE_OK) {
                 snprintf(reason, reason_size, "base source %s : %s", path, *ret ? sqlite3_errmsg(*ret) : sqlite3_errstr(rc));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         sqlite3_busy_timeout(*ret, 10000);
         return 0;

@@ -31,7 +31,7 @@ static SqliteDb *sqlite_db(Db *db) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 
-static int errno_of(int rc) {
+int db_sqlite_errno(int rc) {
         switch (rc & 0xff) {
         case SQLITE_OK:
         case SQLITE_ROW:
@@ -64,7 +64,7 @@ static int errno_of(int rc) {
 
 static int fail(SqliteDb *db, int rc) {
         db_set_error(&db->base, "SQLite: %s", sqlite3_errmsg(db->handle));
-        return errno_of(rc);
+        return db_sqlite_errno(rc);
 }
 
 static int bind_params(SqliteDb *db, sqlite3_stmt *stmt, const DbValue *params, size_t n) {
@@ -166,7 +166,7 @@ static int sq_exec_script(Db *base, const char *sql) {
         if (rc != SQLITE_OK) {
                 db_set_error(base, "SQLite: %s", err ? err : sqlite3_errstr(rc));
                 sqlite3_free(err);
-                return errno_of(rc);
+                return db_sqlite_errno(rc);
         }
         return 0;
 }

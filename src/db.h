@@ -83,6 +83,9 @@ int db_query_int(Db *db, const char *sql, const DbValue *params, size_t n_params
 
 /* Engine handles, for the few things only one engine can do (SQLite backup API, COPY). */
 struct sqlite3 *db_sqlite_handle(Db *db);
+/* -errno for an SQLite result code (extended codes too): -EBUSY, -ENOSPC, -EACCES, -ENOENT,
+ * -EBADMSG for a corrupt or foreign file, -EIO otherwise; 0 for SQLITE_OK/ROW/DONE. */
+int db_sqlite_errno(int rc);
 struct pg_conn *db_pg_handle(Db *db);
 
 /* Backend implementation interface (db-sqlite.c, db-pg.c). */

@@ -79,18 +79,23 @@ int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret) {
         return 0;
 }
 
-int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]) {
+/* A property of the Unit interface of a unit, as the reply to read it from. */
+static int get_unit_property(sd_bus *bus, const char *unit, const char *prop, const char *type,
+                             sd_bus_message **ret) {
         _cleanup_free_ char *path = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = unit_path(unit, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_get_property(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", prop, &error, ret, type);
+}
+
+int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const void *p;
         size_t n;
 
-        int r = unit_path(unit, &path);
-        if (r < 0)
-                return r;
-        r = sd_bus_get_property(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", "InvocationID", &error,
-                                &reply, "ay");
+        int r = get_unit_property(bus, unit, "InvocationID", "ay", &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_read_array(reply, 'y', &p, &n);
@@ -104,16 +109,11 @@ int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33
 }
 
 int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret) {
-        _cleanup_free_ char *path = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *job_path;
         uint32_t id;
 
-        int r = unit_path(unit, &path);
-        if (r < 0)
-                return r;
-        r = sd_bus_get_property(bus, SD_DEST, path, "org.freedesktop.systemd1.Unit", "Job", &error, &reply, "(uo)");
+        int r = get_unit_property(bus, unit, "Job", "(uo)", &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(reply, "(uo)", &id, &job_path);

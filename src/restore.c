@@ -48,26 +48,6 @@ static void table_list_clear(TableList *l) {
 
 /* ---- Recognition ------------------------------------------------------------------------ */
 
-static int sqlite_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_CANTOPEN:
-                return -ENOENT;
-        case SQLITE_READONLY:
-        case SQLITE_PERM:
-                return -EACCES;
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
-}
-
 /* Product tables of db (every table but SQLite's own and schema_migrations), sorted by name. */
 static int list_tables(sqlite3 *db, TableList *l) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
@@ -76,13 +56,13 @@ static int list_tables(sqlite3 *db, TableList *l) {
                                     "AND name <> 'schema_migrations' ORDER BY name",
                                     -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 if (l->n == PRODUCT_TABLES_MAX)
                         return -E2BIG;
                 l->names[l->n++] = xstrdup((const char *) sqlite3_column_text(st, 0));
         }
-        return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+        return rc == SQLITE_DONE ? 0 : db_sqlite_errno(rc);
 }
 
 /* "name TYPE, name TYPE…" in column order: what a table looks like, as one comparable text.
@@ -92,7 +72,7 @@ static int table_shape(sqlite3 *db, const char *table, char shape[static COLUMNS
         _cleanup_free_ char *sql = xasprintf("SELECT name, upper(type) FROM pragma_table_info('%s')", table);
         int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         size_t n = 0;
         shape[0] = 0;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -102,7 +82,7 @@ static int table_shape(sqlite3 *db, const char *table, char shape[static COLUMNS
                         return -E2BIG;
                 n += (size_t) w;
         }
-        return rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+        return rc == SQLITE_DONE ? 0 : db_sqlite_errno(rc);
 }
 
 /* The schema this program's migrations 1..version create, in memory. */
@@ -220,7 +200,7 @@ static int check_migrations(sqlite3 *db, int *ret_version, char *reason, size_t 
         }
         if (rc != SQLITE_DONE) {
                 snprintf(reason, reason_size, "%s", sqlite3_errmsg(db));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         if (version == 0) {
                 snprintf(reason, reason_size, NOT_OURS " (schema_migrations est vide)");
@@ -279,7 +259,7 @@ int backup_inspect(const char *path, int *ret_version, char *reason, size_t reas
         int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
         if (rc != SQLITE_OK) {
                 snprintf(reason, reason_size, "%s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         }
         int version = 0;
         int r = backup_integrity_check(db, reason, reason_size);
@@ -353,7 +333,7 @@ static int work_copy_make(const char *backup, int version, const char *dir, Work
                 if (rc != SQLITE_OK) {
                         snprintf(reason, reason_size, "copie de travail %s : %s", w->path,
                                  dest ? sqlite3_errmsg(dest) : src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
-                        return sqlite_errno(rc);
+                        return db_sqlite_errno(rc);
                 }
         }
         int r = db_open_sqlite(w->path, &w->db);
@@ -472,7 +452,7 @@ static int restore_sqlite(Db *store, sqlite3 *src, const char *path) {
         int rc = sqlite3_backup_step(b, -1);
         int frc = sqlite3_backup_finish(b);
         if (rc != SQLITE_DONE || frc != SQLITE_OK)
-                return log_error_errno(sqlite_errno(rc != SQLITE_DONE ? rc : frc),
+                return log_error_errno(db_sqlite_errno(rc != SQLITE_DONE ? rc : frc),
                                        "Restore of %s failed, the store is unchanged: %s", path, sqlite3_errmsg(dest));
         /* The backup's leases are its own run's: every task is locked out, none is live. */
         for (size_t i = 0; i < ELEMENTSOF(live_tables); i++) {

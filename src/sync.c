@@ -331,6 +331,80 @@ static void reject(Sync *s, Entity e, unsigned page, size_t index, const char *w
         }
 }
 
+/* How one API field becomes one column value: the mappers below are tables of these, in
+ * column order. */
+typedef enum FieldKind { F_TEXT, F_INT, F_BOOL, F_TIME, F_JSON, F_NESTED, F_REF } FieldKind;
+
+typedef struct Field {
+        FieldKind kind;
+        const char *key;
+        const char *sub; /* F_NESTED: key.sub (part of the record); F_REF: key { sub } (another record) */
+} Field;
+
+#define TEXT(k) { F_TEXT, k, NULL }
+#define INT(k) { F_INT, k, NULL }
+#define BOOL(k) { F_BOOL, k, NULL }
+#define TIME(k) { F_TIME, k, NULL }
+#define JSON(k) { F_JSON, k, NULL }
+#define NESTED(k, s) { F_NESTED, k, s }
+#define REF_ID(k) { F_REF, k, "id" }
+
+static DbValue field_value(RowSet *rs, const cJSON *o, const Field *f) {
+        switch (f->kind) {
+        case F_TEXT:
+                return jtext(rs, o, f->key);
+        case F_INT:
+                return jint(o, f->key);
+        case F_BOOL:
+                return jbool(o, f->key);
+        case F_TIME:
+                return jtime(rs, o, f->key);
+        case F_JSON:
+                return jjson(rs, o, f->key);
+        case F_NESTED:
+                return jtext_nested(rs, o, f->key, f->sub);
+        case F_REF:
+                return jref(rs, o, f->key, f->sub);
+        }
+        abort();
+}
+
+/* row[first], row[first + 1], … from the fields of o, in order. */
+static void map_fields(RowSet *rs, DbValue *row, size_t first, const cJSON *o, const Field *fields, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                row[first + i] = field_value(rs, o, &fields[i]);
+}
+
+static const Field client_fields[] = {
+        TEXT("companyName"), TEXT("status"), JSON("tags"), TEXT("personalNotes"), TEXT("preferenceNotes"),
+        TEXT("clientType"), TEXT("preferredTechnicianId"), NESTED("defaultClientLocalization", "locale"),
+        TIME("createdAt"), TIME("updatedAt"),
+};
+/* The default contact, after its client id and "is default". */
+static const Field contact_fields[] = {
+        TEXT("firstName"), TEXT("lastName"), TEXT("title"), BOOL("wantsEmail"), BOOL("wantsPhone"),
+        BOOL("wantsText"), NESTED("defaultEmail", "email"), NESTED("defaultPhone", "phoneNumber"),
+};
+static const Field location_fields[] = {
+        TEXT("street1"), TEXT("street2"), TEXT("municipality"), TEXT("postalCode"), TEXT("region"),
+};
+static const Field piano_fields[] = {
+        REF_ID("client"), TEXT("make"), TEXT("model"), TEXT("serialNumber"), TEXT("type"), INT("year"),
+        TEXT("location"), TEXT("notes"), TEXT("status"), TEXT("size"), TEXT("caseColor"), TEXT("caseFinish"),
+        INT("serviceIntervalMonths"), TEXT("calculatedLastService"), TEXT("calculatedNextService"),
+        BOOL("damppChaserInstalled"), TEXT("damppChaserHumidistatModel"), TEXT("damppChaserMfgDate"),
+        TIME("createdAt"), TIME("updatedAt"),
+};
+static const Field timeline_fields[] = {
+        TIME("occurredAt"), TEXT("type"), TEXT("summary"), TEXT("comment"), REF_ID("client"), REF_ID("piano"),
+        REF_ID("invoice"), REF_ID("estimate"), REF_ID("user"),
+};
+static const Field event_fields[] = {
+        TEXT("title"), TIME("start"), INT("duration"), BOOL("isAllDay"), TEXT("notes"), TEXT("type"),
+        TEXT("status"), BOOL("confirmedByClient"), TIME("confirmedAt"), TEXT("source"), TEXT("travelMode"),
+        TIME("createdAt"), TIME("updatedAt"), REF_ID("client"), REF_ID("user"), REF_ID("createdBy"),
+};
+
 /* Technicians are only ever seen through references: whatever one of them leaves out or null
  * keeps what an earlier one (in this page or in the store) said. */
 static void add_user(RowSet *users, const cJSON *user) {
@@ -350,16 +424,7 @@ static void map_client(Stream *st, const cJSON *n, const char *id) {
         bool existed;
         DbValue *row = rowset_row(&st->main, id, &existed);
         RowSet *rs = &st->main;
-        row[1] = jtext(rs, n, "companyName");
-        row[2] = jtext(rs, n, "status");
-        row[3] = jjson(rs, n, "tags");
-        row[4] = jtext(rs, n, "personalNotes");
-        row[5] = jtext(rs, n, "preferenceNotes");
-        row[6] = jtext(rs, n, "clientType");
-        row[7] = jtext(rs, n, "preferredTechnicianId");
-        row[8] = jtext_nested(rs, n, "defaultClientLocalization", "locale");
-        row[9] = jtime(rs, n, "createdAt");
-        row[10] = jtime(rs, n, "updatedAt");
+        map_fields(rs, row, 1, n, client_fields, ELEMENTSOF(client_fields));
 
         const cJSON *c = jget(n, "defaultContact");
         const char *cid = node_id(c);
@@ -369,61 +434,22 @@ static void map_client(Stream *st, const cJSON *n, const char *id) {
         row = rowset_row(rs, cid, &existed);
         row[1] = DBV_TEXT_OR_NULL(id);
         row[2] = DBV_B(true);
-        row[3] = jtext(rs, c, "firstName");
-        row[4] = jtext(rs, c, "lastName");
-        row[5] = jtext(rs, c, "title");
-        row[6] = jbool(c, "wantsEmail");
-        row[7] = jbool(c, "wantsPhone");
-        row[8] = jbool(c, "wantsText");
-        row[9] = jtext_nested(rs, c, "defaultEmail", "email");
-        row[10] = jtext_nested(rs, c, "defaultPhone", "phoneNumber");
-        const cJSON *loc = jget(c, "defaultLocation");
-        row[11] = jtext(rs, loc, "street1");
-        row[12] = jtext(rs, loc, "street2");
-        row[13] = jtext(rs, loc, "municipality");
-        row[14] = jtext(rs, loc, "postalCode");
-        row[15] = jtext(rs, loc, "region");
+        map_fields(rs, row, 3, c, contact_fields, ELEMENTSOF(contact_fields));
+        map_fields(rs, row, 3 + ELEMENTSOF(contact_fields), jget(c, "defaultLocation"), location_fields,
+                   ELEMENTSOF(location_fields));
 }
 
 static void map_piano(Stream *st, const cJSON *n, const char *id) {
         bool existed;
         RowSet *rs = &st->main;
-        DbValue *row = rowset_row(rs, id, &existed);
-        row[1] = jref(rs, n, "client", "id");
-        row[2] = jtext(rs, n, "make");
-        row[3] = jtext(rs, n, "model");
-        row[4] = jtext(rs, n, "serialNumber");
-        row[5] = jtext(rs, n, "type");
-        row[6] = jint(n, "year");
-        row[7] = jtext(rs, n, "location");
-        row[8] = jtext(rs, n, "notes");
-        row[9] = jtext(rs, n, "status");
-        row[10] = jtext(rs, n, "size");
-        row[11] = jtext(rs, n, "caseColor");
-        row[12] = jtext(rs, n, "caseFinish");
-        row[13] = jint(n, "serviceIntervalMonths");
-        row[14] = jtext(rs, n, "calculatedLastService");
-        row[15] = jtext(rs, n, "calculatedNextService");
-        row[16] = jbool(n, "damppChaserInstalled");
-        row[17] = jtext(rs, n, "damppChaserHumidistatModel");
-        row[18] = jtext(rs, n, "damppChaserMfgDate");
-        row[19] = jtime(rs, n, "createdAt");
-        row[20] = jtime(rs, n, "updatedAt");
+        map_fields(rs, rowset_row(rs, id, &existed), 1, n, piano_fields, ELEMENTSOF(piano_fields));
 }
 
 static void map_timeline(Stream *st, const cJSON *n, const char *id) {
         bool existed;
         RowSet *rs = &st->main;
         DbValue *row = rowset_row(rs, id, &existed);
-        row[1] = jtime(rs, n, "occurredAt");
-        row[2] = jtext(rs, n, "type");
-        row[3] = jtext(rs, n, "summary");
-        row[4] = jtext(rs, n, "comment");
-        row[5] = jref(rs, n, "client", "id");
-        row[6] = jref(rs, n, "piano", "id");
-        row[7] = jref(rs, n, "invoice", "id");
-        row[8] = jref(rs, n, "estimate", "id");
-        row[9] = jref(rs, n, "user", "id");
+        map_fields(rs, row, 1, n, timeline_fields, ELEMENTSOF(timeline_fields));
         if (row[1].type == DBV_TEXT && strcmp(row[1].s, st->hwm) > 0)
                 snprintf(st->hwm, sizeof st->hwm, "%s", row[1].s);
         add_user(&st->aux, jget(n, "user"));
@@ -433,22 +459,7 @@ static void map_event(Stream *st, const cJSON *n, const char *id) {
         bool existed;
         RowSet *rs = &st->main;
         DbValue *row = rowset_row(rs, id, &existed);
-        row[1] = jtext(rs, n, "title");
-        row[2] = jtime(rs, n, "start");
-        row[3] = jint(n, "duration");
-        row[4] = jbool(n, "isAllDay");
-        row[5] = jtext(rs, n, "notes");
-        row[6] = jtext(rs, n, "type");
-        row[7] = jtext(rs, n, "status");
-        row[8] = jbool(n, "confirmedByClient");
-        row[9] = jtime(rs, n, "confirmedAt");
-        row[10] = jtext(rs, n, "source");
-        row[11] = jtext(rs, n, "travelMode");
-        row[12] = jtime(rs, n, "createdAt");
-        row[13] = jtime(rs, n, "updatedAt");
-        row[14] = jref(rs, n, "client", "id");
-        row[15] = jref(rs, n, "user", "id");
-        row[16] = jref(rs, n, "createdBy", "id");
+        map_fields(rs, row, 1, n, event_fields, ELEMENTSOF(event_fields));
         /* The pianos of the event as a JSON array of ids: ["ins_…", …]; none said, none changed. */
         const cJSON *pianos = jfield(jfield(n, "allEventPianos"), "nodes");
         if (pianos) {
