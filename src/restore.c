@@ -311,7 +311,7 @@ static int work_copy_make(const char *backup, int version, const char *dir, Work
                 int rc = sqlite3_open_v2(backup, &w->backup, SQLITE_OPEN_READONLY, NULL);
                 if (rc != SQLITE_OK) {
                         snprintf(reason, reason_size, "%s", w->backup ? sqlite3_errmsg(w->backup) : sqlite3_errstr(rc));
-                        return sqlite_errno(rc);
+                        return db_sqlite_errno(rc);
                 }
                 w->src = w->backup;
                 return 0;
@@ -363,7 +363,7 @@ static int count_source_rows(sqlite3 *src, const char *table, int64_t *ret) {
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(st);
         if (rc != SQLITE_ROW)
-                return sqlite_errno(rc);
+                return db_sqlite_errno(rc);
         *ret = sqlite3_column_int64(st, 0);
         return 0;
 }
