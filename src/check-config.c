@@ -6,7 +6,6 @@
  * and connects, never writes: a SQLite store that does not exist yet is not created. */
 #include "check-config.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -20,14 +19,6 @@
 #include "runner.h"
 #include "util.h"
 
-#define CHECK_CONFIG_USAGE                                                                                  \
-        "Usage: gazelle-scheduler check-config\n"                                                          \
-        "\n"                                                                                                \
-        "Validate the configuration as every command would (environment settings, credentials, the\n"      \
-        "JSON file), check that the store can be reached, and print what is in effect with secrets\n"      \
-        "masked. Writes nothing.\n"                                                                         \
-        "Exit status: 0 valid, 1 valid but a credential a task needs is missing or the store cannot be\n"   \
-        "reached, 2 invalid (one line naming the setting).\n"
 
 typedef struct Checks {
         const Secrets *secrets; /* every problem line passes the redaction step */
@@ -127,22 +118,8 @@ static void check_store(const Config *c, Checks *k) {
 }
 
 int check_config_main(BusScope bus, int argc, char **argv) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        int c;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        fputs(CHECK_CONFIG_USAGE, stdout);
-                        return 0;
-                default:
-                        return EXIT_USAGE;
-                }
-        if (optind != argc) {
+        /* --help is answered by the dispatcher (cli.c), which knows CHECK_CONFIG_USAGE. */
+        if (argc > 1) {
                 fputs(CHECK_CONFIG_USAGE, stderr);
                 return EXIT_USAGE;
         }

@@ -416,7 +416,7 @@ static const Command commands[] = {
         { "auth", cmd_auth, AUTH_USAGE },
         { "slot", cmd_slot, SLOT_USAGE },
         { "notify-failure", cmd_notify_failure, NOTIFY_FAILURE_USAGE },
-        { "check-config", check_config_main, NULL },
+        { "check-config", check_config_main, CHECK_CONFIG_USAGE },
         { "help", cmd_help, NULL },
 };
 

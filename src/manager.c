@@ -114,9 +114,8 @@ int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret) {
         uint32_t id;
 
         int r = get_unit_property(bus, unit, "Job", "(uo)", &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "(uo)", &id, &job_path);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "(uo)", &id, &job_path);
         if (r < 0)
                 return r;
         *ret = id; /* 0 and "/": no job */
