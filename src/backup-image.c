@@ -26,6 +26,7 @@
  * the database file: this process must never close a descriptor of those files, as closing
  * any one drops every POSIX lock the process holds on the file, SQLite's read locks included. */
 #include "backup-image.h"
+#include "utf8.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -172,6 +173,7 @@ static int fail(Image *im, int r, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(im->reason, im->reason_size, fmt, ap);
+        utf8_make_valid(im->reason); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         return r;
 }

@@ -20,6 +20,7 @@
 #include "journal.h"
 #include "http.h"
 #include "util.h"
+#include "utf8.h"
 
 #define SECRET_MAX 65536
 
@@ -29,6 +30,7 @@ static int invalid(Config *c, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(c->error, sizeof c->error, fmt, ap);
+        utf8_make_valid(c->error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         return -EINVAL;
 }

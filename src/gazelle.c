@@ -62,6 +62,7 @@ static void set_error(char *error, size_t size, const char *fmt, ...) {
                 return;
         va_start(ap, fmt);
         vsnprintf(error, size, fmt, ap);
+        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
 }
 

@@ -61,6 +61,7 @@ static int fail(char *error, size_t size, int r, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(error, size, fmt, ap);
+        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         return r;
 }

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "http.h"
 #include "util.h"
+#include "utf8.h"
 
 #define SENDGRID_PATH "/v3/mail/send"
 #define SEND_MAX_ATTEMPTS 4
@@ -224,6 +225,7 @@ _printf_(3, 4) static int result_fail(MailResult *r, MailOutcome outcome, const 
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(r->error, sizeof r->error, fmt, ap);
+        utf8_make_valid(r->error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         r->outcome = outcome;
         return outcome == MAIL_UNCERTAIN ? -EPROTO : -EIO;
@@ -511,6 +513,7 @@ _printf_(3, 4) static int config_error(char *error, size_t size, const char *fmt
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(error, size, fmt, ap);
+        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         return -EINVAL;
 }

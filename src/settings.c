@@ -51,6 +51,7 @@ static int fail(char *error, size_t size, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(error, size, fmt, ap);
+        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
         va_end(ap);
         return -EINVAL;
 }
