@@ -166,7 +166,8 @@ static const SettingDef settings_table[] = {
         { "BACKUP_DIR", KIND_PATH, .offset = FIELD(backup_dir) },
         { "BACKUP_KEEP", KIND_UNSIGNED, .min = 1, .max = 1000, .def = "10", .offset = FIELD(backup_keep) },
         { "BACKUP_SQLITE_PATH", KIND_PATH, .offset = FIELD(backup_sqlite_path) },
-        { "GAZELLE_ADMIN_GROUP", KIND_GROUP, .def = "gazelle-admin", .offset = FIELD(admin_group) },
+        /* The build's group (meson option admin_group) is also the system bus policy's. */
+        { "GAZELLE_ADMIN_GROUP", KIND_GROUP, .def = GAZELLE_ADMIN_GROUP, .offset = FIELD(admin_group) },
         { "GAZELLE_IDLE_EXIT_SEC", KIND_UNSIGNED, .min = 0, .max = 86400, .def = "30", .offset = FIELD(idle_exit_sec) },
         { "GAZELLE_API_URL", KIND_URL, .def = "https://gazelleapp.io/graphql/private/", .offset = FIELD(gazelle_api_url) },
         { "GAZELLE_TOKEN_URL", KIND_URL, .def = "https://gazelleapp.io/developer/oauth/token",
@@ -394,6 +395,12 @@ int config_load(Config *c, BusScope bus) {
         r = load_table(c);
         if (r < 0)
                 return r;
+        /* On the system bus the installed policy decides who reaches the daemon at all: a group
+         * that differs from the one it was generated with would split the two checks. */
+        if (bus == BUS_SYSTEM && !streq(c->admin_group, GAZELLE_ADMIN_GROUP))
+                return invalid(c, "GAZELLE_ADMIN_GROUP=%s: the system bus policy of this build grants group %s (meson "
+                               "option admin_group); the two must agree: unset it, or rebuild with -Dadmin_group=%s",
+                               c->admin_group, GAZELLE_ADMIN_GROUP, c->admin_group);
         if (!c->backup_dir)
                 c->backup_dir = xasprintf("%s/backups", c->state_dir);
 

@@ -30,7 +30,7 @@ typedef struct Config {
         char *backup_dir;          /* $BACKUP_DIR | <state_dir>/backups */
         unsigned backup_keep;      /* $BACKUP_KEEP, 1…1000, default 10 */
         char *backup_sqlite_path;  /* $BACKUP_SQLITE_PATH: another SQLite file to back up */
-        char *admin_group;         /* $GAZELLE_ADMIN_GROUP, default gazelle-admin */
+        char *admin_group;         /* the build's admin_group (gazelle-admin); $GAZELLE_ADMIN_GROUP on a user bus only */
         unsigned idle_exit_sec;    /* $GAZELLE_IDLE_EXIT_SEC, daemon idle exit, default 30 */
         /* Gazelle API client */
         char *gazelle_api_url;     /* $GAZELLE_API_URL */

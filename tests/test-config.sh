@@ -126,4 +126,19 @@ rc=0; XDG_STATE_HOME=$tmp/fresh check || rc=$?
 [ "$rc" = 0 ] && grep -q "not created yet" "$tmp/out" || fail "check-config on a fresh state: rc=$rc $(cat "$tmp/out")"
 [ ! -e "$tmp/fresh/gazelle-scheduler/gazelle-scheduler.sqlite" ] || fail "check-config created the store"
 ok "check-config creates no store"
+
+# The admin group: one meson option generates the system bus policy and sysusers.d and is the
+# daemon's group; on the system bus a GAZELLE_ADMIN_GROUP that differs is refused at start.
+group=$("$bin" check-config | sed -n 's/^  GAZELLE_ADMIN_GROUP  *\([^ ]*\)  (default)$/\1/p')
+[ -n "$group" ] || fail "check-config does not show the built-in admin group"
+policy=$GS_BUILD_DIR/dbus/com.piano_tek.GazelleScheduler1.conf
+grep -q "<policy group=\"$group\">" "$policy" || fail "the bus policy does not grant the daemon's group $group: $(grep 'policy group' "$policy")"
+[ "$(grep -c '<policy group=' "$policy")" = 2 ] || fail "the bus policy names other groups: $(grep 'policy group' "$policy")"
+grep -q "^g $group -" "$GS_BUILD_DIR/units/gazelle-scheduler.sysusers" || fail "sysusers.d does not create $group"
+rc=0; GAZELLE_ADMIN_GROUP=not-$group "$bin" --system check-config >/dev/null 2>"$tmp/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "GAZELLE_ADMIN_GROUP=not-$group: the system bus policy of this build grants group $group (meson option admin_group)" "$tmp/err" \
+    || fail "--system with another admin group: rc=$rc $(cat "$tmp/err")"
+GAZELLE_ADMIN_GROUP=$group "$bin" --system check-config >/dev/null 2>"$tmp/err" || [ $? = 1 ] || fail "--system with the build's group: $(cat "$tmp/err")"
+GAZELLE_ADMIN_GROUP=not-$group "$bin" --user check-config >/dev/null 2>"$tmp/err" || [ $? = 1 ] || fail "--user with another group: $(cat "$tmp/err")"
+ok "the bus policy, sysusers.d and the daemon share the admin group $group; a different one on the system bus exits 2"
 echo "1..$n"

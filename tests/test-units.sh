@@ -227,7 +227,7 @@ done
 if [ "$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
         r=$tmp/root
         mkdir -p "$r/etc" "$r/usr/lib/sysusers.d" "$r/usr/lib/tmpfiles.d"
-        cp "$GS_SOURCE_DIR/units/gazelle-scheduler.sysusers" "$r/usr/lib/sysusers.d/gazelle-scheduler.conf"
+        cp "$GS_BUILD_DIR/units/gazelle-scheduler.sysusers" "$r/usr/lib/sysusers.d/gazelle-scheduler.conf"
         cp "$units/gazelle-scheduler.conf" "$r/usr/lib/tmpfiles.d/gazelle-scheduler.conf"
         if ! out=$(systemd-sysusers --root="$r" gazelle-scheduler.conf 2>&1); then
                 fail "systemd-sysusers: $out"

@@ -126,7 +126,7 @@ stop_all
 
 # --- B. the shipped bus policy (gazelle -> nogroup, gazelle-admin -> backup)
 sed -e 's/group="gazelle-admin"/group="backup"/' -e 's/group="gazelle"/group="nogroup"/' \
-    "$GS_SOURCE_DIR/dbus/$GS_BUS.conf" > "$pbus/policy.conf"
+    "$GS_BUILD_DIR/dbus/$GS_BUS.conf" > "$pbus/policy.conf"
 grep -q 'group="backup"' "$pbus/policy.conf" && grep -q 'group="nogroup"' "$pbus/policy.conf" \
     || fail "policy file has no gazelle/gazelle-admin group rules to rename"
 start_bus "$pbus/policy.conf"
