@@ -6,6 +6,8 @@
 # Makes a backup holding BENCH_ROWS timeline entries (the production size), then, in the same
 # run, times:
 #   cp+fsync        copying the backup file and fsyncing it (the SQLite floor)
+#   integrity       sqlite3's PRAGMA integrity_check of the backup (what recognition must read)
+#   dry-run         gazelle-scheduler restore --dry-run (recognition, counts: no copy)
 #   sqlite restore  gazelle-scheduler restore into the SQLite store (checks, work copy and
 #                   forward migration, pre-restore copy, the copy itself)
 #   COPY            psql \copy of the same rows into an empty PostgreSQL table (the PostgreSQL
@@ -46,6 +48,8 @@ echo "backup: $(( $(stat -c %s "$backup") / 1024 / 1024 )) MiB"
 cat "$backup" >/dev/null # warm page cache for every contender
 
 t=$(now); cp "$backup" "$work/copy.sqlite" && sync "$work/copy.sqlite"; cp_s=$(elapsed "$t")
+t=$(now); sqlite3 "$backup" "PRAGMA integrity_check" >/dev/null; ic_s=$(elapsed "$t")
+t=$(now); "$gs" restore --dry-run "$backup" >/dev/null 2>&1; dry_s=$(elapsed "$t")
 t=$(now); "$gs" restore "$backup" 2>"$work/sqlite.log" || { cat "$work/sqlite.log"; exit 1; }; sq_s=$(elapsed "$t")
 
 export DATABASE_URL=$SBX_PG_URL
@@ -63,6 +67,8 @@ t=$(now); "$gs" restore "$backup" 2>"$work/pg.log" || { cat "$work/pg.log"; exit
 n=$(psql -X -q -A -t -d "$SBX_PG_URL" -c "SELECT count(*) FROM gazelle_timeline_entries")
 [ "$n" = "$rows" ] || { echo "PostgreSQL holds $n rows after the restore, expected $rows"; exit 1; }
 
-printf '%-16s %8.2f s\n' "cp+fsync" "$cp_s" "sqlite restore" "$sq_s" "COPY" "$copy_s" "pg restore" "$pg_s"
+printf '%-16s %8.2f s\n' "cp+fsync" "$cp_s" "integrity" "$ic_s" "dry-run" "$dry_s" "sqlite restore" "$sq_s" \
+    "COPY" "$copy_s" "pg restore" "$pg_s"
+printf 'dry-run / integrity = %.1f\n' "$(echo "$dry_s / $ic_s" | bc -l)"
 printf 'sqlite restore / cp+fsync = %.1f\n' "$(echo "$sq_s / $cp_s" | bc -l)"
 printf 'pg restore / COPY = %.1f\n' "$(echo "$pg_s / $copy_s" | bc -l)"
