@@ -191,6 +191,17 @@ static char *make_backup(const Env *e) {
         ASSERT_EQ_INT(run_backup(e), EXIT_TASK_OK);
         char *path = only_file(e->config.backup_dir, BACKUP_PREFIX);
         ASSERT(path);
+        /* Every backup carries the checksum of each migration it went through. */
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        ASSERT_EQ_INT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        ASSERT_EQ_INT(sqlite3_prepare_v2(db, "SELECT count(*), count(checksum) FROM schema_migrations", -1, &st, NULL),
+                      SQLITE_OK);
+        ASSERT_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+        ASSERT(sqlite3_column_int(st, 0) > 0);
+        ASSERT_EQ_INT(sqlite3_column_int(st, 1), sqlite3_column_int(st, 0));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
         return path;
 }
 
@@ -374,10 +385,13 @@ static void older_schema(bool pg) {
                 sqlite3 *raw = NULL;
                 ASSERT_EQ_INT(sqlite3_open_v2(e.config.sqlite_path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
                 sqlite3_stmt *st = NULL;
-                ASSERT_EQ_INT(sqlite3_prepare_v2(raw, "SELECT max(version) FROM schema_migrations", -1, &st, NULL),
+                ASSERT_EQ_INT(sqlite3_prepare_v2(raw, "SELECT max(version), count(checksum) = count(*) "
+                                                      "FROM schema_migrations", -1, &st, NULL),
                               SQLITE_OK);
                 ASSERT_EQ_INT(sqlite3_step(st), SQLITE_ROW);
                 int v = sqlite3_column_int(st, 0);
+                /* The forward migration recorded every migration's checksum, old ones included. */
+                ASSERT_EQ_INT(sqlite3_column_int(st, 1), 1);
                 sqlite3_finalize(st);
                 sqlite3_close(raw);
                 ASSERT(v > 2);

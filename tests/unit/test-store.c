@@ -172,6 +172,18 @@ TEST(migrations) {
         ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM schema_migrations"), latest);
         ASSERT_EQ_INT(query_int(db, "SELECT max(version) FROM schema_migrations"), latest);
         ASSERT_EQ_INT(query_int(db, "SELECT count(DISTINCT version) FROM schema_migrations"), latest);
+        /* Each with the checksum of its SQL, by which a backup is recognised. */
+        ASSERT_EQ_INT(query_int(db, "SELECT count(checksum) FROM schema_migrations"), latest);
+        {
+                char sum[MIGRATION_CHECKSUM_MAX];
+                const Migration *first = db_backend(db) == DB_SQLITE ? sqlite_migrations : postgresql_migrations;
+                migration_checksum(first, sum);
+                ASSERT_EQ_INT(strlen(sum), 64);
+                _cleanup_free_ char *stored = NULL;
+                ASSERT_EQ_INT(db_query_text(db, "SELECT checksum FROM schema_migrations WHERE version = 1", DB_NO_PARAMS,
+                                            &stored), 1);
+                ASSERT_STREQ(stored, sum);
+        }
         /* Every table the product owns exists and is empty. */
         static const char *const tables[] = {
                 "scheduler_logs", "gazelle_clients", "gazelle_contacts", "gazelle_pianos", "gazelle_timeline_entries",
