@@ -44,6 +44,7 @@ int context_init(Context *c, BusScope scope) {
 }
 
 void job_free(Context *c, StartJob *j) {
+        assert(c);
         if (!j)
                 return;
         for (StartJob **p = &c->jobs; *p; p = &(*p)->next)
@@ -58,6 +59,7 @@ void job_free(Context *c, StartJob *j) {
 }
 
 void context_clear(Context *c) {
+        assert(c);
         while (c->jobs)
                 job_free(c, c->jobs);
         for (unsigned i = 0; i < JOB_STASH_SIZE; i++) {
@@ -89,6 +91,7 @@ static bool store_file_replaced(const Context *c) {
 }
 
 Db *context_store(Context *c, sd_bus_error *error) {
+        assert(c);
         if (c->db && store_file_replaced(c)) {
                 log_info("The store %s was replaced or deleted under the daemon: reopening it",
                            c->config.sqlite_path);
@@ -116,11 +119,13 @@ Db *context_store(Context *c, sd_bus_error *error) {
 }
 
 void context_store_failed(Context *c, int r) {
+        assert(c);
         if (r == -ECONNRESET || r == -ECONNREFUSED || r == -EIO)
                 c->db = db_close(c->db);
 }
 
 bool context_has_subscribers(const Context *c) {
+        assert(c);
         return c->subscribers && sd_bus_track_count(c->subscribers) > 0;
 }
 

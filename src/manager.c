@@ -15,6 +15,7 @@
 #define SD_DEST "org.freedesktop.systemd1"
 
 int manager_bus_open(BusScope scope, sd_bus **ret) {
+        assert(ret);
         return scope == BUS_SYSTEM ? sd_bus_open_system(ret) : sd_bus_open_user(ret);
 }
 
@@ -33,6 +34,7 @@ static int get_u64(sd_bus *bus, const char *unit, const char *iface, const char 
 }
 
 int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, bool *ret) {
+        assert(bus && unit && timer && ret);
         uint64_t started = 0, stopped = 0, triggered = 0;
 
         int r = get_u64(bus, unit, "org.freedesktop.systemd1.Unit", "InactiveExitTimestamp", &started);
@@ -52,6 +54,7 @@ int manager_started_by_timer(sd_bus *bus, const char *unit, const char *timer, b
 }
 
 int manager_unit_active_state(sd_bus *bus, const char *unit, char **ret) {
+        assert(bus && unit && ret);
         _cleanup_free_ char *path = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 
@@ -71,6 +74,7 @@ bool manager_active_state_running(const char *state) {
 }
 
 int manager_timer_next_elapse(sd_bus *bus, const char *timer, usec_t *ret) {
+        assert(bus && timer && ret);
         uint64_t t = 0;
         int r = get_u64(bus, timer, "org.freedesktop.systemd1.Timer", "NextElapseUSecRealtime", &t);
         if (r < 0)
@@ -91,6 +95,7 @@ static int get_unit_property(sd_bus *bus, const char *unit, const char *prop, co
 }
 
 int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33]) {
+        assert(bus && unit);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const void *p;
         size_t n;
@@ -109,6 +114,7 @@ int manager_unit_invocation_id(sd_bus *bus, const char *unit, char ret[static 33
 }
 
 int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret) {
+        assert(bus && unit && ret);
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *job_path;
         uint32_t id;
@@ -123,6 +129,7 @@ int manager_unit_job(sd_bus *bus, const char *unit, uint32_t *ret) {
 }
 
 int manager_job_id_from_path(const char *path, uint32_t *ret) {
+        assert(ret);
         static const char prefix[] = "/org/freedesktop/systemd1/job/";
         if (!path || strncmp(path, prefix, sizeof prefix - 1) != 0)
                 return -EINVAL;

@@ -25,11 +25,19 @@ static void on_cancel_signal(int sig) {
         cancel_requested = sig;
 }
 
+void task_result_clear(TaskResult *result) {
+        free(result->message);
+        cJSON_Delete(result->stats);
+        *result = (TaskResult) {};
+}
+
 bool run_cancelled(const RunContext *ctx) {
+        assert(ctx);
         return is_cancelled(ctx->cancelled);
 }
 
 void task_result_set(TaskResult *result, RunStatus status, const char *fmt, ...) {
+        assert(result);
         va_list ap;
         va_start(ap, fmt);
         char *m = xvasprintf(fmt, ap);
@@ -365,7 +373,7 @@ int runner_run(const Config *config, const Task *task, TaskRunFunc run, const Ru
         (void) sd_notifyf(false, "STATUS=%s : démarrage (exécution %s)", task->label, ctx.run_id);
         reap_interrupted(&ctx, host);
 
-        TaskResult result = { .stats = cJSON_CreateObject() };
+        _cleanup_(task_result_clear) TaskResult result = { .stats = cJSON_CreateObject() };
         Slot slot = slot_of(task, ctx.started_at);
         unsigned lease_seconds = task_lease_seconds();
         _cleanup_(task_lease_keeper_stopp) TaskLeaseKeeper *keeper = NULL;
@@ -402,7 +410,5 @@ int runner_run(const Config *config, const Task *task, TaskRunFunc run, const Ru
         if (r < 0)
                 log_warning("Failed to release the lease of %s, it expires in %u s: %s", task->name, lease_seconds,
                             db_error(ctx.db));
-        free(result.message);
-        cJSON_Delete(result.stats);
         return exit_code;
 }

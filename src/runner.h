@@ -52,6 +52,8 @@ typedef int (*TaskRunFunc)(RunContext *ctx, TaskResult *result);
 
 void task_result_set(TaskResult *result, RunStatus status, const char *fmt, ...) _printf_(3, 4);
 bool run_cancelled(const RunContext *ctx);
+/* Frees the message and the stats (for _cleanup_). */
+void task_result_clear(TaskResult *result);
 
 /* Returns a process exit code. A `scheduler` run whose slot already succeeded is recorded
  * `skipped` without running (slot-guard.h). */

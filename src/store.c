@@ -16,6 +16,7 @@
         "systemd_job_id"
 
 void run_row_clear(RunRow *row) {
+        assert(row);
         free(row->id);
         free(row->task_name);
         free(row->task_label);
@@ -32,6 +33,7 @@ void run_row_clear(RunRow *row) {
 }
 
 int store_open(const Config *c, Db **ret) {
+        assert(c && ret);
         _cleanup_(db_closep) Db *db = NULL;
         int r;
 
@@ -82,6 +84,7 @@ static DbValue ts_value(usec_t t, char buf[static ISO_UTC_MAX]) {
 }
 
 int store_run_insert(Db *db, const RunRow *row) {
+        assert(db && row);
         char started[ISO_UTC_MAX], created[ISO_UTC_MAX];
         _cleanup_free_ char *message = db_redact(db, row->message);
         return db_exec(db,
@@ -103,6 +106,7 @@ int store_run_insert(Db *db, const RunRow *row) {
 }
 
 int store_run_read(DbCursor *c, RunRow *row) {
+        assert(c && row);
         run_row_clear(row);
 #define COL_STR(i) (db_cursor_text(c, (i)) ? xstrdup(db_cursor_text(c, (i))) : NULL)
         row->id = COL_STR(0);
@@ -134,6 +138,7 @@ int store_run_read(DbCursor *c, RunRow *row) {
 
 int store_run_adopt(Db *db, const char *task, uint32_t job_id, usec_t not_before, const char *invocation_id,
                     const char *host, pid_t pid, RunRow *row) {
+        assert(db && row);
         char since[ISO_UTC_MAX];
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
 
@@ -165,6 +170,7 @@ int store_run_adopt(Db *db, const char *task, uint32_t job_id, usec_t not_before
 
 int store_run_finish(Db *db, const char *id, const char *status, const char *message, const char *stats,
                      usec_t completed_at, int64_t duration_seconds) {
+        assert(db);
         char completed[ISO_UTC_MAX];
         /* stats carries error texts too (a sync's "errors"): masked inside its JSON strings. */
         _cleanup_free_ char *safe = db_redact(db, message), *safe_stats = db_redact(db, stats);
@@ -182,10 +188,12 @@ int store_run_finish(Db *db, const char *id, const char *status, const char *mes
 }
 
 int store_run_interrupted(Db *db, const char *id, usec_t now) {
+        assert(db);
         return store_run_finish(db, id, "error", RUN_INTERRUPTED_MESSAGE, "{}", now, 0);
 }
 
 int store_run_close_interrupted(Db *db, const char *id, usec_t now) {
+        assert(db);
         char completed[ISO_UTC_MAX];
         int r = db_exec(db,
                         "UPDATE scheduler_logs SET status = 'error', message = $2, completed_at = $3, "
@@ -197,6 +205,7 @@ int store_run_close_interrupted(Db *db, const char *id, usec_t now) {
 
 int store_run_reap(Db *db, const char *task, const char *host, const char *keep_id, int64_t live_job,
                    usec_t pending_before, usec_t now) {
+        assert(db);
         char before[ISO_UTC_MAX], completed[ISO_UTC_MAX];
         return db_exec(db,
                        "UPDATE scheduler_logs SET status = 'error', message = $5, completed_at = $6 "
@@ -213,6 +222,7 @@ int store_run_reap(Db *db, const char *task, const char *host, const char *keep_
 }
 
 int store_run_set_job(Db *db, const char *id, uint32_t job_id) {
+        assert(db);
         return db_exec(db,
                        "UPDATE scheduler_logs SET systemd_job_id = $2 WHERE id = $1 AND status = 'running' "
                        "AND pid IS NULL",
@@ -220,6 +230,7 @@ int store_run_set_job(Db *db, const char *id, uint32_t job_id) {
 }
 
 int store_run_pending_untied(Db *db, const char *task, const char *host, usec_t since, int64_t *ret) {
+        assert(db && ret);
         char s[ISO_UTC_MAX];
         int r = db_query_int(db,
                              "SELECT count(*) FROM scheduler_logs WHERE task_name = $1 AND status = 'running' "
@@ -232,6 +243,7 @@ int store_run_pending_untied(Db *db, const char *task, const char *host, usec_t 
 }
 
 int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_t to) {
+        assert(db);
         char a[ISO_UTC_MAX], b[ISO_UTC_MAX];
         int64_t n = 0;
         int r = db_query_int(db,
@@ -245,6 +257,7 @@ int store_scheduled_success_between(Db *db, const char *task, usec_t from, usec_
 }
 
 int store_runs_query(Db *db, unsigned limit, const char *task, DbCursor **ret) {
+        assert(db && ret);
         if (task)
                 return db_query(db,
                                 "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE task_name = $2 "
@@ -266,6 +279,7 @@ static int first_run(int query_result, DbCursor *c, RunRow *row) {
 }
 
 int store_run_last(Db *db, const char *task, const char *status_a, const char *status_b, RunRow *row) {
+        assert(db && row);
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r;
 
@@ -285,6 +299,7 @@ int store_run_last(Db *db, const char *task, const char *status_a, const char *s
 }
 
 int store_run_get(Db *db, const char *id, RunRow *row) {
+        assert(db && row);
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r = db_query(db, "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE id = $1",
                          DB_PARAMS(DBV_TEXT_OR_NULL(id)), &c);
@@ -292,6 +307,7 @@ int store_run_get(Db *db, const char *id, RunRow *row) {
 }
 
 int store_run_by_invocation(Db *db, const char *task, const char *invocation_id, RunRow *row) {
+        assert(db && row);
         _cleanup_(db_cursor_freep) DbCursor *c = NULL;
         int r = db_query(db,
                          "SELECT " RUN_COLUMNS " FROM scheduler_logs WHERE task_name = $1 AND invocation_id = $2 "
@@ -301,6 +317,7 @@ int store_run_by_invocation(Db *db, const char *task, const char *invocation_id,
 }
 
 void task_history_clear(TaskHistory *h) {
+        assert(h);
         run_row_clear(&h->last);
         run_row_clear(&h->last_ok);
 }
