@@ -35,6 +35,57 @@ static int invalid(Config *c, const char *fmt, ...) {
         return -EINVAL;
 }
 
+/* A PostgreSQL host on this machine: a unix socket directory, localhost, 127.0.0.0/8 or ::1. */
+static bool db_host_local(const char *h) {
+        return isempty(h) || h[0] == '/' || h[0] == '@' || streq(h, "localhost") || streq(h, "::1") ||
+               strncmp(h, "127.", 4) == 0;
+}
+
+/* 1 when the connection string reaches a server off this machine without requiring TLS (libpq's
+ * default sslmode, prefer, silently falls back to plaintext), the first such host in host; 0
+ * when every host is local or sslmode is require, verify-ca or verify-full; -EINVAL unparsable
+ * (libpq reports that at connection). Names are not resolved: only loopback literals and
+ * localhost count as local. */
+static int db_url_plaintext_remote(const char *v, char *host, size_t n) {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(v, &err);
+        if (!opts) {
+                PQfreemem(err);
+                return -EINVAL;
+        }
+        const char *hosts = NULL, *addrs = NULL, *mode = NULL;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+                if (streq(o->keyword, "host"))
+                        hosts = o->val;
+                else if (streq(o->keyword, "hostaddr"))
+                        addrs = o->val;
+                else if (streq(o->keyword, "sslmode"))
+                        mode = o->val;
+        }
+        if (isempty(mode))
+                mode = getenv("PGSSLMODE");
+        if (isempty(hosts) && isempty(addrs))
+                hosts = getenv("PGHOST");
+        bool tls = mode && (streq(mode, "require") || streq(mode, "verify-ca") || streq(mode, "verify-full"));
+        int r = 0;
+        /* hostaddr, when given, is where libpq connects; host then only names the server. */
+        const char *list = !isempty(addrs) ? addrs : hosts;
+        for (const char *p = strempty(list); !tls && r == 0;) {
+                size_t len = strcspn(p, ",");
+                char one[128];
+                snprintf(one, sizeof one, "%.*s", (int) (len < sizeof one ? len : sizeof one - 1), p);
+                if (!db_host_local(one)) {
+                        snprintf(host, n, "%s", one);
+                        r = 1;
+                }
+                if (!p[len])
+                        break;
+                p += len + 1;
+        }
+        PQconninfoFree(opts);
+        return r;
+}
+
 BusScope config_default_bus(void) {
         const char *e = getenv("GAZELLE_BUS");
         if (e && streq(e, "user"))
@@ -162,6 +213,8 @@ typedef struct SettingDef {
 static const SettingDef settings_table[] = {
         { "GAZELLE_BUS", KIND_CHOICE, .offset = NO_FIELD, .choices = "user|system" },
         { "GAZELLE_CONFIG", KIND_PATH, .offset = NO_FIELD },
+        /* Before DATABASE_URL, whose check reads it. */
+        { "GAZELLE_DB_ALLOW_PLAINTEXT", KIND_CHOICE, .offset = NO_FIELD, .choices = "0|1" },
         { "DATABASE_URL", KIND_DB_URL, .offset = FIELD(database_url), .credential = "database-url" },
         { "BACKUP_DIR", KIND_PATH, .offset = FIELD(backup_dir) },
         { "BACKUP_KEEP", KIND_UNSIGNED, .min = 1, .max = 1000, .def = "10", .offset = FIELD(backup_keep) },
@@ -305,12 +358,20 @@ static int check_value(Config *c, const SettingDef *d, const char *v) {
                         return invalid(c, "%s: not a valid %s:// URL (expected %s://HOST[:PORT])", d->name, scheme, scheme);
                 break;
         }
-        case KIND_DB_URL:
+        case KIND_DB_URL: {
                 /* Never echo it: a connection string carries the password. */
                 if (strncmp(v, "postgres://", 11) != 0 && strncmp(v, "postgresql://", 13) != 0 && !strchr(v, '='))
                         return invalid(c, "%s: not a PostgreSQL connection string (expected postgresql://… or "
                                        "key=value pairs)", d->name);
+                char host[128];
+                int r = db_url_plaintext_remote(v, host, sizeof host);
+                if (r > 0 && !streq_ptr(getenv("GAZELLE_DB_ALLOW_PLAINTEXT"), "1"))
+                        return invalid(c, "%s: the server %s is not on this machine and TLS is not required: add "
+                                       "sslmode=verify-full and sslrootcert=/path/to/ca.crt (or at least "
+                                       "sslmode=require) to the connection string, or set GAZELLE_DB_ALLOW_PLAINTEXT=1",
+                                       d->name, host);
                 break;
+        }
         case KIND_GROUP:
                 if (strlen(v) > 64 || strpbrk(v, " :/\n\t"))
                         return invalid(c, "%s=%s: not a valid group name (expected at most 64 characters, no space, "
