@@ -153,34 +153,6 @@ static int load_settings(Config *c) {
         return r < 0 ? -EINVAL : 0;
 }
 
-/* Every setting that holds a secret, whichever module reads it: all are masked in every process,
- * so that a text reaching another process (a stored message, a journal line in a failure email)
- * is safe there too. url: a connection string or URL whose password part is the secret. */
-static const struct {
-        const char *credential, *env;
-        bool url;
-} secret_settings[] = {
-        { "database-url", "DATABASE_URL", true },
-        { "gazelle-api-key", "GAZELLE_API_KEY", false },
-        { "gazelle-client-secret", "GAZELLE_CLIENT_SECRET", false },
-        { "sendgrid-api-key", "SENDGRID_API_KEY", false },
-        { "smtp-password", "SMTP_PASSWORD", false },
-        { NULL, "SMTP_URL", true },
-};
-
-static void register_secrets(Config *c) {
-        for (size_t i = 0; i < ELEMENTSOF(secret_settings); i++) {
-                _cleanup_free_ char *v = NULL;
-                if (config_read_secret(secret_settings[i].credential, secret_settings[i].env, &v) < 0 || !v)
-                        continue; /* unreadable: the module that needs it says so */
-                if (secret_settings[i].url)
-                        secrets_add_url(c->secrets, v);
-                else
-                        secrets_add(c->secrets, v);
-                explicit_bzero(v, strlen(v));
-        }
-}
-
 typedef enum SettingKind {
         KIND_UNSIGNED, /* a whole number, min…max */
         KIND_TIMESPAN, /* "4h", "90min", "3600s", "2d": min…max microseconds */
@@ -205,6 +177,7 @@ typedef struct SettingDef {
         size_t offset;          /* the Config field, NO_FIELD: validated here, read by its user */
         const char *credential; /* systemd credential read before the environment (secrets) */
         const char *choices;    /* KIND_CHOICE: "a|b" */
+        bool mask;              /* a secret: masked in every text that leaves any process (redact.c) */
 } SettingDef;
 
 #define H (3600 * USEC_PER_SEC)
@@ -215,7 +188,7 @@ static const SettingDef settings_table[] = {
         { "GAZELLE_CONFIG", KIND_PATH, .offset = NO_FIELD },
         /* Before DATABASE_URL, whose check reads it. */
         { "GAZELLE_DB_ALLOW_PLAINTEXT", KIND_CHOICE, .offset = NO_FIELD, .choices = "0|1" },
-        { "DATABASE_URL", KIND_DB_URL, .offset = FIELD(database_url), .credential = "database-url" },
+        { "DATABASE_URL", KIND_DB_URL, .offset = FIELD(database_url), .credential = "database-url", .mask = true },
         { "BACKUP_DIR", KIND_PATH, .offset = FIELD(backup_dir) },
         { "BACKUP_KEEP", KIND_UNSIGNED, .min = 1, .max = 1000, .def = "10", .offset = FIELD(backup_keep) },
         { "BACKUP_SQLITE_PATH", KIND_PATH, .offset = FIELD(backup_sqlite_path) },
@@ -236,21 +209,40 @@ static const SettingDef settings_table[] = {
         { "GAZELLE_HTTP_BACKOFF_MS", KIND_UNSIGNED, .min = 1, .max = 600000, .def = "500", .offset = FIELD(http_backoff_ms) },
         { "GAZELLE_HTTP_LOW_SPEED_SEC", KIND_UNSIGNED, .min = 1, .max = 3600, .def = "30", .offset = FIELD(http_low_speed_sec) },
         { "GAZELLE_SYNC_DELETE_MAX_PERCENT", KIND_UNSIGNED, .min = 0, .max = 100, .def = "10", .offset = FIELD(sync_delete_max_percent) },
-        { "GAZELLE_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-api-key" },
+        { "GAZELLE_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-api-key", .mask = true },
         { "GAZELLE_CLIENT_ID", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-client-id" },
-        { "GAZELLE_CLIENT_SECRET", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-client-secret" },
+        { "GAZELLE_CLIENT_SECRET", KIND_SECRET, .offset = NO_FIELD, .credential = "gazelle-client-secret",
+          .mask = true },
         { "ALERTS_MAX_LATENESS", KIND_TIMESPAN, .min = USEC_PER_SEC, .max = 7 * 24 * H, .def = "4h", .offset = FIELD(alerts_max_lateness) },
-        { "SMTP_URL", KIND_SMTP_URL, .offset = FIELD(smtp_url) },
+        { "SMTP_URL", KIND_SMTP_URL, .offset = FIELD(smtp_url), .mask = true },
         { "SMTP_USERNAME", KIND_SECRET, .offset = NO_FIELD, .credential = "smtp-username" },
-        { "SMTP_PASSWORD", KIND_SECRET, .offset = NO_FIELD, .credential = "smtp-password" },
+        { "SMTP_PASSWORD", KIND_SECRET, .offset = NO_FIELD, .credential = "smtp-password", .mask = true },
         { "SENDGRID_API_URL", KIND_URL, .def = "https://api.sendgrid.com", .offset = FIELD(sendgrid_api_url) },
-        { "SENDGRID_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "sendgrid-api-key" },
+        { "SENDGRID_API_KEY", KIND_SECRET, .offset = NO_FIELD, .credential = "sendgrid-api-key", .mask = true },
         { "GOOGLE_APPLICATION_CREDENTIALS", KIND_PATH, .offset = FIELD(google_application_credentials),
           .credential = "google-service-account.json" },
         { "GOOGLE_TOKEN_URL", KIND_URL, .def = "https://oauth2.googleapis.com/token", .offset = FIELD(google_token_url) },
         { "SHEETS_API_URL", KIND_URL, .def = "https://sheets.googleapis.com", .offset = FIELD(sheets_api_url) },
         { "REPORT_SPREADSHEET_ID", KIND_TEXT, .min = 1, .max = 128, .offset = FIELD(report_spreadsheet_id) },
 };
+
+/* Every row marked mask, whichever module reads it, is registered with the redaction step of
+ * every process, so that a text reaching another process (a stored message, a journal line in a
+ * failure email) is safe there too. A connection string or URL registers its password part.
+ * Done before any row is checked: a bad value's error line is masked too. */
+static void register_secrets(Config *c) {
+        for (size_t i = 0; i < ELEMENTSOF(settings_table); i++) {
+                const SettingDef *d = &settings_table[i];
+                _cleanup_free_ char *v = NULL;
+                if (!d->mask || config_read_secret(d->credential, d->name, &v) < 0 || !v)
+                        continue; /* unreadable: load_table() says so */
+                if (d->kind == KIND_DB_URL || d->kind == KIND_SMTP_URL)
+                        secrets_add_url(c->secrets, v);
+                else
+                        secrets_add(c->secrets, v);
+                explicit_bzero(v, strlen(v));
+        }
+}
 
 /* A value as it may appear in the one error line: at most 40 bytes, cut on a character
  * boundary, control characters as '?'. Never used for secrets. */
