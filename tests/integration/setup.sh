@@ -77,8 +77,20 @@ q() {
 # q1 SQL - the first column of the first row (empty if none)
 q1() { q "$1" | head -n 1 | cut -d'|' -f1; }
 
-# gs_call METHOD [SIGNATURE ARGS...] - busctl call on the daemon's object
-gs_call() { busctl --user --timeout=30 call "$GS_BUS" "$GS_PATH" "$GS_BUS" "$@"; }
+# gs_call METHOD [SIGNATURE ARGS...] - busctl call on the daemon's object. No call may wait for
+# its timeout (every error path answers at once): one that does is recorded, and the test fails
+# when it ends (_gs_cleanup), even if the caller expected an error and hid the message.
+GS_TIMEOUTS=$SBX_DIR/dbus-call-timeouts
+gs_call() {
+    local rc=0 err=$SBX_DIR/gs_call.$$.$RANDOM
+    busctl --user --timeout=30 call "$GS_BUS" "$GS_PATH" "$GS_BUS" "$@" 2>"$err" || rc=$?
+    if grep -qiE "timed out|timeout was reached" "$err"; then
+        printf '%s: %s\n' "$1" "$(cat "$err")" >> "$GS_TIMEOUTS"
+    fi
+    cat "$err" >&2
+    rm -f "$err"
+    return $rc
+}
 
 # Holding a rollback-journal SQLite file with BEGIN EXCLUSIVE makes a backup of it hang (the
 # backup loops on SQLITE_BUSY). lock_start FILE creates FILE and locks it; lock_release frees it.
@@ -103,7 +115,13 @@ lock_release() {
     wait "$LOCK_PID" 2>/dev/null || true
     LOCK_PID=
 }
-_gs_cleanup() { [ -z "$LOCK_PID" ] || { : > "$LOCK_FILE.release"; kill "$LOCK_PID" 2>/dev/null || true; }; }
+_gs_cleanup() {
+    [ -z "$LOCK_PID" ] || { : > "$LOCK_FILE.release"; kill "$LOCK_PID" 2>/dev/null || true; }
+    if [ -s "$GS_TIMEOUTS" ]; then
+        printf 'not ok - D-Bus call(s) waited for their timeout:\n%s\n' "$(cat "$GS_TIMEOUTS")" >&2
+        exit 1
+    fi
+}
 trap _gs_cleanup EXIT
 
 unit_state() { systemctl --user show -p ActiveState --value "$1"; }
