@@ -172,8 +172,7 @@ static int fail(Image *im, int r, const char *fmt, ...) _printf_(3, 4);
 static int fail(Image *im, int r, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(im->reason, im->reason_size, fmt, ap);
-        utf8_make_valid(im->reason); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(im->reason, im->reason_size, fmt, ap);
         va_end(ap);
         return r;
 }

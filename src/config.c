@@ -29,8 +29,7 @@ static int invalid(Config *c, const char *fmt, ...) _printf_(2, 3);
 static int invalid(Config *c, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(c->error, sizeof c->error, fmt, ap);
-        utf8_make_valid(c->error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(c->error, sizeof c->error, fmt, ap);
         va_end(ap);
         return -EINVAL;
 }

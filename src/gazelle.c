@@ -61,8 +61,7 @@ static void set_error(char *error, size_t size, const char *fmt, ...) {
         if (!error || size == 0)
                 return;
         va_start(ap, fmt);
-        vsnprintf(error, size, fmt, ap);
-        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(error, size, fmt, ap);
         va_end(ap);
 }
 

@@ -60,8 +60,7 @@ static int fail(char *error, size_t size, int r, const char *fmt, ...) _printf_(
 static int fail(char *error, size_t size, int r, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(error, size, fmt, ap);
-        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(error, size, fmt, ap);
         va_end(ap);
         return r;
 }

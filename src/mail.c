@@ -224,8 +224,7 @@ const char *mail_outcome_to_string(MailOutcome o) {
 _printf_(3, 4) static int result_fail(MailResult *r, MailOutcome outcome, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(r->error, sizeof r->error, fmt, ap);
-        utf8_make_valid(r->error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(r->error, sizeof r->error, fmt, ap);
         va_end(ap);
         r->outcome = outcome;
         return outcome == MAIL_UNCERTAIN ? -EPROTO : -EIO;
@@ -512,8 +511,7 @@ Mailer *mailer_free(Mailer *m) {
 _printf_(3, 4) static int config_error(char *error, size_t size, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(error, size, fmt, ap);
-        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(error, size, fmt, ap);
         va_end(ap);
         return -EINVAL;
 }

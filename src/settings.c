@@ -50,8 +50,7 @@ static int fail(char *error, size_t size, const char *fmt, ...) _printf_(3, 4);
 static int fail(char *error, size_t size, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(error, size, fmt, ap);
-        utf8_make_valid(error); /* a byte cut (size, %.Ns) leaves no half character */
+        utf8_vformat(error, size, fmt, ap);
         va_end(ap);
         return -EINVAL;
 }

@@ -120,3 +120,10 @@ char *utf8_excerpt(char *buf, size_t size, const char *s, size_t max) {
         strcpy(buf + n, max >= 3 ? "..." : "");
         return buf;
 }
+
+char *utf8_vformat(char *buf, size_t size, const char *fmt, va_list ap) {
+        if (size == 0)
+                return buf;
+        vsnprintf(buf, size, fmt, ap);
+        return utf8_make_valid(buf);
+}

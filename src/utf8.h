@@ -5,6 +5,7 @@
  * never sent and its caller waits for its own timeout. */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -18,6 +19,9 @@ char *utf8_strndup(const char *s, size_t max);
 /* Makes s valid UTF-8 in place: an incomplete sequence (what a byte cut leaves behind) is
  * dropped, any other invalid byte becomes '?'. Returns s. */
 char *utf8_make_valid(char *s);
+/* vsnprintf() into a fixed buffer (an error text), then utf8_make_valid(): a byte cut (size,
+ * %.Ns) leaves no half character. Returns buf. */
+char *utf8_vformat(char *buf, size_t size, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 bool utf8_is_valid(const char *s);
 /* At most max bytes of s into buf (size bytes), cut on a character boundary and, when cut,
  * ended with "..." (within max): a reader, and redact.h, know a text was cut there. Returns buf. */
