@@ -11,8 +11,9 @@
 #      gazelle under /var/lib/gazelle-scheduler, exactly one scheduled run in the slot, the
 #      later starts skipped by the guard;
 #   2. a running task is confined (NoNewPrivs, seccomp, no capabilities, read-only /etc /usr,
-#      no /home /root, writable state directory) and systemd-analyze security scores each
-#      service live as it does offline;
+#      no /home /root, writable state directory and the path a `systemctl edit` drop-in opens
+#      with ReadWritePaths=) and systemd-analyze security scores each service live as it does
+#      offline;
 #   3. secrets come through LoadCredential= and are absent from systemctl show, the task's
 #      environment and the journal;
 #   4. the system bus: RunTask by root and by a gazelle-admin member start the unit, another
@@ -282,6 +283,14 @@ done
 [ "$GS_STORE" = postgresql ] || assert_eq "gazelle 600" "$(perm $STATE/gazelle-scheduler.sqlite)" "1. the SQLite store: gazelle 0600"
 
 # ============================================================================ 2, 3 (a sync held by the silent Gazelle)
+# The README's way to open one more path: `systemctl edit` (the editor writes the drop-in).
+install -d -o gazelle -g gazelle -m 0700 /srv/gs-extra
+printf '#!/bin/sh\nprintf "[Service]\\nReadWritePaths=/srv/gs-extra\\n" > "$1"\n' >"$work/editor"
+chmod +x "$work/editor"
+# systemctl edit wants a terminal: script(1) gives it one.
+SYSTEMD_EDITOR=$work/editor script -qec "systemctl edit gazelle-sync.service" /dev/null </dev/null >/dev/null 2>&1 \
+    || fail "systemctl edit gazelle-sync.service failed"
+assert_eq /srv/gs-extra "$(systemctl show -p ReadWritePaths --value gazelle-sync.service)" "2. systemctl edit added ReadWritePaths=/srv/gs-extra"
 systemctl start --no-block gazelle-sync.service
 main_pid() { p=$(systemctl show -p MainPID --value gazelle-sync.service); [ "${p:-0}" -gt 0 ] 2>/dev/null; }
 wait_for "the sync to run" 30 main_pid || fail "gazelle-sync.service has no MainPID: $(journalctl -q -u gazelle-sync.service -n 20 --no-pager)"
@@ -299,7 +308,9 @@ done
 ok "2. in the task's view /etc /usr /home /root /var/lib /opt $ETC are not writable"
 try_write "$STATE" || fail "2. the task cannot write its state directory"
 try_write /tmp || fail "2. the task cannot write its private /tmp"
-ok "2. the state directory and the private /tmp are writable"
+try_write /srv/gs-extra || fail "2. the path opened by ReadWritePaths= is not writable"
+if try_write /srv; then fail "2. the task can write to /srv"; fi
+ok "2. the state directory, the private /tmp and the ReadWritePaths= path are writable (not /srv around it)"
 # The kernel's NoNewPrivs is also forced by SystemCallFilter= for a non-root unit: check that the
 # unit asks for it too, so that dropping the line cannot go unnoticed.
 for u in "${TASK_UNITS[@]}" gazelle-schedulerd.service; do
