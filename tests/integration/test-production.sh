@@ -219,6 +219,8 @@ if [ -n "${PREV_INSTALLED:-}" ]; then
     assert_eq "$((10#${newest%%_*}))" "$(q1 "SELECT max(version) FROM schema_migrations")" \
         "7. migrations applied by the upgrade: schema $prev_version -> ${newest%.sql}"
     rm -rf "$dropin"; systemctl daemon-reload; systemctl restart gazelle-backup.timer
+else
+    ok "7. skipped: no previous revision to upgrade from (GS_UPGRADE_FROM=${GS_UPGRADE_FROM:-HEAD~1})"
 fi
 
 # ============================================================================ 1
