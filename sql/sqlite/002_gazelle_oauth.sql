@@ -1,6 +1,6 @@
 -- 002_gazelle_oauth (SQLite): the Gazelle OAuth tokens. One row. A rotated refresh token
 -- replaces the old one in a committed transaction before the new access token is used: losing
--- it locks the account out until a person re-authorizes (reference/gazelle-api.md).
+-- it locks the account out until a person re-authorizes (src/gazelle.h).
 CREATE TABLE IF NOT EXISTS gazelle_oauth_tokens (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     access_token  TEXT,
