@@ -12,9 +12,9 @@
 # and prints each one's time, its ratios, and the writer's worst commit in the 10 s before it
 # (BENCH_QUIET_S: at least as long as a method takes, so that "before" sees as much of a shared
 # machine's noise as "during") and during it. With BENCH_ROUNDS > 1, medians. Ends with the
-# goal lines: ours <= 2x cp+fsync, faster than VACUUM INTO (+fsync: a copy is only a backup
-# once on disk), writer's worst commit during ours <= 2x its worst before; exit status 3 when
-# one is missed.
+# goal lines: ours <= 2x cp+fsync, faster than VACUUM INTO (and, for information, against
+# VACUUM INTO + fsync, the same durability as ours), writer's worst commit during ours <= 2x
+# its worst before; exit status 3 when one is missed.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
@@ -83,8 +83,12 @@ run_method() {
         esac
 }
 : >"$work/windows.txt"
-for ((r = 1; r <= rounds; r++)); do
-        for m in cp cp+fsync "VACUUM INTO" VACUUM+fsync ours; do
+methods=(cp cp+fsync "VACUUM INTO" VACUUM+fsync ours)
+for ((r = 0; r < rounds; r++)); do
+        # Each round starts one method later: none always runs at the same point of the
+        # other tenants' load.
+        for ((k = 0; k < ${#methods[@]}; k++)); do
+                m=${methods[(k + r) % ${#methods[@]}]}
                 sync
                 sleep "$quiet_s"
                 t0=$(now)
@@ -126,10 +130,10 @@ for line in open(sys.argv[6]):
           f"verification {st.get('verify_ms', '?')} ms ({st.get('verified_pages', 0)} pages), final fsync "
           f"{st.get('sync_ms', '?')} ms, whole run {st.get('duration_ms')} ms")
 _, b, d = med["ours"]
-ok = [ours <= 2 * cpf, ours < vacf, d <= 2 * b]
+ok = [ours <= 2 * cpf, ours < vac, d <= 2 * b]
 print(f"\n  goal: ours <= 2x cp+fsync        {ours / cpf:.2f}x   {'met' if ok[0] else 'MISSED'}")
-print(f"  goal: ours faster than VACUUM    {ours / vacf:.2f}x   {'met' if ok[1] else 'MISSED'} (VACUUM INTO+fsync; "
-      f"without its fsync {ours / vac:.2f}x)")
+print(f"  goal: ours faster than VACUUM    {ours / vac:.2f}x   {'met' if ok[1] else 'MISSED'} (against VACUUM INTO "
+      f"with its fsync, the same durability as ours: {ours / vacf:.2f}x)")
 print(f"  goal: writer during <= 2x before {d / b if b else 0:.2f}x   {'met' if ok[2] else 'MISSED'}")
 sys.exit(0 if all(ok) else 3)
 PY
