@@ -4,7 +4,8 @@
 # recorded as triggered_by=scheduler, the ExecCondition= guard skips a second timer start the same
 # day, concurrent starts give one run, the journal carries GAZELLE_RUN_ID, a SIGKILLed run is
 # marked error ("Interrompue…") by the next run, a BACKUP_DIR made read-only by the unit's sandbox
-# is reported as such with the ReadWritePaths= drop-in that fixes it.
+# is reported as such with the ReadWritePaths= drop-in that fixes it, and so is a read-only
+# mail.outbox_dir in the failure notification.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
@@ -149,3 +150,24 @@ ls "$ro"/db_backup_*.sqlite >/dev/null || fail "no backup in $ro"
 ok "with the ReadWritePaths= drop-in the backup lands in $ro"
 rm -rf "$svc_dropin"; systemctl --user daemon-reload
 systemctl --user unset-environment BACKUP_DIR
+
+# --- 7. mail.outbox_dir outside the state directory under the same sandbox: the failure
+# notification's journal entry says the outbox is read-only there and names the drop-in
+rob=$SBX_DIR/ro-outbox
+mkdir -p "$rob"; chmod 0700 "$rob"
+printf '{"mail": {"admin_email": "admin@example.com", "transport": "outbox", "outbox_dir": "%s"}}\n' "$rob" \
+    > "$SBX_DIR/outbox-config.json"
+notify_dropin=$XDG_CONFIG_HOME/systemd/user/gazelle-notify-failure@.service.d
+mkdir -p "$notify_dropin"
+printf '[Service]\nProtectSystem=strict\nReadWritePaths=%s\n' "$GS_STATE" > "$notify_dropin/50-test-strict.conf"
+systemctl --user daemon-reload
+systemctl --user set-environment GAZELLE_CONFIG="$SBX_DIR/outbox-config.json"
+systemctl --user start gazelle-notify-failure@gazelle-backup.service.service 2>/dev/null || true
+entry=$(journal_wait 30 SYSLOG_IDENTIFIER=gazelle-scheduler GAZELLE_FAILED_UNIT=gazelle-backup.service GAZELLE_ALERT_STATE=failed) \
+    || fail "no failed-notification entry: $(journalctl -q --no-pager -o cat SYSLOG_IDENTIFIER=gazelle-scheduler | tail -n 3)"
+grep -q "$rob est en lecture seule dans le bac à sable de l'unité" <<<"$entry" && grep -qF "ReadWritePaths=$rob" <<<"$entry" \
+    || fail "the outbox's message: $entry"
+[ -z "$(ls -A "$rob")" ] || fail "something was written to the read-only outbox"
+ok "a read-only mail.outbox_dir: $(tail -n 1 <<<"$entry")"
+systemctl --user unset-environment GAZELLE_CONFIG
+rm -rf "$notify_dropin"; systemctl --user daemon-reload
