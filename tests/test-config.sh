@@ -135,10 +135,13 @@ policy=$GS_BUILD_DIR/dbus/com.piano_tek.GazelleScheduler1.conf
 grep -q "<policy group=\"$group\">" "$policy" || fail "the bus policy does not grant the daemon's group $group: $(grep 'policy group' "$policy")"
 [ "$(grep -c '<policy group=' "$policy")" = 2 ] || fail "the bus policy names other groups: $(grep 'policy group' "$policy")"
 grep -q "^g $group -" "$GS_BUILD_DIR/units/gazelle-scheduler.sysusers" || fail "sysusers.d does not create $group"
+for m in "$GS_BUILD_DIR"/src/cockpit/manifest.*.json; do
+    grep -q "\"admin_group\": \"$group\"" "$m" || fail "the Cockpit manifest $m does not name $group"
+done
 rc=0; GAZELLE_ADMIN_GROUP=not-$group "$bin" --system check-config >/dev/null 2>"$tmp/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "GAZELLE_ADMIN_GROUP=not-$group: the system bus policy of this build grants group $group (meson option admin_group)" "$tmp/err" \
     || fail "--system with another admin group: rc=$rc $(cat "$tmp/err")"
 GAZELLE_ADMIN_GROUP=$group "$bin" --system check-config >/dev/null 2>"$tmp/err" || [ $? = 1 ] || fail "--system with the build's group: $(cat "$tmp/err")"
 GAZELLE_ADMIN_GROUP=not-$group "$bin" --user check-config >/dev/null 2>"$tmp/err" || [ $? = 1 ] || fail "--user with another group: $(cat "$tmp/err")"
-ok "the bus policy, sysusers.d and the daemon share the admin group $group; a different one on the system bus exits 2"
+ok "the bus policy, sysusers.d, the Cockpit page and the daemon share the admin group $group; a different one on the system bus exits 2"
 echo "1..$n"

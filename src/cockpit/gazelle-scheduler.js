@@ -10,7 +10,8 @@
  * cockpit.spawn. A refresh every 30 s is only a safety net.
  *
  * The bus (system for the installed product, session for the user flavour) is the one setting
- * of the package: manifest.json's "config": {"bus": …}, read through ../manifests.js.
+ * of the package: manifest.json's "config": {"bus": …, "admin_group": …}, read through
+ * ../manifests.js; the admin group is the build's (meson option admin_group).
  */
 "use strict";
 
@@ -24,8 +25,18 @@
     const REFRESH_MS = 30 * 1000;
     const STALE_MS = 26 * 3600 * 1000;   /* as "gazelle-scheduler status": daily task + 2 h */
     const JOURNAL_LINES = 200;
-    const ADMIN_GROUP = "gazelle-admin";
     const TZ = "America/Montreal";
+
+    /* A value of manifest.json's "config" (generated at build time). */
+    function configured(key) {
+        const manifest = cockpit.manifests && cockpit.manifests["gazelle-scheduler"];
+        return manifest && manifest.config ? manifest.config[key] : undefined;
+    }
+
+    /* The build's admin_group (meson option), as the bus policy and the daemon have it. */
+    function adminGroup() {
+        return configured("admin_group") || "gazelle-admin";
+    }
 
     const STATUS = {
         success: { icon: "✅", label: "Succès" },
@@ -188,9 +199,9 @@
         ];
         if (name === "org.freedesktop.DBus.Error.AccessDenied" || (error && error.problem === "access-denied"))
             return what === "run"
-                ? `Lancement refusé : réservé au groupe ${ADMIN_GROUP}${user}. ` +
-                  `Demandez à un administrateur de vous ajouter au groupe ${ADMIN_GROUP}.`
-                : `Accès refusé : le journal des tâches est réservé aux groupes gazelle et ${ADMIN_GROUP}${user}. ` +
+                ? `Lancement refusé : réservé au groupe ${adminGroup()}${user}. ` +
+                  `Demandez à un administrateur de vous ajouter au groupe ${adminGroup()}.`
+                : `Accès refusé : le journal des tâches est réservé aux groupes gazelle et ${adminGroup()}${user}. ` +
                   "Demandez à un administrateur de vous ajouter à l'un d'eux.";
         if (name === ERR + "AlreadyRunning") {
             const id = /([0-9a-f]{8}-[0-9a-f-]{27})/.exec(error.message || "");
@@ -235,9 +246,7 @@
     };
 
     function configuredBus() {
-        const manifest = cockpit.manifests && cockpit.manifests["gazelle-scheduler"];
-        const bus = manifest && manifest.config && manifest.config.bus;
-        return bus === "session" ? "session" : "system";
+        return configured("bus") === "session" ? "session" : "system";
     }
 
     function unitPath(unit) {
