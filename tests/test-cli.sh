@@ -115,4 +115,20 @@ timeout -s INT 3.5 "$bin" logs -n 3 --watch 1 >"$tmp/out" 2>"$tmp/err" || true
 [ "$(grep -c '^Journal des tâches' "$tmp/out")" -ge 3 ] || fail "--watch did not refresh: $(cat "$tmp/out")"
 assert_lines || fail "--watch repeated the fallback line: $(cat "$tmp/err")"
 ok "logs --watch refreshes from the store and says it once"
+
+# A caller's text cut inside a multi-byte character never reaches stderr half: a 62- to 65-byte
+# task name ending in "é" or "€", for every command that checks a task itself (start asks the
+# daemon: tests/unit/test-bus-api.c).
+for pad in 62 63 64 65; do
+    for ch in é €; do
+        name="$(printf 'a%.0s' $(seq "$pad"))$ch$ch"
+        for cmd in "run $name" "should-run $name" "logs --task $name"; do
+            # shellcheck disable=SC2086
+            "$bin" ${cmd% *} "$name" >/dev/null 2>"$tmp/err" && fail "$cmd accepted an unknown task"
+            iconv -f UTF-8 -t UTF-8 "$tmp/err" >/dev/null 2>&1 || fail "${cmd%% *}: invalid UTF-8 on stderr at a $pad-byte cut"
+            grep -q "Unknown task" "$tmp/err" || fail "${cmd%% *}: $(cat "$tmp/err")"
+        done
+    done
+done
+ok "an unknown task name cut inside a multi-byte character: valid UTF-8 on stderr, for every command"
 echo "1..$n"
