@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # tests/system-sandbox.sh leaves nothing behind: three boxes in a row (each with a unit and an
-# orphan that ignore SIGTERM; the unit is SIGKILLed after its 2 s stop timeout) and one whose
-# runner is SIGKILLed leave no process in their pid namespace, no mount on the host, no cgroup,
+# orphan that ignore SIGTERM; the unit is SIGKILLed after its 2 s stop timeout), one whose runner
+# gets SIGTERM and one whose runner is SIGKILLed leave no process in their pid namespace, no mount on the host, no cgroup,
 # no scratch directory (the SIGKILLed box's empty cgroups and directory are swept by the next
 # run). Runs on the host, not in a box.
 set -euo pipefail
@@ -59,6 +59,19 @@ for i in 1 2 3; do
     assert_eq "$base_left" "$(leftovers)" "box $i: no cgroup or scratch directory left"
     ok "box $i: no process left in $ns ($(( (t1 - t0) / 1000 )) ms for the whole run)"
 done
+
+# A box whose runner gets SIGTERM while its command runs: orderly teardown, rc 143.
+"$box" sh -c 'readlink /proc/1/ns/pid; exec sleep 300' >"$out/termed" 2>"$out/err-termed" &
+victim=$!
+has_ns_t() { [ -s "$out/termed" ]; }
+wait_for "the box to start its command" 30 has_ns_t || fail "box did not start: $(cat "$out/err-termed")"
+ns=$(head -n 1 "$out/termed")
+kill -TERM "$victim"
+rc=0; wait "$victim" || rc=$?
+assert_eq 143 "$rc" "SIGTERM to the runner: rc 143"
+wait_for "the SIGTERMed box's processes to go" 10 ns_empty "$ns" || fail "SIGTERMed box left processes: $(in_ns "$ns")"
+assert_eq "$base_mounts" "$(mounts)" "SIGTERM: host mounts unchanged"
+assert_eq "$base_left" "$(leftovers)" "SIGTERM: no cgroup or scratch directory left"
 
 # A box whose runner is SIGKILLed while its command runs.
 "$box" sh -c 'readlink /proc/1/ns/pid; exec sleep 300' >"$out/killed" 2>"$out/err-killed" &
