@@ -644,15 +644,15 @@ static int restore_locked(const Config *c, const char *path, int version, bool d
                                        holder.host, holder.run_id);
         r = mkdir_p(c->backup_dir, 0700);
         if (r < 0)
-                return log_error_errno(r, "Refusing to restore: the backup directory %s cannot be created (%s). Nothing "
-                                       "was changed.", c->backup_dir, strerror(-r));
+                return log_error_errno(r, "Refusing to restore: the backup directory %s cannot be created (%m). Nothing "
+                                       "was changed: check BACKUP_DIR and its rights.", c->backup_dir);
         r = work_copy_make(path, version, c->backup_dir, &work, reason, sizeof reason);
         if (r < 0)
                 return log_error_errno(r, "Refusing to restore %s: %s. Nothing was changed.", path, reason);
         r = product_tables(&tables);
         if (r < 0)
-                return log_error_errno(r, "Refusing to restore %s: cannot list its tables: %s. Nothing was changed.",
-                                       path, strerror(-r));
+                return log_error_errno(r, "Refusing to restore %s: cannot list the product's tables: %m. Nothing was "
+                                       "changed.", path);
         if (dry_run)
                 return print_plan(store, work.src, &tables, path, version);
 
@@ -699,8 +699,8 @@ int backup_restore(const Config *c, const char *path, bool dry_run) {
                 log_error_errno(r, "Refusing to restore while a task is running (%s): wait for it to finish and "
                                    "retry. Nothing was changed.", busy->label);
         else if (r < 0)
-                log_error_errno(r, "Failed to lock the tasks in the state directory %s: %s", c->state_dir,
-                                strerror(-r));
+                log_error_errno(r, "Refusing to restore: cannot lock the tasks in the state directory %s (%m). "
+                                "Nothing was changed: check the directory's rights.", c->state_dir);
         else
                 r = restore_locked(c, path, version, dry_run);
         return r < 0 ? EXIT_TASK_FAILED : EXIT_TASK_OK;
