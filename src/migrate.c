@@ -73,6 +73,16 @@ static int add_checksums(Db *db) {
         return r < 0 ? r : 0;
 }
 
+int migrate_record_checksums(Db *db) {
+        int r = db_begin(db);
+        if (r >= 0)
+                r = add_checksums(db);
+        if (r >= 0)
+                return db_commit(db);
+        (void) db_rollback(db);
+        return r;
+}
+
 int migrate_apply(Db *db) {
         int64_t version;
         int applied = 0;

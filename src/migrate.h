@@ -19,6 +19,10 @@ extern const Migration postgresql_migrations[];
  * even when several processes start together. Returns the number applied or -errno (the
  * engine's message in db_error()). */
 int migrate_apply(Db *db);
+/* Adds schema_migrations.checksum where missing and fills it for every migration applied under
+ * our name (what migrate_apply() does whenever it applies one): for a store that was replaced
+ * by an up-to-date file made before checksums were recorded. */
+int migrate_record_checksums(Db *db);
 /* Highest version this binary knows for the engine. */
 int migrate_latest(const Db *db);
 /* SHA-256 of the migration's SQL text, in hex: recorded in schema_migrations.checksum so that a

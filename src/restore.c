@@ -462,6 +462,10 @@ static int restore_sqlite(Db *store, sqlite3 *src, const char *path) {
                         log_warning("Failed to clear %s after the restore, ignoring (stale leases expire by "
                                     "themselves): %s", live_tables[i], db_error(store));
         }
+        /* A file of today's schema made before checksums were recorded brought its own table. */
+        if (migrate_record_checksums(store) < 0)
+                log_warning("Failed to record the migrations' checksums after the restore, ignoring (the next "
+                            "migration records them): %s", db_error(store));
         return 0;
 }
 

@@ -405,6 +405,28 @@ static void older_schema(bool pg) {
         env_done(&e);
 }
 
+/* A backup of today's schema made before checksums were recorded: restored, and the store
+ * records them at once (its next backups are recognised by checksum too). */
+TEST(without_checksums_sqlite) {
+        Env e;
+        env_init(&e, false);
+        populate(&e);
+        _cleanup_free_ char *dir = xasprintf("%s/nosum-%u", tmp_root, counter);
+        ASSERT_OK(mkdir_p(dir, 0700));
+        Buf b = {};
+        schema_sql_upto(INT_MAX, &b);
+        _cleanup_free_ char *path = sqlite_file(dir, "db_backup_20261101_030000.sqlite", b.data);
+        free(b.data);
+        ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_OK);
+        {
+                _cleanup_(db_closep) Db *db = env_store(&e);
+                ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM gazelle_users"), 0);
+                ASSERT_EQ_INT(query_int(db, "SELECT count(checksum) FROM schema_migrations"), migrate_latest(db));
+        }
+        test_rm_rf(dir);
+        env_done(&e);
+}
+
 TEST(older_schema_sqlite) {
         older_schema(false);
 }
@@ -600,6 +622,7 @@ int main(int argc, char **argv) {
         size_t n = 0;
         cases[n++] = (TestCase) TEST_CASE(foreign_files_sqlite);
         cases[n++] = (TestCase) TEST_CASE(older_schema_sqlite);
+        cases[n++] = (TestCase) TEST_CASE(without_checksums_sqlite);
         cases[n++] = (TestCase) TEST_CASE(round_trip_sqlite);
         const char *url;
         TestPgAvailability pg = test_pg_url(&url);
