@@ -54,9 +54,13 @@ static int fail(PgDb *db, const PGresult *res) {
         const char *msg = res ? PQresultErrorMessage(res) : NULL;
         if (isempty(msg))
                 msg = PQerrorMessage(db->conn);
-        db_set_error(&db->base, "PostgreSQL: %s", isempty(msg) ? "unknown error" : msg);
-        if (PQstatus(db->conn) == CONNECTION_BAD)
+        if (PQstatus(db->conn) == CONNECTION_BAD) {
+                /* Said in the users' words: the run's message shows it as is. */
+                db_set_error(&db->base, "PostgreSQL : connexion à la base perdue (serveur ou pooler arrêté ou "
+                             "redémarré ?) : %s", isempty(msg) ? "unknown error" : msg);
                 return -ECONNRESET;
+        }
+        db_set_error(&db->base, "PostgreSQL: %s", isempty(msg) ? "unknown error" : msg);
         return errno_of_result(res);
 }
 

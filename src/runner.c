@@ -194,6 +194,25 @@ static void reap_interrupted(RunContext *ctx, const char *host) {
                         ctx->task->name);
 }
 
+/* The run's connection died (pooler or server restarted): a new one, to record the end and
+ * release the lease. ctx->db is replaced (the old handle closed); true when it was. */
+static bool store_reconnect(RunContext *ctx) {
+        struct pg_conn *conn = db_pg_handle(ctx->db);
+        if (!conn || PQstatus(conn) == CONNECTION_OK)
+                return false;
+        Db *fresh = NULL;
+        int r = store_open(ctx->config, &fresh);
+        if (r < 0) {
+                log_warning("Cannot reconnect to the store to record the end of run %s: %s", ctx->run_id,
+                            fresh ? db_error(fresh) : strerror(-r));
+                db_close(fresh);
+                return false;
+        }
+        db_close(ctx->db);
+        ctx->db = fresh;
+        return true;
+}
+
 static int finish_run(RunContext *ctx, TaskResult *result) {
         usec_t now = now_realtime();
         int64_t duration = (int64_t) ((now - ctx->started_at + USEC_PER_SEC / 2) / USEC_PER_SEC);
@@ -201,6 +220,8 @@ static int finish_run(RunContext *ctx, TaskResult *result) {
 
         const char *status = run_status_to_string(result->status);
         int r = store_run_finish(ctx->db, ctx->run_id, status, result->message, stats, now, duration);
+        if (r == -ECONNRESET && store_reconnect(ctx))
+                r = store_run_finish(ctx->db, ctx->run_id, status, result->message, stats, now, duration);
         if (r < 0)
                 log_error_errno(r, "Failed to record the end of run %s (%s) in scheduler_logs: %s", ctx->run_id,
                                 status, db_error(ctx->db));
@@ -302,23 +323,6 @@ static int take_lease(RunContext *ctx, const char *host, unsigned seconds, TaskR
         }
 }
 
-/* The run's connection died (pooler or server restarted): one new connection to record the end. */
-static void reconnect_if_lost(RunContext *ctx, Db **db) {
-        struct pg_conn *conn = db_pg_handle(*db);
-        if (!conn || PQstatus(conn) == CONNECTION_OK)
-                return;
-        Db *fresh = NULL;
-        int r = store_open(ctx->config, &fresh);
-        if (r < 0) {
-                log_warning("Cannot reconnect to the store to record the end of run %s: %s", ctx->run_id,
-                            fresh ? db_error(fresh) : strerror(-r));
-                db_close(fresh);
-                return;
-        }
-        db_close(*db);
-        *db = ctx->db = fresh;
-}
-
 static void install_cancel_handlers(void) {
         struct sigaction sa = { .sa_handler = on_cancel_signal };
         sigemptyset(&sa.sa_mask);
@@ -401,8 +405,8 @@ int runner_run(const Config *config, const Task *task, TaskRunFunc run, const Ru
         else if (cancel_requested && result.status != RUN_ERROR && result.status != RUN_SKIPPED)
                 task_result_set(&result, RUN_ERROR, "Interrompue par le signal %s avant la fin",
                                 sigabbrev_np(cancel_requested));
-        reconnect_if_lost(&ctx, &db);
         int exit_code = finish_run(&ctx, &result);
+        db = ctx.db; /* finish_run() may have replaced a lost connection */
         if (exit_code == EXIT_TASK_OK)
                 stamp_done_slot(&ctx, &slot, &result);
         /* After the row: a standby that sees the lease go finds this run's final status. */

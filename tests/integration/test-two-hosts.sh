@@ -10,7 +10,9 @@
 #      ListTasks says running; the timer's start there stands by; SIGKILL of hote-a mid-run:
 #      the standby takes the expired lease over (failover time printed), closes hote-a's run as
 #      interrupted and runs the slot once;
-#   3. 5 sequential syncs alternating hosts: all `success` (nothing leaked).
+#   3. 5 sequential syncs alternating hosts: all `success` (nothing leaked);
+#   4. pgbouncer restarted mid-sync: `error` naming the lost connection, whole pages only, the
+#      lease released, the next run completes.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${SBX_DIR:-}" ] || exec "$here/../sandbox.sh" "$here/$(basename "$0")" "$@"
@@ -143,3 +145,40 @@ for i in 1 2 3 4 5; do
     assert_eq "$h|success" "$(q "SELECT host, status FROM scheduler_logs WHERE id = '$id'")" "sequential sync $i on $h: success"
 done
 assert_eq 0 "$(q1 "SELECT count(*) FROM task_leases")" "no lease left behind"
+
+# --- 4. the pooler restarted in the middle of a sync: the run ends `error` naming the lost
+# connection, the store keeps whole pages only, the lease goes, the next run completes. Each of
+# these entities is one page of the fake: after emptying them, each count is 0 or all of it.
+counts() { q "SELECT (SELECT count(*) FROM gazelle_clients), (SELECT count(*) FROM gazelle_pianos), (SELECT count(*) FROM gazelle_appointments)"; }
+full=$(counts)
+psql -X -q -d "$SBX_PG_DIRECT_URL" -c "TRUNCATE gazelle_clients, gazelle_pianos, gazelle_appointments CASCADE" \
+    || fail "cannot empty the tables"
+latency 3000
+on hote-a gazelle-scheduler --user run sync >"$SBX_DIR/cut.out" 2>&1 &
+cut_pid=$!
+wait_for "hote-a's lease" 20 held_by_a || fail "hote-a never took the lease: $(cat "$SBX_DIR/cut.out")"
+sleep 1
+"$SBX_PGBOUNCER_CTL" restart || fail "pgbouncer did not restart"
+ok "pgbouncer restarted under hote-a's sync"
+rc=0; wait "$cut_pid" || rc=$?
+[ "$rc" != 0 ] || fail "the sync cut from its store succeeded: $(cat "$SBX_DIR/cut.out")"
+cut_id=$(run_id_of "$SBX_DIR/cut.out")
+got=$(q "SELECT status, message FROM scheduler_logs WHERE id = '$cut_id'")
+case "$got" in
+    "error|"*"connexion à la base perdue"*) ok "the run ends error naming the lost connection: ${got#error|}";;
+    *) fail "expected error naming the lost connection, got: $got / $(cat "$SBX_DIR/cut.out")";;
+esac
+IFS='|' read -r -a want <<<"$full"
+IFS='|' read -r -a have <<<"$(counts)"
+for i in 0 1 2; do
+    [ "${have[$i]}" = 0 ] || [ "${have[$i]}" = "${want[$i]}" ] \
+        || fail "a half-written page: $(counts) (pages of $full)"
+done
+ok "the store holds whole pages only: $(counts) of $full"
+no_lease() { [ "$(q1 "SELECT count(*) FROM task_leases")" = 0 ]; }
+wait_for "the lease to go" 10 no_lease || fail "the lease stayed: $(q "SELECT * FROM task_leases")"
+ok "the lease is released"
+latency 0
+(on hote-b gazelle-scheduler --user run sync) >"$SBX_DIR/after.out" 2>&1 || fail "the next sync failed: $(cat "$SBX_DIR/after.out")"
+assert_eq success "$(q1 "SELECT status FROM scheduler_logs WHERE id = '$(run_id_of "$SBX_DIR/after.out")'")" \
+    "the next run (hote-b) completes"
