@@ -170,7 +170,7 @@ else
     [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] && CG_ROOTS+=(/sys/fs/cgroup/unified)
     [ "$(stat -fc %T /sys/fs/cgroup/systemd 2>/dev/null)" = cgroupfs ] && CG_ROOTS+=(/sys/fs/cgroup/systemd)
 fi
-[ "${#CG_ROOTS[@]}" -gt 0 ] && [ -w "${CG_ROOTS[0]}" ] || skip "no writable cgroupfs"
+{ [ "${#CG_ROOTS[@]}" -gt 0 ] && [ -w "${CG_ROOTS[0]}" ]; } || skip "no writable cgroupfs"
 
 cg_procs() { local d; for d in "$@"; do [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done; }
 cg_rmdir() { local d; for d in "$@"; do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; done; return 0; }
@@ -205,7 +205,7 @@ for root in "${CG_ROOTS[@]}"; do
     echo $$ > "$root/$NAME/outer/cgroup.procs"
     CGS+=("$root/$NAME")
 done
-UNSHARE_PID= PID1= RC=0 CMD_PID=
+UNSHARE_PID='' PID1='' RC=0 CMD_PID=
 
 kill_entered() {
     local p c

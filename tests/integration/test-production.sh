@@ -214,7 +214,7 @@ if [ -n "${PREV_INSTALLED:-}" ]; then
     systemctl start gazelle-backup.service || fail "backup by the previous build failed: $(journalctl -q -u gazelle-backup.service -n 20 --no-pager)"
     prev_id=$(q1 "SELECT id FROM scheduler_logs WHERE task_name='backup' AND status='success'")
     [ -n "$prev_id" ] || fail "the previous build recorded no successful backup"
-    ok "previous build ($(cat "$GS_PREV_BUILD/../rev" | cut -c1-10)): backup run $prev_id recorded"
+    ok "previous build ($(cut -c1-10 "$GS_PREV_BUILD/../rev")): backup run $prev_id recorded"
     prev_version=$(q1 "SELECT max(version) FROM schema_migrations")
     # due while the upgrade installs: fires in 2 s
     mkdir -p "$dropin"
@@ -389,7 +389,7 @@ ok "4. RunTask by root bus-activated $D: run $id"
 wait_for "run $id" 60 status_is "$id" success || fail "4. run $id: $(q "SELECT status,message FROM scheduler_logs WHERE id='$id'")"
 ok "4. run $id (root) succeeded"
 sig() { grep -q "Member=$1" "$mon" && grep -q "$id" "$mon"; }
-wait_for "TaskStarted" 10 sig TaskStarted && wait_for "TaskFinished" 10 sig TaskFinished || fail "4. signals missing: $(cat "$mon")"
+{ wait_for "TaskStarted" 10 sig TaskStarted && wait_for "TaskFinished" 10 sig TaskFinished; } || fail "4. signals missing: $(cat "$mon")"
 ok "4. TaskStarted and TaskFinished for $id on the system bus"
 wait_for "the backup unit to settle" 30 unit_settled gazelle-backup.service || true
 out=$(as gs-admin busctl --timeout=30 call "$BUS" "$OBJ" "$BUS" RunTask ss backup admin@piano-tek.test 2>&1) || fail "4. RunTask by a gazelle-admin member: $out"
@@ -457,6 +457,6 @@ for f in /usr/lib/systemd/system/gazelle-backup.service /usr/lib/systemd/system/
     [ ! -e "$f" ] || fail "8. $f still there after uninstall"
 done
 assert_eq not-found "$(systemctl show -p LoadState --value gazelle-backup.service)" "8. units gone after uninstall + daemon-reload"
-[ -d "$STATE" ] && ls "$STATE"/backups/db_backup_*.sqlite >/dev/null || fail "8. state or backups removed"
+{ [ -d "$STATE" ] && ls "$STATE"/backups/db_backup_*.sqlite >/dev/null; } || fail "8. state or backups removed"
 [ "$GS_STORE" = postgresql ] || [ -f "$STATE/gazelle-scheduler.sqlite" ] || fail "8. the SQLite store was removed"
 assert_eq "$rows_before" "$(q1 "SELECT count(*) FROM scheduler_logs")" "8. state kept: $STATE, the backups and the history ($rows_before runs)"
