@@ -10,5 +10,5 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
         build-essential meson ninja-build pkg-config python3 python3-cryptography \
         libsystemd-dev libcurl4-openssl-dev libcjson-dev libpq-dev libsqlite3-dev libssl-dev libdbus-1-dev \
-        systemd dbus dbus-daemon dbus-user-session polkitd iproute2 postgresql pgbouncer sqlite3 util-linux iproute2 procps valgrind openssl ca-certificates bc \
+        systemd dbus dbus-daemon dbus-user-session polkitd postgresql pgbouncer sqlite3 util-linux iproute2 procps valgrind openssl ca-certificates bc \
         cockpit-ws cockpit-bridge chromium fonts-noto-color-emoji
