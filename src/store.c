@@ -113,8 +113,10 @@ int store_run_read(DbCursor *c, RunRow *row) {
         row->task_name = COL_STR(1);
         row->task_label = COL_STR(2);
         row->status = COL_STR(6);
-        row->message = COL_STR(7);
-        row->stats = COL_STR(8);
+        /* Masked on the way out too: a row written before the redaction step existed (or by another
+         * host) must not hand a secret to GetLogs, `logs` or a failure email. */
+        row->message = db_redact(c->db, db_cursor_text(c, 7));
+        row->stats = db_redact(c->db, db_cursor_text(c, 8));
         row->triggered_by = COL_STR(9);
         row->triggered_by_user = COL_STR(10);
         row->invocation_id = COL_STR(12);

@@ -599,6 +599,34 @@ TEST(store_replaced) {
         stop(&s, &cl);
 }
 
+/* A row stored before the redaction step existed, with a URL password and a loaded secret in
+ * its message: GetLogs masks both on the way out. */
+TEST(old_row_masked) {
+        Server s;
+        Client cl;
+        ASSERT(setenv("SENDGRID_API_KEY", "SG.oldLeakedKey42", 1) == 0);
+        start(&s, &cl, NULL);
+        ASSERT(unsetenv("SENDGRID_API_KEY") == 0);
+        insert_runs(&s.c.config, s.c.config.sqlite_path, 1, 1);
+        Db *db = NULL;
+        ASSERT_OK(db_open_sqlite(s.c.config.sqlite_path, &db)); /* no secrets known: stored as is */
+        ASSERT_OK(db_exec(db, "UPDATE scheduler_logs SET message = $1, stats = $2",
+                          DB_PARAMS(DBV_TEXT_OR_NULL("smtp://u:hunter2hunter2@mail refused key SG.oldLeakedKey42"),
+                                    DBV_TEXT_OR_NULL("{\"errors\":[\"SG.oldLeakedKey42\"]}"))));
+        db_close(db);
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = call_quick(&cl, "GetLogs", "u", 5);
+        ASSERT_EQ_INT(count_rows(r), 1);
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *message = dict_string(r, "message", NULL);
+        ASSERT_OK(sd_bus_message_rewind(r, true));
+        ASSERT_OK(sd_bus_message_enter_container(r, 'a', "a{sv}"));
+        _cleanup_free_ char *stats = dict_string(r, "stats", NULL);
+        ASSERT(message && stats);
+        ASSERTF(!strstr(message, "hunter2") && !strstr(message, "oldLeaked"), "%s", message);
+        ASSERTF(!strstr(stats, "oldLeaked"), "%s", stats);
+        stop(&s, &cl);
+}
+
 /* The store cannot be opened (its directory is a regular file): every method answers
  * StoreUnavailable, and the daemon keeps serving. */
 TEST(store_unavailable) {
@@ -700,6 +728,7 @@ int main(int argc, char **argv) {
                 TEST_CASE(list_tasks_last_run),
                 TEST_CASE(store_unavailable),
                 TEST_CASE(store_replaced),
+                TEST_CASE(old_row_masked),
                 TEST_CASE(get_task_logs),
                 TEST_CASE(subscribe_direct_connection),
                 TEST_CASE(error_map),
