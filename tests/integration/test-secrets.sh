@@ -149,6 +149,8 @@ journal=$SBX_DIR/journal
 journalctl --no-pager -o export > "$journal" 2>/dev/null || journalctl --user --no-pager -o export > "$journal"
 [ -s "$journal" ] || fail "the journal is empty: nothing was swept"
 grep -q "GAZELLE_TASK=sync_gazelle" "$journal" || fail "the runs are not in the journal"
+grep -q "Store unavailable: .*postgres:\*\*\*@" "$journal" || fail "the daemon's store error is not in the journal"
+grep -q "client_secret=\*\*\*" "$journal" || fail "the token endpoint's echo is not in the journal"
 store=$SBX_DIR/store.txt
 sqlite3 -batch "$GS_DB" "SELECT * FROM scheduler_logs; SELECT * FROM alert_ledger;" > "$store"
 [ -s "$store" ] || fail "scheduler_logs is empty: nothing was swept"
