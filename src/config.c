@@ -432,6 +432,33 @@ static int load_table(Config *c) {
         return 0;
 }
 
+/* The mail settings that only make sense together, refused at start rather than when the first
+ * email is sent (mailer_new() keeps the same rules for its own callers). */
+static int check_mail_settings(Config *c) {
+        const Settings *s = &c->settings;
+        _cleanup_free_ char *key = NULL;
+        (void) config_read_secret("sendgrid-api-key", "SENDGRID_API_KEY", &key); /* unreadable: refused above */
+        bool has_key = !isempty(key);
+        if (key)
+                explicit_bzero(key, strlen(key));
+
+        if (s->transport == MAIL_TRANSPORT_SENDGRID && !has_key)
+                return invalid(c, "mail.transport=sendgrid: SENDGRID_API_KEY (credential sendgrid-api-key) is not set");
+        if (s->transport == MAIL_TRANSPORT_SMTP && !c->smtp_url)
+                return invalid(c, "mail.transport=smtp: SMTP_URL is not set (expected smtps://HOST[:PORT] or "
+                               "smtp://HOST[:PORT])");
+        MailTransport t = s->transport != MAIL_TRANSPORT_AUTO ? s->transport
+                          : has_key                          ? MAIL_TRANSPORT_SENDGRID
+                          : c->smtp_url                      ? MAIL_TRANSPORT_SMTP
+                                                             : MAIL_TRANSPORT_OUTBOX;
+        if (t != MAIL_TRANSPORT_OUTBOX && !s->sender_email)
+                return invalid(c, "mail.sender_email: required to send through %s (%s is set): add it to %s",
+                               t == MAIL_TRANSPORT_SENDGRID ? "SendGrid" : "SMTP",
+                               t == MAIL_TRANSPORT_SENDGRID ? "SENDGRID_API_KEY" : "SMTP_URL",
+                               s->path ?: "the JSON configuration");
+        return 0;
+}
+
 int config_load(Config *c, BusScope bus) {
         int r;
 
@@ -457,6 +484,9 @@ int config_load(Config *c, BusScope bus) {
                 c->backup_dir = xasprintf("%s/backups", c->state_dir);
 
         r = load_settings(c);
+        if (r < 0)
+                return r;
+        r = check_mail_settings(c);
         if (r < 0)
                 return r;
         if (c->report_spreadsheet_id) {

@@ -49,8 +49,19 @@ TEST(defaults) {
         test_rm_rf(dir);
 }
 
+static char *write_config(const char *dir, const char *json) {
+        char *path = xasprintf("%s/config.json", dir);
+        FILE *f = fopen(path, "we");
+        ASSERT(f);
+        fputs(json, f);
+        fclose(f);
+        return path;
+}
+
 TEST(values) {
         _cleanup_free_ char *dir = env_reset();
+        _cleanup_free_ char *json = write_config(dir, "{\"mail\": {\"sender_email\": \"gs@example.com\"}}");
+        setenv("GAZELLE_CONFIG", json, 1);
         setenv("GAZELLE_MAX_CONCURRENCY", "16", 1);
         setenv("ALERTS_MAX_LATENESS", "90min", 1);
         setenv("GAZELLE_SYNC_DELETE_MAX_PERCENT", "0", 1);
@@ -119,6 +130,39 @@ TEST(bad_values_refused) {
         }
 }
 
+/* Mail settings that only work together are refused at start, not when the first email goes. */
+TEST(mail_settings_together) {
+        static const struct {
+                const char *json, *env, *expect;
+        } cases[] = {
+                { "{\"mail\": {\"transport\": \"sendgrid\", \"sender_email\": \"gs@example.com\"}}", NULL,
+                  "mail.transport=sendgrid: SENDGRID_API_KEY (credential sendgrid-api-key) is not set" },
+                { "{\"mail\": {\"transport\": \"smtp\", \"sender_email\": \"gs@example.com\"}}", NULL,
+                  "mail.transport=smtp: SMTP_URL is not set" },
+                { "{}", "SENDGRID_API_KEY", "mail.sender_email: required to send through SendGrid" },
+                { "{}", "SMTP_URL", "mail.sender_email: required to send through SMTP" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *dir = env_reset();
+                _cleanup_free_ char *json = write_config(dir, cases[i].json);
+                setenv("GAZELLE_CONFIG", json, 1);
+                if (cases[i].env)
+                        setenv(cases[i].env, streq(cases[i].env, "SMTP_URL") ? "smtps://mail.example.com" : "key-1234", 1);
+                _cleanup_(config_clear) Config c = {};
+                ASSERT_ERRNO(config_load(&c, BUS_USER), -EINVAL);
+                ASSERT_CONTAINS(c.error, cases[i].expect);
+                test_rm_rf(dir);
+        }
+        /* The outbox needs neither. */
+        _cleanup_free_ char *dir = env_reset();
+        _cleanup_free_ char *json = write_config(dir, "{\"mail\": {\"transport\": \"outbox\"}}");
+        setenv("GAZELLE_CONFIG", json, 1);
+        setenv("SMTP_URL", "smtps://mail.example.com", 1);
+        _cleanup_(config_clear) Config c = {};
+        ASSERT_OKF(config_load(&c, BUS_USER), "%s", c.error);
+        test_rm_rf(dir);
+}
+
 /* A credential that is there but unreadable fails at start, naming it. */
 TEST(unreadable_credential) {
         if (geteuid() == 0)
@@ -144,6 +188,7 @@ int main(int argc, char **argv) {
                 TEST_CASE(defaults),
                 TEST_CASE(values),
                 TEST_CASE(bad_values_refused),
+                TEST_CASE(mail_settings_together),
                 TEST_CASE(unreadable_credential),
         };
         return TEST_MAIN(cases, argc, argv);
