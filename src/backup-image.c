@@ -3,7 +3,7 @@
  *
  * One read transaction pins a snapshot S. Chunk by chunk (1 MiB), the database file is copied
  * by the kernel (copy_file_range), the committed WAL frames of S for those pages are laid over
- * it, writeback of the chunk is started and what lies 4 MiB behind waited for (no writer meets
+ * it, writeback of the chunk is started and what lies 8 MiB behind waited for (no writer meets
  * a large flush, and the final fsync is small); meanwhile the same pages
  * of S are read through SQLite itself (the backup API, into a destination VFS that compares
  * instead of writing), so the check costs no time of its own while the disk writes. Every page
@@ -35,7 +35,7 @@
 #include <sys/stat.h>
 
 #define CHUNK_BYTES (1u << 20)     /* one copy_file_range call, one check step */
-#define WRITEBACK_WINDOW_BYTES (4u << 20)
+#define WRITEBACK_WINDOW_BYTES (8u << 20)
 #define PROGRESS_BYTES (256u << 20)
 #define PIN_ATTEMPTS 200
 #define VERIFY_STEP_PAGES 4096
