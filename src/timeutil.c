@@ -133,8 +133,9 @@ char *format_local_rfc3339(usec_t t, char buf[static RFC3339_MAX]) {
 
 char *format_local_short(usec_t t, char buf[static RFC3339_MAX]) {
         struct tm tm = local_tm(t);
-        snprintf(buf, RFC3339_MAX, "%04d-%02d-%02d %02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                 tm.tm_hour, tm.tm_min);
+        long off = tm.tm_gmtoff / 60;
+        snprintf(buf, RFC3339_MAX, "%04d-%02d-%02d %02d:%02d %c%02ld:%02ld", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
         return buf;
 }
 

@@ -33,7 +33,7 @@ int parse_iso_utc(const char *s, usec_t *ret);
 /* "2026-11-24T05:00:00-05:00": RFC 3339 in Montréal time with its offset, for people and D-Bus. */
 #define RFC3339_MAX 64
 char *format_local_rfc3339(usec_t t, char buf[static RFC3339_MAX]);
-/* "2026-11-24 05:00 (-05:00)"-style short form for tables: "2026-11-24 05:00". */
+/* Short local form with its UTC offset, for tables and emails: "2026-11-24 05:00 -05:00". */
 char *format_local_short(usec_t t, char buf[static RFC3339_MAX]);
 
 LocalDate local_date_of(usec_t t);

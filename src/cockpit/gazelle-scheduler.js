@@ -80,7 +80,7 @@
 
     const timeParts = new Intl.DateTimeFormat("fr-CA", {
         timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "longOffset",
     });
 
     function localParts(date) {
@@ -90,7 +90,8 @@
         return p;
     }
 
-    /* "2026-11-24 03:00:12" in Montréal time. */
+    /* "2026-11-24 03:00:12 -05:00": Montréal time with its UTC offset (the hour alone is ambiguous
+     * on the fall-back night). */
     function formatTime(iso, withSeconds) {
         if (!iso)
             return "—";
@@ -98,7 +99,9 @@
         if (isNaN(d))
             return iso;
         const p = localParts(d);
-        return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}` + (withSeconds === false ? "" : `:${p.second}`);
+        const offset = (p.timeZoneName || "").replace(/^(GMT|UTC)/, "") || "+00:00";
+        return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}` + (withSeconds === false ? "" : `:${p.second}`) +
+            ` ${offset}`;
     }
 
     /* "45 s", "2 min 13 s", "1 h 02 min". */

@@ -153,8 +153,11 @@ TEST(rfc3339_local) {
         ASSERT_OK(parse_iso_utc("2026-11-01T01:30:00-05:00", &t));
         ASSERT_EQ_TIME(t, utc(2026, 11, 1, 6, 30, 0, 0));
 
-        ASSERT_STREQ(format_local_short(utc(2026, 11, 24, 10, 0, 0, 0), buf), "2026-11-24 05:00");
-        ASSERT_STREQ(format_local_short(utc(2026, 7, 1, 16, 0, 0, 0), buf), "2026-07-01 12:00");
+        ASSERT_STREQ(format_local_short(utc(2026, 11, 24, 10, 0, 0, 0), buf), "2026-11-24 05:00 -05:00");
+        ASSERT_STREQ(format_local_short(utc(2026, 7, 1, 16, 0, 0, 0), buf), "2026-07-01 12:00 -04:00");
+        /* The fall-back night: the same wall-clock hour twice, told apart by the offset. */
+        ASSERT_STREQ(format_local_short(utc(2026, 11, 1, 5, 30, 0, 0), buf), "2026-11-01 01:30 -04:00");
+        ASSERT_STREQ(format_local_short(utc(2026, 11, 1, 6, 30, 0, 0), buf), "2026-11-01 01:30 -05:00");
 }
 
 TEST(local_date) {
