@@ -604,9 +604,19 @@ TEST(store_replaced) {
 TEST(old_row_masked) {
         Server s;
         Client cl;
+        /* A loaded key with the outbox as transport: valid without a sender (config.c). */
+        _cleanup_free_ char *cdir = test_mkdtemp("bus-api-config");
+        _cleanup_free_ char *cpath = xasprintf("%s/config.json", cdir);
+        FILE *f = fopen(cpath, "we");
+        ASSERT(f);
+        fputs("{\"mail\": {\"transport\": \"outbox\"}}", f);
+        fclose(f);
+        ASSERT(setenv("GAZELLE_CONFIG", cpath, 1) == 0);
         ASSERT(setenv("SENDGRID_API_KEY", "SG.oldLeakedKey42", 1) == 0);
         start(&s, &cl, NULL);
         ASSERT(unsetenv("SENDGRID_API_KEY") == 0);
+        ASSERT(unsetenv("GAZELLE_CONFIG") == 0);
+        test_rm_rf(cdir);
         insert_runs(&s.c.config, s.c.config.sqlite_path, 1, 1);
         Db *db = NULL;
         ASSERT_OK(db_open_sqlite(s.c.config.sqlite_path, &db)); /* no secrets known: stored as is */
