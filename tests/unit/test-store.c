@@ -14,6 +14,7 @@
 #include "db.h"
 #include "migrate.h"
 #include "store.h"
+#include "task-lock.h"
 #include "test-pg.h"
 #include "test.h"
 #include "timeutil.h"
@@ -610,6 +611,63 @@ TEST(reap) {
         test_store_done(&s);
 }
 
+/* The cross-host lease (task-lock.h): one holder at a time, named to the others; renewed only by
+ * its holder; an expired lease (a dead host) or one of this host (whose flock the caller holds)
+ * taken over with the dead run closed interrupted; released by its holder only. */
+TEST(lease) {
+        TestStore s;
+        test_store_init(&s);
+        s.db = test_store_open(&s);
+        Db *db = s.db;
+        const Task *t = task_get(TASK_BACKUP);
+        usec_t now = now_realtime();
+        char a[RUN_ID_MAX], b[RUN_ID_MAX];
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "cli",
+                                .host = "hote-a", .pid = 11 }, a);
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "cli",
+                                .host = "hote-b", .pid = 12 }, b);
+
+        TaskLeaseHolder h = {};
+        ASSERT_OKF(task_lease_take(db, t, "hote-a", a, 60, &h), "%s", db_error(db));
+        ASSERT_STREQ(h.host, "");
+        ASSERT_EQ_INT(task_lease_get(db, t, &h), 1);
+        ASSERT_STREQ(h.host, "hote-a");
+        ASSERT_STREQ(h.run_id, a);
+        /* Another host: busy, told who holds it; the holder's run untouched. */
+        ASSERT_ERRNO(task_lease_take(db, t, "hote-b", b, 60, &h), -EBUSY);
+        ASSERT_STREQ(h.host, "hote-a");
+        ASSERT_STREQ(h.run_id, a);
+        assert_status(db, a, "running");
+        ASSERT_OK(task_lease_renew(db, t, a, 60));
+        ASSERT_ERRNO(task_lease_renew(db, t, b, 60), -ESTALE);
+        ASSERT_OK(task_lease_release(db, t, b)); /* not b's: nothing happens */
+        ASSERT_EQ_INT(task_lease_get(db, t, &h), 1);
+
+        /* Expired: hote-a died. hote-b takes it over and closes hote-a's run as interrupted. */
+        ASSERT_OK(db_exec(db, "UPDATE task_leases SET expires_at = '2000-01-01T00:00:00.000000Z'", DB_NO_PARAMS));
+        ASSERT_EQ_INT(task_lease_get(db, t, &h), 0);
+        ASSERT_OKF(task_lease_take(db, t, "hote-b", b, 60, &h), "%s", db_error(db));
+        ASSERT_STREQ(h.host, "hote-a");
+        ASSERT_STREQ(h.run_id, a);
+        assert_status(db, a, "error");
+        ASSERT_ERRNO(task_lease_renew(db, t, a, 60), -ESTALE);
+
+        /* The same host, live lease: a dead run of this host (the caller holds the flock). */
+        char c[RUN_ID_MAX];
+        insert(db, &(RowSpec) { .task = "backup", .started_at = now, .status = "running", .trigger = "cli",
+                                .host = "hote-b", .pid = 13 }, c);
+        ASSERT_OKF(task_lease_take(db, t, "hote-b", c, 60, &h), "%s", db_error(db));
+        ASSERT_STREQ(h.run_id, b);
+        assert_status(db, b, "error");
+
+        ASSERT_OK(task_lease_release(db, t, c));
+        ASSERT_EQ_INT(task_lease_get(db, t, &h), 0);
+        int64_t n = -1;
+        ASSERT_EQ_INT(db_query_int(db, "SELECT count(*) FROM task_leases", DB_NO_PARAMS, &n), 1);
+        ASSERT_EQ_INT(n, 0);
+        test_store_done(&s);
+}
+
 TEST(scheduled_success_between) {
         TestStore s;
         test_store_init(&s);
@@ -1063,7 +1121,8 @@ TEST(legacy_table_migration) {
 
 static const TestCase common_cases[] = {
         TEST_CASE(migrations), TEST_CASE(ledger_outbox_rows_become_queued), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt), TEST_CASE(reap_dead_jobs),
-        TEST_CASE(adopt_race), TEST_CASE(finish),              TEST_CASE(reap),    TEST_CASE(scheduled_success_between),
+        TEST_CASE(adopt_race), TEST_CASE(finish), TEST_CASE(reap),
+        TEST_CASE(lease), TEST_CASE(scheduled_success_between),
         TEST_CASE(runs_query), TEST_CASE(round_trip), TEST_CASE(open_failure_message), TEST_CASE(postgresql_unreachable),
 };
 
