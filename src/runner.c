@@ -264,9 +264,9 @@ static void stamp_done_slot(RunContext *ctx, const Slot *slot, const TaskResult 
                 return;
         int r = slot_stamp_write(ctx->config->state_dir, ctx->task, slot);
         if (r < 0)
-                log_run(&ctx->log, LOG_WARNING, "Failed to write the slot stamp of %s in %s/slots, ignoring "
-                        "(the next timer start checks the store): %s", ctx->task->name, ctx->config->state_dir,
-                        strerror(-r));
+                log_full(&ctx->log, LOG_WARNING, r, NULL, NULL, NULL,
+                         "Failed to write the slot stamp of %s in %s/slots, ignoring (the next timer start checks "
+                         "the store): %m", ctx->task->name, ctx->config->state_dir);
 }
 
 /* Takes the task's cross-host lease (task-lock.h). 0: held, run the task. 1: not ours, *result

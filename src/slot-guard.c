@@ -106,8 +106,9 @@ int slot_guard_should_run(const Config *config, int config_result, const Task *t
         if (r >= 0)
                 r = manager_started_by_timer(bus, task->unit, task->timer, &by_timer);
         if (r < 0) {
-                log_run(&log, LOG_WARNING, "Cannot ask the service manager who started %s (%s): the runner decides "
-                        "whether the slot is due.", task->unit, strerror(-r));
+                log_full(&log, LOG_WARNING, r, NULL, NULL, NULL,
+                         "Cannot ask the service manager who started %s (%m): the runner decides whether the slot "
+                         "is due.", task->unit);
                 return 0;
         }
         if (!by_timer)
@@ -121,8 +122,9 @@ int slot_guard_should_run(const Config *config, int config_result, const Task *t
                         return 1;
                 }
                 if (r < 0)
-                        log_run(&log, LOG_WARNING, "Cannot read the slot stamp of %s in %s/slots, ignoring: %s",
-                                task->name, config->state_dir, strerror(-r));
+                        log_full(&log, LOG_WARNING, r, NULL, NULL, NULL,
+                                 "Cannot read the slot stamp of %s in %s/slots, ignoring: %m", task->name,
+                                 config->state_dir);
         }
 
         const char *why = NULL;
