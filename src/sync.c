@@ -125,7 +125,7 @@ typedef struct PageItem {
  * written while the next one is being fetched. Shared: the queue, errors, write_failed (lock). */
 struct Sync {
         RunContext *ctx;
-        Db *db;                    /* main thread: tokens, the advisory lock, the final steps */
+        Db *db;                    /* main thread: tokens, the sync lease, the final steps */
         Db *wdb;                   /* writer thread: the pages */
         pthread_mutex_t lock;
         pthread_cond_t changed;
