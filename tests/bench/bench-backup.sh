@@ -22,7 +22,7 @@ size_mb=${BENCH_SIZE_MB:-1024}
 rounds=${BENCH_ROUNDS:-1}
 quiet_s=${BENCH_QUIET_S:-10}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-bench-backup.XXXXXX")
-trap 'kill "${writer:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -z "${writer:-}" ] || kill "$writer" 2>/dev/null || true; rm -rf "$work"' EXIT
 export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
 unset STATE_DIRECTORY DATABASE_URL BACKUP_SQLITE_PATH
 store=$XDG_STATE_HOME/gazelle-scheduler/gazelle-scheduler.sqlite

@@ -15,7 +15,7 @@ build=$(cd "${1:-$src/build}" && pwd)
 trials=${TORTURE_TRIALS:-30}
 size_mb=${TORTURE_SIZE_MB:-64}
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-torture-backup.XXXXXX")
-trap 'kill "${writer:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -z "${writer:-}" ] || kill "$writer" 2>/dev/null || true; rm -rf "$work"' EXIT
 export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
 unset STATE_DIRECTORY DATABASE_URL BACKUP_SQLITE_PATH
 store=$XDG_STATE_HOME/gazelle-scheduler/gazelle-scheduler.sqlite
