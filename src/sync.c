@@ -1028,11 +1028,7 @@ static int take_sync_lease(Sync *s, TaskLeaseHolder *holder) {
         const Task *t = task_get(TASK_SYNC_GAZELLE);
         char host[256];
         unsigned seconds = task_lease_seconds();
-        /* An observer's probe (the daemon's task_busy()) holds the lock for an instant: only a
-         * lock held for 2 s is a sync. */
-        int r;
-        for (int i = 0; (r = task_lock_take(ctx->config, t, &s->sync_lock_fd)) == -EBUSY && i < 20; i++)
-                (void) nanosleep(&(struct timespec) { .tv_nsec = 100 * 1000 * 1000 }, NULL);
+        int r = task_lock_take(ctx->config, t, &s->sync_lock_fd);
         if (r == -EBUSY) {
                 snprintf(holder->host, sizeof holder->host, "%s", host_name(host));
                 snprintf(holder->run_id, sizeof holder->run_id, "?");

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "journal.h"
 #include "manager.h"
@@ -22,14 +23,33 @@ static char *lock_path(const Config *c, const Task *t) {
         return xasprintf("%s/locks/%s.lock", c->state_dir, t->name);
 }
 
+/* task_lock_held() probes by taking the lock for an instant (the daemon's ListTasks, `status`): a
+ * take that meets a probe must not conclude that a run holds the lock, or a timer's run would be
+ * skipped. Only a lock still held after LOCK_PATIENCE_TRIES × LOCK_PATIENCE_NSEC is a run's. */
+#define LOCK_PATIENCE_TRIES 250
+#define LOCK_PATIENCE_NSEC (4 * 1000 * 1000)
+
+static int flock_patiently(int fd) {
+        for (int i = 0;; i++) {
+                if (flock(fd, LOCK_EX | LOCK_NB) >= 0)
+                        return 0;
+                if (errno != EWOULDBLOCK)
+                        return -errno;
+                if (i >= LOCK_PATIENCE_TRIES)
+                        return -EBUSY;
+                (void) nanosleep(&(struct timespec) { .tv_nsec = LOCK_PATIENCE_NSEC }, NULL);
+        }
+}
+
 /* Opens (creating) and locks one lock file in an existing lock directory. */
 static int lock_one(const Config *c, const Task *t, int *ret_fd) {
         _cleanup_free_ char *path = lock_path(c, t);
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        int r = flock_patiently(fd);
+        if (r < 0)
+                return r;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }

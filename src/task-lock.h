@@ -21,7 +21,8 @@
 
 /* The runner's lock: takes it (creating the lock directory 0700 and the file 0600 when
  * missing) and hands the open descriptor over; the lock lasts until that descriptor is
- * closed. -EBUSY when another process holds it. */
+ * closed. -EBUSY when another process still holds it after ~1 s (a probe of task_lock_held()
+ * holds it for an instant and is waited out). */
 int task_lock_take(const Config *c, const Task *t, int *ret_fd);
 
 /* A probe for observers (the daemon, the reaper): true when a process holds the task's lock.

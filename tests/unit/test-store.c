@@ -1119,10 +1119,51 @@ TEST(legacy_table_migration) {
         test_store_done(&s);
 }
 
+/* A probe of task_lock_held() (the daemon's ListTasks, `status`) takes the lock for an instant: a
+ * runner's take that meets it must wait it out, not conclude that a run holds the lock (that
+ * would record a timer's run as skipped). A child probes without pause while we take and release
+ * the lock; not one take may fail. Without the patience in task_lock_take() this fails within a
+ * few thousand rounds. */
+TEST(lock_take_waits_out_a_probe) {
+        TestStore s;
+        test_store_init(&s);
+        const Task *t = task_get(TASK_BACKUP);
+        int fd = -1;
+        ASSERT_OK(task_lock_take(&s.config, t, &fd));
+        (void) close(fd);
+        pid_t prober = fork();
+        ASSERT(prober >= 0);
+        if (prober == 0) {
+                for (;;)
+                        (void) task_lock_held(&s.config, t);
+        }
+        for (int i = 0; i < 5000; i++) {
+                int r = task_lock_take(&s.config, t, &fd);
+                if (r < 0)
+                        (void) kill(prober, SIGKILL);
+                ASSERT_OKF(r, "take %d met the probe and gave up", i);
+                (void) close(fd);
+        }
+        /* A lock really held is still reported busy (after the patience). */
+        int held = -1;
+        ASSERT_OK(task_lock_take(&s.config, t, &held));
+        (void) kill(prober, SIGKILL);
+        (void) waitpid(prober, NULL, 0);
+        pid_t other = fork();
+        ASSERT(other >= 0);
+        if (other == 0)
+                _exit(task_lock_take(&s.config, t, &fd) == -EBUSY ? 0 : 1);
+        int status = 0;
+        ASSERT(waitpid(other, &status, 0) == other);
+        ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        (void) close(held);
+        test_store_done(&s);
+}
+
 static const TestCase common_cases[] = {
         TEST_CASE(migrations), TEST_CASE(ledger_outbox_rows_become_queued), TEST_CASE(concurrent_first_open), TEST_CASE(run_ids), TEST_CASE(adopt), TEST_CASE(reap_dead_jobs),
         TEST_CASE(adopt_race), TEST_CASE(finish), TEST_CASE(reap),
-        TEST_CASE(lease), TEST_CASE(scheduled_success_between),
+        TEST_CASE(lease), TEST_CASE(lock_take_waits_out_a_probe), TEST_CASE(scheduled_success_between),
         TEST_CASE(runs_query), TEST_CASE(round_trip), TEST_CASE(open_failure_message), TEST_CASE(postgresql_unreachable),
 };
 
