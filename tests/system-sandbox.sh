@@ -23,7 +23,8 @@
 #    read-only), read-only sysfs, a dedicated tmpfs on /sys/fs/cgroup holding cgroup2 (unified)
 #    and name=systemd, then remounted read-only (a writable one lets systemd mount the host's v1
 #    controllers and make slices there), a private /dev (a few nodes, devpts newinstance, a log
-#    file as /dev/console), tmpfs /run and /tmp. Its /etc gets a hostname, a fresh machine-id, no
+#    file as /dev/console), tmpfs /run and /tmp, an overlay of its own over GS_SOURCE_DIR and
+#    GS_BUILD_DIR (a tree below /tmp or on another mount). Its /etc gets a hostname, a fresh machine-id, no
 #    host *.wants (postgresql, cockpit, apt timers…), an empty fstab, volatile journald without
 #    kmsg/audit, DefaultTimeoutStopSec=10s, units touching hardware or the host masked, and
 #    default.target = basic.target.
@@ -98,6 +99,18 @@ stage2() {
     mount --bind "$scratch/console.log" "$r/dev/console"
     mount -t tmpfs -o mode=0755,nosuid,nodev,size=256m gsys-run "$r/run"
     mount -t tmpfs -o mode=1777,nosuid,nodev,size=1g gsys-tmp "$r/tmp"
+    # The tree under test (GS_SOURCE_DIR, GS_BUILD_DIR) may live where the root overlay does not
+    # reach: below /tmp (the box's own tmpfs covers it) or on another mount (an overlay of / shows
+    # no submount). Each gets an overlay of its own: the box reads the host's files, its writes stay
+    # in the box like all others.
+    local p n=0
+    for p in "${GS_SOURCE_DIR:-}" "${GS_BUILD_DIR:-}"; do
+        [ -n "$p" ] && [ -d "$p" ] || continue
+        p=$(readlink -f -- "$p")
+        n=$((n + 1))
+        mkdir -p "$scratch/tree$n/upper" "$scratch/tree$n/work" "$r$p"
+        mount -t overlay -o "lowerdir=$p,upperdir=$scratch/tree$n/upper,workdir=$scratch/tree$n/work" "gsys-tree$n" "$r$p"
+    done
 
     # /etc of the box (all below the overlay: nothing reaches the host's disk)
     local e=$r/etc
