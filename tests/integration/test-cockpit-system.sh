@@ -25,6 +25,8 @@ GS_BUILD_DIR=${GS_BUILD_DIR:-$GS_SOURCE_DIR/build}
 export GS_SOURCE_DIR GS_BUILD_DIR
 # shellcheck source=tests/integration/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/integration/production-lib.sh
+. "$here/production-lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Host side: the --prefix=/usr build, the screenshot directory.
@@ -35,13 +37,7 @@ if [ -z "${GSYS:-}" ]; then
         [ -x "$b" ] || { echo "SKIP: $b missing (tests/deps.sh installs cockpit-ws, cockpit-bridge, chromium)"; exit 77; }
     done
     prod=$GS_BUILD_DIR/production
-    exec 9>"$GS_BUILD_DIR/production.lock"
-    flock 9
-    log=$GS_BUILD_DIR/production.log
-    if [ ! -f "$prod/build.ninja" ]; then
-        meson setup "$prod" "$GS_SOURCE_DIR" --prefix=/usr >"$log" 2>&1 || fail "meson setup $prod: $(tail -n 20 "$log")"
-    fi
-    meson compile -C "$prod" >>"$log" 2>&1 || fail "meson compile -C $prod: $(tail -n 20 "$log")"
+    production_build_locked
     flock -u 9
     exec 9>&-
     artifacts=$GS_BUILD_DIR/meson-logs/cockpit-system
@@ -64,25 +60,8 @@ mkdir -p "$work"
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups -- "$@"; }
 
 # --- the README's install section, literally, one line at a time (as test-production.sh does)
-readme_install() {
-    awk '/^## Install \(production, system manager\)/ { s = 1; next }
-         s && /^```sh/ { b = 1; next }
-         b && /^```/ { exit }
-         b { print }' "$GS_SOURCE_DIR/README.md"
-}
 busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetId >/dev/null
-dir=$work/readme
-mkdir -p "$dir"
-for e in "$GS_SOURCE_DIR"/*; do
-    case "${e##*/}" in build*) ;; *) ln -s "$e" "$dir/";; esac
-done
-ln -s "$GS_PROD_BUILD" "$dir/build"
-[ -n "$(readme_install)" ] || fail "no sh block under '## Install (production, system manager)' in README.md"
-while IFS= read -r line; do
-    [ -n "${line//[[:space:]]/}" ] || continue
-    (cd "$dir" && bash -euo pipefail -c "$line") >"$work/install.log" 2>&1 \
-        || fail "README install line failed: '$line': $(tail -n 15 "$work/install.log")"
-done < <(readme_install)
+install_from "$GS_PROD_BUILD" "$work" quiet
 [ -f /usr/share/cockpit/gazelle-scheduler/manifest.json ] || fail "the install put no Cockpit page in /usr/share/cockpit"
 grep -q '"bus": *"system"' /usr/share/cockpit/gazelle-scheduler/manifest.json \
     || fail "the installed manifest is not the system-bus one: $(cat /usr/share/cockpit/gazelle-scheduler/manifest.json)"

@@ -35,6 +35,8 @@ GS_STORE=${GS_STORE:-sqlite}
 export GS_SOURCE_DIR GS_BUILD_DIR GS_STORE
 # shellcheck source=tests/integration/lib.sh
 . "$here/lib.sh"
+# shellcheck source=tests/integration/production-lib.sh
+. "$here/production-lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Host side: the --prefix=/usr builds (this tree, and the previous revision for check 7).
@@ -42,13 +44,8 @@ export GS_SOURCE_DIR GS_BUILD_DIR GS_STORE
 if [ -z "${GSYS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
     prod=$GS_BUILD_DIR/production
-    exec 9>"$GS_BUILD_DIR/production.lock"
-    flock 9
     log=$GS_BUILD_DIR/production.log
-    if [ ! -f "$prod/build.ninja" ]; then
-        meson setup "$prod" "$GS_SOURCE_DIR" --prefix=/usr >"$log" 2>&1 || fail "meson setup $prod: $(tail -n 20 "$log")"
-    fi
-    meson compile -C "$prod" >>"$log" 2>&1 || fail "meson compile -C $prod: $(tail -n 20 "$log")"
+    production_build_locked
     GS_PREV_BUILD=
     if rev=$(git -C "$GS_SOURCE_DIR" rev-parse --verify -q "${GS_UPGRADE_FROM:-HEAD~1}^{commit}" 2>/dev/null); then
         prev=$GS_BUILD_DIR/production-prev
@@ -118,38 +115,15 @@ q() {
 q1() { q "$1" | head -n 1; }
 
 # --- the README's install section, literally
-readme_install() {
-    awk '/^## Install \(production, system manager\)/ { s = 1; next }
-         s && /^```sh/ { b = 1; next }
-         b && /^```/ { exit }
-         b { print }' "$GS_SOURCE_DIR/README.md"
-}
-# install_from BUILD: runs every line of the README's block from a clone-like directory (the
-# tree's entries, symlinked) whose build is BUILD: `meson setup build` finds it configured.
-install_from() {
-    local dir=$work/readme-$RANDOM line e
-    mkdir -p "$dir"
-    for e in "$GS_SOURCE_DIR"/*; do
-        case "${e##*/}" in build*) ;; *) ln -s "$e" "$dir/";; esac
-    done
-    ln -s "$1" "$dir/build"
-    [ -n "$(readme_install)" ] || fail "no sh block under '## Install (production, system manager)' in README.md"
-    while IFS= read -r line; do
-        [ -n "${line//[[:space:]]/}" ] || continue
-        (cd "$dir" && bash -euo pipefail -c "$line") >"$work/install.log" 2>&1 \
-            || fail "README install line failed: '$line': $(tail -n 15 "$work/install.log")"
-        ok "README: $line"
-    done < <(readme_install)
-}
 # A booted machine has its system bus up before anyone installs anything.
 busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus GetId >/dev/null
 
 # Check 7 starts from the previous revision: install it, let it run once, upgrade later.
 if [ -n "${GS_PREV_BUILD:-}" ]; then
-    install_from "$GS_PREV_BUILD"
+    install_from "$GS_PREV_BUILD" "$work"
     PREV_INSTALLED=1
 else
-    install_from "$GS_PROD_BUILD"
+    install_from "$GS_PROD_BUILD" "$work"
 fi
 
 # --- configuration a sysadmin adds after the install (README: after the install)
@@ -221,7 +195,7 @@ if [ -n "${PREV_INSTALLED:-}" ]; then
     printf '[Timer]\nOnCalendar=\nOnActiveSec=2s\nAccuracySec=1ms\n' >"$dropin/50-test.conf"
     systemctl daemon-reload
     systemctl restart gazelle-backup.timer
-    install_from "$GS_PROD_BUILD"
+    install_from "$GS_PROD_BUILD" "$work"
     has_sched() { [ "$(sched_success)" -ge 1 ]; }
     wait_for "the due timer's run across the upgrade" 60 has_sched || fail "the timer due during the upgrade never ran: $(q "SELECT status,triggered_by,message FROM scheduler_logs")"
     wait_for "gazelle-backup.service to settle" 60 unit_settled gazelle-backup.service || fail "backup still $(unit_state gazelle-backup.service)"
