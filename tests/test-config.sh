@@ -6,19 +6,9 @@
 # stay as they were); `check-config` validates everything and prints what is in effect with
 # the secrets masked. Runs the real binary outside systemd, on a SQLite store.
 set -euo pipefail
-bin=${GS_BUILD_DIR:?}/gazelle-scheduler
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-config.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-fail() { echo "not ok - $*" >&2; exit 1; }
-
-unset STATE_DIRECTORY DATABASE_URL CREDENTIALS_DIRECTORY INVOCATION_ID JOURNAL_STREAM GAZELLE_CONFIG \
-      BACKUP_DIR BACKUP_SQLITE_PATH SMTP_URL SENDGRID_API_KEY GAZELLE_API_KEY GAZELLE_CLIENT_ID \
-      GAZELLE_CLIENT_SECRET ALERTS_MAX_LATENESS GAZELLE_MAX_CONCURRENCY GAZELLE_HTTP_MAX_ATTEMPTS \
-      GAZELLE_SYNC_DELETE_MAX_PERCENT
-export XDG_STATE_HOME=$tmp/state XDG_CONFIG_HOME=$tmp/xdg GAZELLE_BUS=user
-export DBUS_SESSION_BUS_ADDRESS=unix:path=$tmp/no-bus
+. "$(dirname "$0")/cli-lib.sh" test-config
+unset SMTP_URL SENDGRID_API_KEY GAZELLE_API_KEY GAZELLE_CLIENT_ID GAZELLE_CLIENT_SECRET ALERTS_MAX_LATENESS \
+      GAZELLE_MAX_CONCURRENCY GAZELLE_HTTP_MAX_ATTEMPTS GAZELLE_SYNC_DELETE_MAX_PERCENT
 store=$tmp/state/gazelle-scheduler/gazelle-scheduler.sqlite
 outbox=$tmp/state/gazelle-scheduler/outbox
 

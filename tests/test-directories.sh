@@ -6,17 +6,7 @@
 # writable by others or owned by another user. check-config reports them too. Runs the real
 # binary outside systemd, on a SQLite store.
 set -euo pipefail
-bin=${GS_BUILD_DIR:?}/gazelle-scheduler
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-directories.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-fail() { echo "not ok - $*" >&2; exit 1; }
-
-unset STATE_DIRECTORY DATABASE_URL CREDENTIALS_DIRECTORY INVOCATION_ID JOURNAL_STREAM GAZELLE_CONFIG \
-      BACKUP_DIR BACKUP_SQLITE_PATH
-export XDG_STATE_HOME=$tmp/state XDG_CONFIG_HOME=$tmp/xdg GAZELLE_BUS=user
-export DBUS_SESSION_BUS_ADDRESS=unix:path=$tmp/no-bus
+. "$(dirname "$0")/cli-lib.sh" test-directories
 
 "$bin" run backup >/dev/null 2>&1 || fail "the first backup failed"
 good=$(ls "$tmp/state/gazelle-scheduler/backups"/db_backup_*.sqlite | head -n1)

@@ -16,17 +16,10 @@
 # VACUUM INTO + fsync, the same durability as ours), writer's worst commit during ours <= 2x
 # its worst before; exit status 3 when one is missed.
 set -euo pipefail
-src=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:-$src/build}" && pwd)
+. "$(dirname "$0")/backup-lib.sh" gs-bench-backup "$@"
 size_mb=${BENCH_SIZE_MB:-1024}
 rounds=${BENCH_ROUNDS:-1}
 quiet_s=${BENCH_QUIET_S:-10}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-bench-backup.XXXXXX")
-trap '[ -z "${writer:-}" ] || kill "$writer" 2>/dev/null || true; rm -rf "$work"' EXIT
-export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
-unset STATE_DIRECTORY DATABASE_URL BACKUP_SQLITE_PATH
-store=$XDG_STATE_HOME/gazelle-scheduler/gazelle-scheduler.sqlite
-now() { date +%s.%N; }
 
 "$build/gazelle-scheduler" migrate >/dev/null
 echo "filling the store to ${size_mb} MiB…"

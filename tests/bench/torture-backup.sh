@@ -10,16 +10,9 @@
 # without a hole, n at least every transaction committed before the backup started and at
 # most those committed before it ended. Prints each trial and "bad: N of TRIALS"; exit 1 if N > 0.
 set -euo pipefail
-src=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:-$src/build}" && pwd)
+. "$(dirname "$0")/backup-lib.sh" gs-torture-backup "$@"
 trials=${TORTURE_TRIALS:-30}
 size_mb=${TORTURE_SIZE_MB:-64}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/gs-torture-backup.XXXXXX")
-trap '[ -z "${writer:-}" ] || kill "$writer" 2>/dev/null || true; rm -rf "$work"' EXIT
-export XDG_STATE_HOME=$work/state BACKUP_DIR=$work/backups
-unset STATE_DIRECTORY DATABASE_URL BACKUP_SQLITE_PATH
-store=$XDG_STATE_HOME/gazelle-scheduler/gazelle-scheduler.sqlite
-now() { date +%s.%N; }
 
 "$build/gazelle-scheduler" migrate >/dev/null
 sqlite3 "$store" >/dev/null <<SQL

@@ -26,6 +26,7 @@
 #include "store.h"
 #include "tasks.h"
 #include "test-pg.h"
+#include "test-env.h"
 #include "test.h"
 #include "timeutil.h"
 
@@ -66,8 +67,7 @@ static void env_clear_settings(void) {
                                              "SMTP_PASSWORD", "ALERTS_MAX_LATENESS", "INVOCATION_ID",
                                              "GAZELLE_CONFIG", "GAZELLE_API_URL", "GAZELLE_API_KEY",
                                              "GAZELLE_SYNC_DELETE_MAX_PERCENT" };
-        for (size_t i = 0; i < ELEMENTSOF(clear); i++)
-                unsetenv(clear[i]);
+        test_unsetenv_all(clear, ELEMENTSOF(clear));
 }
 
 static void write_file(const char *path, const char *content) {
@@ -93,13 +93,7 @@ static void env_init(Env *e, const char *const *settings) {
                 _cleanup_free_ char *url = test_pg_conninfo_with_dbname(pg_admin_url, e->pg_db);
                 setenv("DATABASE_URL", url, 1);
         }
-        for (const char *const *s = settings; s && *s; s++) {
-                _cleanup_free_ char *name = xstrdup(*s);
-                char *eq = strchr(name, '=');
-                ASSERT(eq);
-                *eq = 0;
-                setenv(name, eq + 1, 1);
-        }
+        test_setenv_settings(settings);
         int r = config_load(&e->config, BUS_USER);
         ASSERT_OKF(r, "config_load: %s", e->config.error);
 }
@@ -114,14 +108,7 @@ static void env_done(Env *e) {
         env_clear_settings();
 }
 
-static Db *env_store(const Env *e) {
-        Db *db = NULL;
-        int r = store_open(&e->config, &db);
-        ASSERT_OKF(r, "store_open: %s", db ? db_error(db) : "?");
-        return db;
-}
-
-static int64_t query_int(Db *db, const char *sql, const char *arg) {
+static int64_t query_int_arg(Db *db, const char *sql, const char *arg) {
         int64_t v = -1;
         int r = arg ? db_query_int(db, sql, DB_PARAMS(DBV_TEXT_OR_NULL(arg)), &v) : db_query_int(db, sql, DB_NO_PARAMS, &v);
         ASSERT_OKF(r, "%s: %s", sql, db_error(db));
@@ -207,7 +194,7 @@ static void run_clear(Run *r) {
 }
 
 static void last_run(const Env *e, Run *run) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         run_clear(run);
         int r = store_run_last(db, "rv_alerts", NULL, NULL, &run->row);
         ASSERT_OKF(r, "%s", db_error(db));
@@ -486,7 +473,7 @@ TEST(montreal_day_bounds_dst) {
         for (size_t k = 0; k < ELEMENTSOF(days); k++) {
                 Env e;
                 env_init(&e, NULL);
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 LocalDate d = days[k], before = local_date_add_days(d, -1), after = local_date_add_days(d, 1);
                 add_client(db, "cli_a", NULL, "Anne", "Hébert", "514-555-0000", NULL);
                 const Appt appts[] = {
@@ -505,9 +492,9 @@ TEST(montreal_day_bounds_dst) {
                 ASSERT_EQ_INT(stat_int(&run, "appointments"), 3);
                 ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 3);
                 ASSERT_EQ_INT(stat_int(&run, "queued"), 1);
-                ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE appointment_external_id = $1",
+                ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE appointment_external_id = $1",
                                         "evt_prev_2330"), 0);
-                ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE appointment_external_id = $1",
+                ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE appointment_external_id = $1",
                                         "evt_next_0015"), 0);
                 _cleanup_free_ char *text = outbox_single_text(&e);
                 ASSERT_CONTAINS(text, "00:15 — Anne Hébert");
@@ -522,7 +509,7 @@ TEST(montreal_day_bounds_dst) {
 TEST(outbox_routing_content_rerun_move) {
         Env e;
         env_init(&e, NULL);
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
 
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
@@ -614,8 +601,8 @@ TEST(outbox_routing_content_rerun_move) {
                 free(paths[i]);
 
         /* The outbox is queued, never sent. */
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1 AND transport = 'outbox'",
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1 AND transport = 'outbox'",
                                 "queued"), 5);
 
         /* A second run sends nothing, and says they are in the outbox, not sent. */
@@ -772,7 +759,7 @@ TEST(day_refresh_both_readings) {
                         fake_control(&f, c);
                         Env e;
                         gazelle_env(&e, &f, NULL);
-                        _cleanup_(db_closep) Db *db = env_store(&e);
+                        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                         LocalDate d = days[k];
                         seed_edges(db, &f, p, d);
 
@@ -817,7 +804,7 @@ TEST(day_refresh_uncertain_is_warning) {
                                                             NULL });
         Env e;
         gazelle_env(&e, &f, (const char *const[]) { "GAZELLE_SYNC_DELETE_MAX_PERCENT=0", NULL });
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_edges(db, &f, "evt_held", target);
         ASSERT_EQ_INT(run_alerts_synced(&e, target), 0);
         _cleanup_(run_clear) Run run = {};
@@ -834,7 +821,7 @@ TEST(day_refresh_uncertain_is_warning) {
 
         gazelle_env(&e, &f, (const char *const[]) { "GAZELLE_API_KEY=wrong-key", NULL });
         db_close(TAKE_PTR(db));
-        db = env_store(&e);
+        db = store_open_ok(&e.config);
         seed_edges(db, &f, "evt_stale", target);
         ASSERT_EQ_INT(run_alerts_synced(&e, target), 0);
         last_run(&e, &run);
@@ -850,7 +837,7 @@ TEST(day_refresh_uncertain_is_warning) {
 TEST(late_catch_up_skipped) {
         Env e;
         env_init(&e, (const char *const[]) { "ALERTS_MAX_LATENESS=1s", NULL });
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
         RunOptions opts = { .no_sync = true };
         fflush(NULL);
@@ -860,7 +847,7 @@ TEST(late_catch_up_skipped) {
         ASSERT_STREQ(run.row.status, "skipped");
         ASSERT_CONTAINS(run.row.message, "Rattrapage ignoré");
         ASSERT_CONTAINS(run.row.message, "--target-date");
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger", NULL), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger", NULL), 0);
 
         /* A bad value is refused when the configuration loads (test-config has the table). */
         setenv("ALERTS_MAX_LATENESS", "quatre heures", 1);
@@ -875,7 +862,7 @@ TEST(late_catch_up_skipped) {
 TEST(dry_run_sends_nothing) {
         Env e;
         env_init(&e, NULL);
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
         RunOptions opts = { .no_sync = true, .dry_run = true, .target_date = target };
         fflush(NULL);
@@ -887,7 +874,7 @@ TEST(dry_run_sends_nothing) {
         ASSERT_EQ_INT(stat_int(&run, "unconfirmed"), 5);
         ASSERT_EQ_INT(stat_int(&run, "queued"), 0);
         ASSERT(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(run.stats, "technicians"), "Nick"));
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger", NULL), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger", NULL), 0);
         _cleanup_free_ char *outbox = xasprintf("%s/outbox", e.config.state_dir);
         char *paths[32];
         ASSERT_EQ_INT(list_eml(outbox, paths), 0);
@@ -906,7 +893,7 @@ TEST(sendgrid) {
         fake_start(&f, "sendgrid.py", NULL);
         Env e;
         sendgrid_env(&e, &f);
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
         int requests;
 
@@ -922,8 +909,8 @@ TEST(sendgrid) {
         ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 0);
         ASSERT_EQ_INT(fake_accepted(&f, &requests), 0);
         ASSERT_EQ_INT(requests, 4 + 3); /* 4 attempts for the first email, then the provider is down: 1 each */
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "failed"), 5);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "failed"), 5);
 
         /* Back up, with one 429 on the way: everything is sent once. */
         cJSON_Delete(fake_call(&f, "/_control", "{\"reset\": true, \"faults\": [{\"type\": \"status\", \"status\": 429, "
@@ -938,7 +925,7 @@ TEST(sendgrid) {
         ASSERT_EQ_INT(stat_int(&run, "failed"), 0);
         ASSERT_EQ_INT(fake_accepted(&f, &requests), 4);
         ASSERT_EQ_INT(requests, 5);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = 'sent' AND transport = $1 "
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = 'sent' AND transport = $1 "
                                     "AND provider_message_id IS NOT NULL AND attempts = 2", "sendgrid"), 5);
         cJSON *st = fake_call(&f, "/_state", NULL);
         const cJSON *m, *nick = NULL;
@@ -972,7 +959,7 @@ TEST(sendgrid) {
         ASSERT_CONTAINS(run.row.message, "HTTP 400");
         fake_accepted(&f, &requests);
         ASSERT_EQ_INT(requests, 1);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = 'failed' AND appointment_external_id = $1",
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = 'failed' AND appointment_external_id = $1",
                                 "evt_new"), 1);
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         ASSERT_EQ_INT(fake_accepted(&f, NULL), 1);
@@ -989,7 +976,7 @@ TEST(sendgrid) {
         ASSERT_EQ_INT(stat_int(&run, "uncertain"), 1);
         fake_accepted(&f, &requests);
         ASSERT_EQ_INT(requests, 1);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = 'uncertain' AND "
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = 'uncertain' AND "
                                     "appointment_external_id = $1", "evt_lost"), 1);
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         last_run(&e, &run);
@@ -1002,13 +989,13 @@ TEST(sendgrid) {
         _cleanup_free_ char *url = xasprintf("SENDGRID_API_URL=http://127.0.0.1:%d", f.port);
         env_init(&e, (const char *const[]) { url, "SENDGRID_API_KEY=wrong", NULL });
         db_close(TAKE_PTR(db));
-        db = env_store(&e);
+        db = store_open_ok(&e.config);
         seed_day(db);
         ASSERT_EQ_INT(run_alerts(&e, target), EXIT_TASK_FAILED);
         last_run(&e, &run);
         ASSERT_CONTAINS(run.row.message, "HTTP 401");
         ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 0);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sent"), 0);
         env_done(&e);
         fake_stop(&f);
 }
@@ -1020,7 +1007,7 @@ TEST(crash_after_acceptance_is_uncertain) {
         fake_start(&f, "sendgrid.py", NULL);
         Env e;
         sendgrid_env(&e, &f);
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
         cJSON_Delete(fake_call(&f, "/_control", "{\"faults\": [{\"type\": \"accept_then_stall\", \"seconds\": 60, \"count\": 1}]}"));
 
@@ -1035,7 +1022,7 @@ TEST(crash_after_acceptance_is_uncertain) {
         ASSERT_EQ_INT(accepted, 1);
         ASSERT(kill(pid, SIGKILL) == 0);
         ASSERT(waitpid(pid, NULL, 0) == pid);
-        ASSERT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sending") >= 1);
+        ASSERT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sending") >= 1);
 
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         _cleanup_(run_clear) Run run = {};
@@ -1046,8 +1033,8 @@ TEST(crash_after_acceptance_is_uncertain) {
         ASSERT(uncertain >= 1 && uncertain <= 2);
         ASSERT_EQ_INT(stat_int(&run, "emails_sent"), 3);
         ASSERT_EQ_INT(fake_accepted(&f, NULL), 4); /* 1 before the crash + 3: no duplicate */
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "uncertain"), uncertain);
-        ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sending"), 0);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "uncertain"), uncertain);
+        ASSERT_EQ_INT(query_int_arg(db, "SELECT count(*) FROM alert_ledger WHERE state = $1", "sending"), 0);
 
         /* And it stays reported, never re-sent. */
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
@@ -1068,7 +1055,7 @@ TEST(smtp) {
         Env e;
         _cleanup_free_ char *url = xasprintf("SMTP_URL=smtp://127.0.0.1:%d", f.port);
         env_init(&e, (const char *const[]) { url, "SMTP_USERNAME=gazelle", "SMTP_PASSWORD=s3cret", NULL });
-        _cleanup_(db_closep) Db *db = env_store(&e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
         seed_day(db);
         ASSERT_EQ_INT(run_alerts(&e, target), 0);
         _cleanup_(run_clear) Run run = {};

@@ -27,6 +27,7 @@
 #include "store.h"
 #include "tasks.h"
 #include "test-pg.h"
+#include "test-env.h"
 #include "test.h"
 #include "timeutil.h"
 
@@ -39,13 +40,15 @@ static unsigned counter;
 typedef struct Env {
         Config config;
         char *state_home;
+        char *source;    /* env_init_source(): the SQLite store under test, removed by env_done() */
+        Db *writer;      /* env_init_wal_source(): keeps the source's WAL (closed by env_done()) */
+        sqlite3 *reader; /* env_init_wal_source(): holds an old snapshot (released by env_done()) */
 } Env;
 
 static void env_clear_settings(void) {
         static const char *const clear[] = { "STATE_DIRECTORY", "DATABASE_URL", "CREDENTIALS_DIRECTORY", "BACKUP_DIR",
                                              "BACKUP_SQLITE_PATH", "BACKUP_KEEP", "INVOCATION_ID" };
-        for (size_t i = 0; i < ELEMENTSOF(clear); i++)
-                unsetenv(clear[i]);
+        test_unsetenv_all(clear, ELEMENTSOF(clear));
 }
 
 /* Settings are "NAME=value" strings, applied to the environment before config_load(). */
@@ -55,13 +58,7 @@ static void env_init_settings(Env *e, const char *const *settings) {
         if (asprintf(&e->state_home, "%s/state-%u", tmp_root, ++counter) < 0)
                 abort();
         setenv("XDG_STATE_HOME", e->state_home, 1);
-        for (const char *const *s = settings; s && *s; s++) {
-                _cleanup_free_ char *name = xstrdup(*s);
-                char *eq = strchr(name, '=');
-                ASSERT(eq);
-                *eq = 0;
-                setenv(name, eq + 1, 1);
-        }
+        test_setenv_settings(settings);
         int r = config_load(&e->config, BUS_USER);
         ASSERT_OKF(r, "config_load: %s", e->config.error);
 }
@@ -76,30 +73,28 @@ static void env_init(Env *e, const char *const *settings) {
         ASSERT_NULL(e->config.database_url);
 }
 
+static void release_snapshot(sqlite3 **r);
+
 static void env_done(Env *e) {
+        if (e->reader)
+                release_snapshot(&e->reader);
+        db_close(e->writer);
+        if (e->source)
+                unlink(e->source);
+        free(e->source);
         config_clear(&e->config);
         test_rm_rf(e->state_home);
         free(e->state_home);
         env_clear_settings();
 }
 
-static Db *env_store(const Env *e) {
-        Db *db = NULL;
-        int r = store_open(&e->config, &db);
-        ASSERT_OKF(r, "store_open: %s", db ? db_error(db) : "?");
-        return db;
-}
-
-static void exec_sql(Db *db, const char *sql) {
-        int r = db_exec_script(db, sql);
-        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
-}
-
-static int64_t query_int(Db *db, const char *sql) {
-        int64_t v = -1;
-        int r = db_query_int(db, sql, DB_NO_PARAMS, &v);
-        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
-        return v;
+/* A store of the test's own at <tmp>/<stem>-<n>.sqlite (BACKUP_SQLITE_PATH), not created yet. */
+static const char *env_init_source(Env *e, const char *stem) {
+        _cleanup_free_ char *source = xasprintf("%s/%s-%u.sqlite", tmp_root, stem, counter + 1);
+        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
+        env_init(e, (const char *const[]) { setting, NULL });
+        e->source = TAKE_PTR(source);
+        return e->source;
 }
 
 /* Grows the store by about mib MiB of incompressible rows in a table of its own. */
@@ -119,7 +114,7 @@ static int run_backup(const Env *e) {
 
 /* The newest backup run's row. */
 static void last_run(const Env *e, RunRow *row) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         run_row_clear(row);
         int r = store_run_last(db, "backup", NULL, NULL, row);
         ASSERT_OKF(r, "%s", db_error(db));
@@ -150,6 +145,13 @@ static void list_dir(const char *dir, Listing *l) {
                 free(ents[i]);
         }
         free(ents);
+}
+
+/* The path of the one file in the backup directory, l its listing. */
+static char *sole_backup(const Env *e, Listing *l) {
+        list_dir(e->config.backup_dir, l);
+        ASSERTF(l->n == 1, "%zu files in %s (first: %s)", l->n, e->config.backup_dir, l->n ? l->names[0] : "-");
+        return xasprintf("%s/%s", e->config.backup_dir, l->names[0]);
 }
 
 static size_t count_matching(const Listing *l, bool (*pred)(const char *)) {
@@ -215,7 +217,7 @@ TEST(backup_creates_verified_file) {
         Env e;
         env_init(&e, NULL);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, last_name, synced_at) VALUES "
                              "('usr_1', 'Nicolas', 'Lévesque', '2026-11-24T08:00:00.000000Z'), "
                              "('usr_2', 'Jean-Philippe', 'Côté', '2026-11-24T08:00:00.000000Z')");
@@ -410,15 +412,13 @@ TEST(disk_full) {
         Env e;
         env_init(&e, NULL);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 fill_store(db, 4);
         }
         /* An earlier backup, made while there was room. */
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
         Listing l = {};
-        list_dir(e.config.backup_dir, &l);
-        ASSERT_EQ_INT(l.n, 1);
-        _cleanup_free_ char *earlier = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        _cleanup_free_ char *earlier = sole_backup(&e, &l);
         off_t earlier_size = file_size(earlier);
         ASSERT(earlier_size > 4 * MIB);
         sleep(1); /* a new name for the failing run, so it cannot touch the earlier file */
@@ -459,10 +459,8 @@ static void make_source(const char *path, unsigned mib) {
 }
 
 TEST(sigkill_mid_backup) {
-        _cleanup_free_ char *source = xasprintf("%s/source-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
+        const char *source = env_init_source(&e, "source");
         make_source(source, 48);
         ASSERT_OK(mkdir_p(e.config.backup_dir, 0700));
 
@@ -520,7 +518,7 @@ TEST(sigkill_mid_backup) {
 
         /* … and the killed run is no longer "running". */
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 _cleanup_free_ char *status_text = NULL;
                 ASSERT_EQ_INT(db_query_text(db, "SELECT status FROM scheduler_logs WHERE id = $1",
                                             DB_PARAMS(DBV_TEXT_OR_NULL(killed_id)), &status_text), 1);
@@ -530,7 +528,6 @@ TEST(sigkill_mid_backup) {
         ASSERT_STREQ(row.status, "success");
         run_row_clear(&row);
         listing_free(&l);
-        unlink(source);
         env_done(&e);
 }
 
@@ -615,14 +612,12 @@ TEST(verify) {
 
         /* A real backup passes; the same file with a damaged page does not. */
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 fill_store(db, 1);
         }
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
         Listing l = {};
-        list_dir(e.config.backup_dir, &l);
-        ASSERT_EQ_INT(l.n, 1);
-        _cleanup_free_ char *good = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        _cleanup_free_ char *good = sole_backup(&e, &l);
         assert_verified(good);
         {
                 int fd = open(good, O_WRONLY | O_CLOEXEC);
@@ -643,7 +638,7 @@ TEST(verify) {
 }
 
 static int64_t count_users(const Env *e) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         return query_int(db, "SELECT count(*) FROM gazelle_users");
 }
 
@@ -651,19 +646,17 @@ TEST(restore) {
         Env e;
         env_init(&e, NULL);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, synced_at) VALUES "
                              "('usr_1', 'Nick', '2026-11-24T08:00:00.000000Z')");
         }
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
         Listing l = {};
-        list_dir(e.config.backup_dir, &l);
-        ASSERT_EQ_INT(l.n, 1);
-        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        _cleanup_free_ char *path = sole_backup(&e, &l);
 
         /* A change after the backup… */
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 exec_sql(db, "INSERT INTO gazelle_users (external_id, first_name, synced_at) VALUES "
                              "('usr_2', 'Allan', '2026-11-24T09:00:00.000000Z')");
                 exec_sql(db, "UPDATE gazelle_users SET first_name = 'Nicolas' WHERE external_id = 'usr_1'");
@@ -688,7 +681,7 @@ TEST(restore) {
         /* …and gone once restored. */
         ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_OK);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM gazelle_users"), 1);
                 _cleanup_free_ char *name = NULL;
                 ASSERT_EQ_INT(db_query_text(db, "SELECT first_name FROM gazelle_users WHERE external_id = 'usr_1'",
@@ -759,7 +752,7 @@ TEST(concurrent_writer) {
         Env e;
         env_init(&e, NULL);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 fill_store(db, 32);
         }
         int ready[2];
@@ -788,9 +781,7 @@ TEST(concurrent_writer) {
                 (long long) rows_after);
 
         Listing l = {};
-        list_dir(e.config.backup_dir, &l);
-        ASSERT_EQ_INT(l.n, 1);
-        _cleanup_free_ char *path = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        _cleanup_free_ char *path = sole_backup(&e, &l);
         assert_verified(path);
         /* One snapshot: every transaction is in whole or not at all (pairs), and the copy has
          * the rows committed before it started. */
@@ -845,9 +836,18 @@ static sqlite3 *hold_old_snapshot(const char *path) {
         return r;
 }
 
-static void release_snapshot(sqlite3 *r) {
-        ASSERT_EQ_INT(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(r);
+static void release_snapshot(sqlite3 **r) {
+        ASSERT_EQ_INT(sqlite3_exec(*r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(TAKE_PTR(*r));
+}
+
+/* A WAL source of mib MiB (make_wal_source) with an old snapshot held on it (hold_old_snapshot),
+ * in e->writer and e->reader. */
+static const char *env_init_wal_source(Env *e, const char *stem, unsigned mib) {
+        const char *source = env_init_source(e, stem);
+        e->writer = make_wal_source(source, mib);
+        e->reader = hold_old_snapshot(source);
+        return source;
 }
 
 /* Rewrites pages already in the file, adds new ones, removes some: the snapshot's version of
@@ -916,14 +916,10 @@ static double last_stat(const Env *e, const char *name) {
 /* The snapshot's latest pages are WAL frames the checkpoint could not copy: the image is the
  * file plus those frames, identical to what SQLite reads; the WAL source is left as it was. */
 TEST(wal_frames_pending) {
-        _cleanup_free_ char *source = xasprintf("%s/wal-source-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
-        Db *writer = make_wal_source(source, 8);
-        sqlite3 *reader = hold_old_snapshot(source);
+        const char *source = env_init_wal_source(&e, "wal-source", 8);
         for (unsigned round = 1; round <= 5; round++)
-                change_source(writer, round);
+                change_source(e.writer, round);
         int64_t wal_before = wal_size(source);
         ASSERT(wal_before > 1 * MIB);
 
@@ -933,27 +929,21 @@ TEST(wal_frames_pending) {
         ASSERT(last_stat(&e, "verified_pages") > 8 * 256);
 
         /* The old reader still sees its snapshot; the source works on. */
-        release_snapshot(reader);
-        change_source(writer, 6);
+        release_snapshot(&e.reader);
+        change_source(e.writer, 6);
         sleep(1);
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
         assert_backup_equals(&e, source, "image");
-        db_close(writer);
-        unlink(source);
         env_done(&e);
 }
 
 /* Bytes after the snapshot's last frame (a transaction being written, a torn frame after a
  * crash) are not part of it: ignored, whatever they hold. */
 TEST(wal_garbage_tail) {
-        _cleanup_free_ char *source = xasprintf("%s/wal-tail-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
-        Db *writer = make_wal_source(source, 4);
-        sqlite3 *reader = hold_old_snapshot(source);
+        const char *source = env_init_wal_source(&e, "wal-tail", 4);
         for (unsigned round = 1; round <= 3; round++)
-                change_source(writer, round);
+                change_source(e.writer, round);
 
         _cleanup_free_ char *wal = xasprintf("%s-wal", source);
         int64_t committed = wal_size(source);
@@ -971,31 +961,22 @@ TEST(wal_garbage_tail) {
         assert_backup_equals(&e, source, "image");
         ASSERT(last_stat(&e, "wal_frames") > 0);
 
-        release_snapshot(reader);
-        db_close(writer);
-        unlink(source);
         env_done(&e);
 }
 
 /* A WAL cut short inside the snapshot (a damaged disk): nothing is published, the earlier
  * backup stays as it was. */
 TEST(wal_truncated_inside_snapshot) {
-        _cleanup_free_ char *source = xasprintf("%s/wal-cut-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
-        Db *writer = make_wal_source(source, 4);
-        sqlite3 *reader = hold_old_snapshot(source);
-        change_source(writer, 1);
+        const char *source = env_init_wal_source(&e, "wal-cut", 4);
+        change_source(e.writer, 1);
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_OK);
         Listing l = {};
-        list_dir(e.config.backup_dir, &l);
-        ASSERT_EQ_INT(l.n, 1);
-        _cleanup_free_ char *earlier = xasprintf("%s/%s", e.config.backup_dir, l.names[0]);
+        _cleanup_free_ char *earlier = sole_backup(&e, &l);
         off_t earlier_size = file_size(earlier);
         sleep(1);
 
-        change_source(writer, 2);
+        change_source(e.writer, 2);
         _cleanup_free_ char *wal = xasprintf("%s-wal", source);
         ASSERT_OK(truncate(wal, wal_size(source) - 3 * 4120) < 0 ? -errno : 0);
         ASSERT_EQ_INT(run_backup(&e), EXIT_TASK_FAILED);
@@ -1010,19 +991,15 @@ TEST(wal_truncated_inside_snapshot) {
         assert_verified(earlier);
         listing_free(&l);
 
-        sqlite3_close(reader); /* no COMMIT: the source is damaged on purpose */
-        db_close(writer);
-        unlink(source);
-        unlink(wal);
+        sqlite3_close(TAKE_PTR(e.reader)); /* no COMMIT: the source is damaged on purpose */
         env_done(&e);
+        unlink(wal);
 }
 
 /* Not in WAL mode: the backup API, step by step, and a full integrity check. */
 TEST(non_wal_fallback) {
-        _cleanup_free_ char *source = xasprintf("%s/rollback-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
+        const char *source = env_init_source(&e, "rollback");
         make_source(source, 4);
         {
                 _cleanup_(db_closep) Db *db = NULL;
@@ -1034,20 +1011,15 @@ TEST(non_wal_fallback) {
         assert_backup_equals(&e, source, "backup-api");
         _cleanup_free_ char *journal = xasprintf("%s-wal", source);
         ASSERT(access(journal, F_OK) < 0); /* still not WAL */
-        unlink(source);
         env_done(&e);
 }
 
 /* SIGKILL at several points of an image copy: never a published partial file, and the next
  * run cleans up and succeeds. */
 TEST(sigkill_image_copy) {
-        _cleanup_free_ char *source = xasprintf("%s/wal-kill-%u.sqlite", tmp_root, counter + 1);
-        _cleanup_free_ char *setting = xasprintf("BACKUP_SQLITE_PATH=%s", source);
         Env e;
-        env_init(&e, (const char *const[]) { setting, NULL });
-        Db *writer = make_wal_source(source, 64);
-        sqlite3 *reader = hold_old_snapshot(source);
-        change_source(writer, 1);
+        const char *source = env_init_wal_source(&e, "wal-kill", 64);
+        change_source(e.writer, 1);
         ASSERT_OK(mkdir_p(e.config.backup_dir, 0700));
 
         static const useconds_t delays[] = { 0, 1000, 5000, 20000, 60000 };
@@ -1089,9 +1061,6 @@ TEST(sigkill_image_copy) {
         list_dir(e.config.backup_dir, &l);
         ASSERT_EQ_INT(count_matching(&l, is_temporary), 0);
         listing_free(&l);
-        release_snapshot(reader);
-        db_close(writer);
-        unlink(source);
         env_done(&e);
 }
 
@@ -1117,7 +1086,7 @@ TEST(postgresql_export) {
         env_init_any(&e, (const char *const[]) { setting, NULL });
         ASSERT(e.config.database_url);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(db_backend(db), DB_POSTGRESQL);
                 exec_sql(db,
                          "INSERT INTO gazelle_contacts (external_id, client_external_id, is_default, first_name, "

@@ -24,6 +24,7 @@
 #include "task-lock.h"
 #include "tasks.h"
 #include "test-pg.h"
+#include "test-env.h"
 #include "test.h"
 #include "timeutil.h"
 
@@ -42,8 +43,7 @@ typedef struct Env {
 static void env_clear_settings(void) {
         static const char *const clear[] = { "STATE_DIRECTORY", "DATABASE_URL", "CREDENTIALS_DIRECTORY", "BACKUP_DIR",
                                              "BACKUP_SQLITE_PATH", "BACKUP_KEEP", "INVOCATION_ID" };
-        for (size_t i = 0; i < ELEMENTSOF(clear); i++)
-                unsetenv(clear[i]);
+        test_unsetenv_all(clear, ELEMENTSOF(clear));
 }
 
 static void env_init(Env *e, bool pg) {
@@ -70,25 +70,6 @@ static void env_done(Env *e) {
         env_clear_settings();
 }
 
-static Db *env_store(const Env *e) {
-        Db *db = NULL;
-        int r = store_open(&e->config, &db);
-        ASSERT_OKF(r, "store_open: %s", db ? db_error(db) : "?");
-        return db;
-}
-
-static void exec_sql(Db *db, const char *sql) {
-        int r = db_exec_script(db, sql);
-        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
-}
-
-static int64_t query_int(Db *db, const char *sql) {
-        int64_t v = -1;
-        int r = db_query_int(db, sql, DB_NO_PARAMS, &v);
-        ASSERT_OKF(r, "%s: %s", sql, db_error(db));
-        return v;
-}
-
 /* The product's tables, whose contents a round trip must give back. */
 static const char *const tables[] = {
         "scheduler_logs", "gazelle_clients", "gazelle_contacts", "gazelle_pianos", "gazelle_timeline_entries",
@@ -98,7 +79,7 @@ static const char *const tables[] = {
 /* Every row of every table as text, in a stable order (the backup run's own row left out: it
  * is written after the copy was taken). */
 static char *dump(const Env *e) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         Buf b = {};
         for (size_t t = 0; t < ELEMENTSOF(tables); t++) {
                 _cleanup_free_ char *sql = xasprintf("SELECT * FROM %s %s ORDER BY 1", tables[t],
@@ -122,7 +103,7 @@ static char *dump(const Env *e) {
 /* Representative rows on both engines: Unicode, quotes, NULLs, booleans, microseconds, JSON,
  * a serial id, a real caller. */
 static void populate(const Env *e) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         exec_sql(db,
                  "INSERT INTO gazelle_users (external_id, first_name, last_name, synced_at) VALUES "
                  "('usr_1', 'Nick', 'Lévesque 🎹', '2026-11-24T10:00:00.123456Z'), "
@@ -155,7 +136,7 @@ static void populate(const Env *e) {
 }
 
 static void mutate(const Env *e) {
-        _cleanup_(db_closep) Db *db = env_store(e);
+        _cleanup_(db_closep) Db *db = store_open_ok(&e->config);
         exec_sql(db, "DELETE FROM gazelle_users WHERE external_id = 'usr_2';"
                      "UPDATE gazelle_contacts SET first_name = 'Autre' WHERE external_id = 'con_1';"
                      "INSERT INTO alert_ledger (appointment_external_id, target_date, technician_external_id, state, "
@@ -321,7 +302,7 @@ static void foreign_files(bool pg) {
         int version = 0;
         ASSERT_OKF(backup_inspect(good, &version, reason, sizeof reason), "%s", reason);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(version, migrate_latest(db));
         }
 
@@ -369,7 +350,7 @@ static void older_schema(bool pg) {
 
         ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_OK);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger"), 1);
                 /* Migration 003 ran on the restored rows: an outbox alert is queued, not sent. */
                 _cleanup_free_ char *state = NULL;
@@ -419,7 +400,7 @@ TEST(without_checksums_sqlite) {
         free(b.data);
         ASSERT_EQ_INT(backup_restore(&e.config, path, false), EXIT_TASK_OK);
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM gazelle_users"), 0);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(checksum) FROM schema_migrations"), migrate_latest(db));
         }
@@ -499,7 +480,7 @@ static void round_trip(bool pg) {
 
         /* Refused while another host holds a task's lease (a run in progress there). */
         {
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 TaskLeaseHolder prev = {};
                 const char *remote_run = "7a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
                 ASSERT_OKF(task_lease_take(db, task_get(TASK_SYNC_GAZELLE), "autre-hote", remote_run, 60, &prev), "%s",
@@ -515,12 +496,12 @@ static void round_trip(bool pg) {
         ASSERT_STREQ(after, before);
         {
                 /* The backup run's own lease, in every backup, is not brought back. */
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM task_leases"), 0);
         }
         {
                 /* A serial id restored is not handed out again. */
-                _cleanup_(db_closep) Db *db = env_store(&e);
+                _cleanup_(db_closep) Db *db = store_open_ok(&e.config);
                 exec_sql(db, "INSERT INTO alert_ledger (appointment_external_id, target_date, technician_external_id, "
                              "attempts, created_at, updated_at) VALUES ('apt_4', '2026-11-28', 'usr_1', 0, "
                              "'2026-11-27T21:00:00.000000Z', '2026-11-27T21:00:00.000000Z')");
@@ -597,7 +578,7 @@ TEST(across_stores) {
         env_init(&sq, false);
         ASSERT_EQ_INT(backup_restore(&sq.config, backup, false), EXIT_TASK_OK);
         {
-                _cleanup_(db_closep) Db *db = env_store(&sq);
+                _cleanup_(db_closep) Db *db = store_open_ok(&sq.config);
                 ASSERT_EQ_INT(query_int(db, "SELECT count(*) FROM alert_ledger"), 2);
                 ASSERT_EQ_INT(query_int(db, "SELECT caller_uid FROM scheduler_logs WHERE task_name = 'sync_gazelle'"),
                               1000);

@@ -75,6 +75,12 @@ static Db *test_store_open(TestStore *s) {
         return db;
 }
 
+/* A fresh store, open in s->db (closed by test_store_done()). */
+static Db *test_store_start(TestStore *s) {
+        test_store_init(s);
+        return s->db = test_store_open(s);
+}
+
 static void test_store_done(TestStore *s) {
         s->db = db_close(s->db);
         config_clear(&s->config);
@@ -164,9 +170,7 @@ static void assert_status(Db *db, const char *id, const char *status) {
 
 TEST(migrations) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
 
         int latest = migrate_latest(db);
         ASSERT(latest >= 1);
@@ -312,9 +316,7 @@ TEST(run_ids) {
 
 TEST(adopt) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         char host[256];
         host_name(host);
         usec_t now = now_realtime();
@@ -410,9 +412,7 @@ TEST(adopt) {
  * than the tie's grace, are closed at once, not after the adoption window. */
 TEST(reap_dead_jobs) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         char host[256];
         host_name(host);
         usec_t now = now_realtime();
@@ -447,8 +447,7 @@ TEST(reap_dead_jobs) {
 TEST(adopt_race) {
         /* Four runners adopt at once, each on its own connection: exactly one wins. */
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
+        test_store_start(&s);
         char host[256], pending[RUN_ID_MAX];
         host_name(host);
         usec_t now = now_realtime();
@@ -500,9 +499,7 @@ TEST(adopt_race) {
 
 TEST(finish) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         usec_t now = now_realtime();
         char id[RUN_ID_MAX];
         insert(db, &(RowSpec) { .task = "backup", .started_at = now - 5 * USEC_PER_SEC, .status = "running",
@@ -546,9 +543,7 @@ TEST(finish) {
 
 TEST(reap) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         char host[256];
         host_name(host);
         usec_t now = now_realtime();
@@ -616,9 +611,7 @@ TEST(reap) {
  * taken over with the dead run closed interrupted; released by its holder only. */
 TEST(lease) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         const Task *t = task_get(TASK_BACKUP);
         usec_t now = now_realtime();
         char a[RUN_ID_MAX], b[RUN_ID_MAX];
@@ -670,9 +663,7 @@ TEST(lease) {
 
 TEST(scheduled_success_between) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         /* 2026-03-08, the report's slot falls in the DST gap: 02:00 → 07:00Z. */
         usec_t slot = local_to_utc((LocalDate) { 2026, 3, 8 }, 2, 0);
         usec_t next = local_to_utc((LocalDate) { 2026, 3, 9 }, 2, 0);
@@ -721,9 +712,7 @@ TEST(scheduled_success_between) {
 
 TEST(runs_query) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         usec_t t0 = now_realtime() - 3600 * USEC_PER_SEC;
         const char *tasks[] = { "backup", "sync_gazelle", "backup", "rv_alerts", "backup", "sync_gazelle" };
         char ids[6][RUN_ID_MAX];
@@ -799,9 +788,7 @@ static void assert_json_equal(const char *got, const char *expected) {
 
 TEST(round_trip) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
-        Db *db = s.db;
+        Db *db = test_store_start(&s);
         char id[RUN_ID_MAX], nulls[RUN_ID_MAX];
         const char *message = "Rapport « Vincent d'Indy » : 3 lignes, l'été ; \"guillemets\", 'apostrophes', "
                               "\\barre\\, tab\tici, émoji 🎹✅❌⏳ et 中文";
@@ -948,8 +935,7 @@ TEST(postgresql_unreachable) {
  * server's time zone, whatever it is, changes no timestamp read or written. */
 TEST(postgresql_session) {
         TestStore s;
-        test_store_init(&s);
-        s.db = test_store_open(&s);
+        test_store_start(&s);
         _cleanup_free_ char *v = NULL;
         ASSERT_OKF(db_exec(s.db, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET TimeZone = %L', "
                            "current_database(), 'America/Montreal'); END $$", DB_NO_PARAMS), "%s", db_error(s.db));
