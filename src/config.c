@@ -188,8 +188,7 @@ static const SettingDef settings_table[] = {
         /* Before DATABASE_URL, whose check reads it. */
         { "GAZELLE_DB_ALLOW_PLAINTEXT", KIND_CHOICE, .offset = NO_FIELD, .choices = "0|1" },
         { "DATABASE_URL", KIND_DB_URL, .offset = FIELD(database_url), .credential = "database-url", .mask = true },
-        /* Read by task-lock.c (task_lease_seconds()); validated here so a bad value fails at start. */
-        { "GAZELLE_LEASE_SECONDS", KIND_UNSIGNED, .min = 3, .max = 3600, .def = "60", .offset = NO_FIELD },
+        { "GAZELLE_LEASE_SECONDS", KIND_UNSIGNED, .min = 3, .max = 3600, .def = "60", .offset = FIELD(lease_seconds) },
         { "BACKUP_DIR", KIND_PATH, .offset = FIELD(backup_dir) },
         { "BACKUP_KEEP", KIND_UNSIGNED, .min = 1, .max = 1000, .def = "10", .offset = FIELD(backup_keep) },
         { "BACKUP_SQLITE_PATH", KIND_PATH, .offset = FIELD(backup_sqlite_path) },

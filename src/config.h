@@ -32,6 +32,7 @@ typedef struct Config {
         char *backup_sqlite_path;  /* $BACKUP_SQLITE_PATH: another SQLite file to back up */
         char *admin_group;         /* the build's admin_group (gazelle-admin); $GAZELLE_ADMIN_GROUP on a user bus only */
         unsigned idle_exit_sec;    /* $GAZELLE_IDLE_EXIT_SEC, daemon idle exit, default 30 */
+        unsigned lease_seconds;    /* $GAZELLE_LEASE_SECONDS, a task lease's life, 3…3600, default 60 */
         /* Gazelle API client */
         char *gazelle_api_url;     /* $GAZELLE_API_URL */
         char *gazelle_token_url;   /* $GAZELLE_TOKEN_URL */

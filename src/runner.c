@@ -379,7 +379,7 @@ int runner_run(const Config *config, const Task *task, TaskRunFunc run, const Ru
 
         _cleanup_(task_result_clear) TaskResult result = { .stats = cJSON_CreateObject() };
         Slot slot = slot_of(task, ctx.started_at);
-        unsigned lease_seconds = task_lease_seconds();
+        unsigned lease_seconds = ctx.config->lease_seconds;
         _cleanup_(task_lease_keeper_stopp) TaskLeaseKeeper *keeper = NULL;
         /* The slot is checked under the lease: another host may have completed it between this
          * host's ExecCondition and now. */

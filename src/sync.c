@@ -1027,7 +1027,7 @@ static int take_sync_lease(Sync *s, TaskLeaseHolder *holder) {
                 return 1;
         const Task *t = task_get(TASK_SYNC_GAZELLE);
         char host[256];
-        unsigned seconds = task_lease_seconds();
+        unsigned seconds = ctx->config->lease_seconds;
         int r = task_lock_take(ctx->config, t, &s->sync_lock_fd);
         if (r == -EBUSY) {
                 snprintf(holder->host, sizeof holder->host, "%s", host_name(host));

@@ -106,15 +106,6 @@ bool task_busy(const Config *c, sd_bus *bus, const Task *t) {
 
 /* ---- The lease ---- */
 
-unsigned task_lease_seconds(void) {
-        const char *s = getenv("GAZELLE_LEASE_SECONDS");
-        if (isempty(s))
-                return TASK_LEASE_SECONDS_DEFAULT;
-        char *end;
-        unsigned long v = strtoul(s, &end, 10);
-        return *end || v < 3 || v > 3600 ? TASK_LEASE_SECONDS_DEFAULT : (unsigned) v;
-}
-
 static bool is_pg(Db *db) {
         return db_backend(db) == DB_POSTGRESQL;
 }

@@ -56,7 +56,6 @@ bool task_busy(const Config *c, sd_bus *bus, const Task *t);
  * of this very host is taken over at once: the caller holds the host's task lock, so the run
  * that left it is dead. */
 
-#define TASK_LEASE_SECONDS_DEFAULT 60u
 #define TASK_LEASE_HOST_MAX 256
 
 typedef struct TaskLeaseHolder {
@@ -65,8 +64,6 @@ typedef struct TaskLeaseHolder {
         bool expired;
 } TaskLeaseHolder;
 
-/* Seconds a lease lives without renewal: GAZELLE_LEASE_SECONDS (3..3600), else the default. */
-unsigned task_lease_seconds(void);
 
 /* Takes t's lease for (host, run_id), the caller holding this host's task lock. 0: taken, and
  * when it was a dead holder's lease, *ret_prev names that holder (its run, if still `running`,
