@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: MIT */
 /* redact.c — the secret registry and the redaction step (see redact.h). */
 #include "redact.h"
 

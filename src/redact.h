@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: MIT */
 /* redact.h — the registry of the secrets a process has loaded, and the one step every error
  * text passes before it leaves the process (journal, stderr, scheduler_logs, D-Bus error
  * texts, emails): every registered secret is masked, so is the password of any URL

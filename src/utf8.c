@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: MIT */
 /* utf8.c — character-boundary cuts and repair of UTF-8 text (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF). */
 #include "utf8.h"

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: MIT */
 /* utf8.h — cutting and repairing UTF-8 text. Every text this program bounds (journal lines,
  * D-Bus error texts, stored messages, email lines) is cut here, on a character boundary: a
  * D-Bus message carrying invalid UTF-8 is refused by sd-bus, so a reply cut inside "é" is

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* SPDX-License-Identifier: MIT */
 /* test-redact.c — the one redaction step (redact.h) on the texts that leaked secrets (libpq's
  * quoted URI, a token endpoint echoing its request body, an SMTP URL), and the UTF-8 cut
  * (utf8.h) at every byte of multi-byte characters. */
