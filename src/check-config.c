@@ -17,6 +17,7 @@
 #include "migrate.h"
 #include "redact.h"
 #include "runner.h"
+#include "store.h"
 #include "util.h"
 
 
@@ -93,16 +94,12 @@ static void check_store(const Config *c, Checks *k) {
         _cleanup_(db_closep) Db *db = NULL;
         int r;
 
-        if (!c->database_url) {
-                struct stat st;
-                if (stat(c->sqlite_path, &st) < 0) {
-                        printf("  Store: SQLite %s (not created yet: the first command that needs it creates it)\n",
-                               c->sqlite_path);
-                        return;
-                }
-                r = db_open_sqlite(c->sqlite_path, &db);
-        } else
-                r = db_open_postgresql(c->database_url, &db);
+        r = store_open_existing(c, &db);
+        if (r == -ENOENT && !c->database_url) {
+                printf("  Store: SQLite %s (not created yet: the first command that needs it creates it)\n",
+                       c->sqlite_path);
+                return;
+        }
         const char *what = c->database_url ? "PostgreSQL" : c->sqlite_path;
         if (r < 0) {
                 problem(k, "store %s cannot be reached: %s", what, db ? db_error(db) : strerror(-r));

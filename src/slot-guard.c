@@ -138,8 +138,11 @@ int slot_guard_should_run(const Config *config, int config_result, const Task *t
                 return 0;
         }
 
+        /* A guard reads: it never creates or migrates the store (the runner does, under its lock). */
         _cleanup_(db_closep) Db *db = NULL;
-        r = store_open(config, &db);
+        r = store_open_existing(config, &db);
+        if (r == -ENOENT)
+                return 0; /* no store yet: no run of any slot */
         if (r >= 0)
                 r = store_scheduled_success_between(db, task->name, slot.from, slot.to);
         if (r < 0) {

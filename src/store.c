@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <systemd/sd-id128.h>
 
 #include "migrate.h"
@@ -32,29 +33,40 @@ void run_row_clear(RunRow *row) {
         *row = (RunRow) { .duration_seconds = -1 };
 }
 
-int store_open(const Config *c, Db **ret) {
-        assert(c && ret);
+static int store_connect(const Config *c, bool create, Db **ret) {
         _cleanup_(db_closep) Db *db = NULL;
         int r;
 
         if (c->database_url)
                 r = db_open_postgresql(c->database_url, &db);
+        else if (!create && access(c->sqlite_path, F_OK) < 0)
+                return -errno;
         else {
-                r = mkdir_p(c->state_dir, 0700);
+                r = create ? mkdir_p(c->state_dir, 0700) : 0;
                 if (r < 0)
                         return r;
                 r = db_open_sqlite(c->sqlite_path, &db);
         }
         if (db)
                 db_set_secrets(db, c->secrets);
-        if (r < 0) {
-                /* Hand the engine's message up even though the connection failed. */
-                *ret = TAKE_PTR(db);
-                return r;
-        }
-        r = migrate_apply(db);
+        /* On failure too: the engine's message travels with the half-open Db. */
         *ret = TAKE_PTR(db);
+        return r;
+}
+
+int store_open(const Config *c, Db **ret) {
+        assert(c && ret);
+        int r = store_connect(c, true, ret);
+        if (r < 0)
+                return r;
+        r = migrate_apply(*ret);
         return r < 0 ? r : 0;
+}
+
+int store_open_existing(const Config *c, Db **ret) {
+        assert(c && ret);
+        *ret = NULL;
+        return store_connect(c, false, ret);
 }
 
 void run_id_new(char buf[static RUN_ID_MAX]) {

@@ -43,6 +43,9 @@ void run_row_clear(RunRow *row);
 /* Opens the store the configuration names and applies pending migrations. The SQLite file's
  * directory is created (0700) when missing. */
 int store_open(const Config *c, Db **ret);
+/* The same store as it is, for readers that must not write (should-run, check-config): nothing
+ * is created or migrated. -ENOENT when the SQLite file does not exist yet. */
+int store_open_existing(const Config *c, Db **ret);
 
 /* A new random (v4) UUID in text form. */
 void run_id_new(char buf[static RUN_ID_MAX]);
